@@ -1,0 +1,190 @@
+"""Domain errors, each with a stable machine-readable code.
+
+The class name is what Step Functions sees as the error name (Lambda reports
+``errorType`` = class name), so the state machine's ``Retry``/``Catch`` match on
+these names; ``code`` is what users see in API responses and job records.
+``retryable`` says whether running the same step again can succeed.
+"""
+
+from __future__ import annotations
+
+from typing import ClassVar
+
+
+class YTCaptionError(Exception):
+    code: ClassVar[str] = "INTERNAL_ERROR"
+    http_status: ClassVar[int] = 500
+    retryable: ClassVar[bool] = False
+
+    def __init__(self, message: str | None = None) -> None:
+        self.message = message or self.default_message()
+        super().__init__(self.message)
+
+    @classmethod
+    def default_message(cls) -> str:
+        return cls.code.replace("_", " ").capitalize()
+
+    def to_dict(self) -> dict[str, str]:
+        return {"code": self.code, "message": self.message}
+
+
+# --- request and job-state errors (API) --------------------------------------
+
+
+class InvalidRequest(YTCaptionError):
+    code = "INVALID_REQUEST"
+    http_status = 400
+
+
+class InvalidCursor(InvalidRequest):
+    code = "INVALID_CURSOR"
+
+
+class UnsupportedFormat(InvalidRequest):
+    code = "UNSUPPORTED_FORMAT"
+
+
+class RouteNotFound(YTCaptionError):
+    code = "NOT_FOUND"
+    http_status = 404
+
+
+class MethodNotAllowed(YTCaptionError):
+    code = "METHOD_NOT_ALLOWED"
+    http_status = 405
+
+
+class JobNotFound(YTCaptionError):
+    code = "JOB_NOT_FOUND"
+    http_status = 404
+
+
+class JobNotCompleted(YTCaptionError):
+    code = "JOB_NOT_COMPLETED"
+    http_status = 409
+
+
+class JobAlreadyFinished(YTCaptionError):
+    code = "JOB_ALREADY_FINISHED"
+    http_status = 409
+
+
+class IllegalTransition(YTCaptionError):
+    """A writer tried to move a job somewhere the job model forbids."""
+
+    code = "ILLEGAL_TRANSITION"
+    http_status = 409
+
+
+class JobCancelled(IllegalTransition):
+    """The job was cancelled while a stage ran: the stage stops, nothing is retried."""
+
+    code = "JOB_CANCELLED"
+
+
+class IdempotencyKeyReused(YTCaptionError):
+    code = "IDEMPOTENCY_KEY_REUSED"
+    http_status = 422
+
+
+class Conflict(YTCaptionError):
+    """Optimistic-lock retries ran out: too many writers at once."""
+
+    code = "CONFLICT"
+    http_status = 409
+    retryable = True
+
+
+class Throttled(YTCaptionError):
+    code = "THROTTLED"
+    http_status = 503
+    retryable = True
+
+
+class ServiceUnavailable(YTCaptionError):
+    code = "SERVICE_UNAVAILABLE"
+    http_status = 503
+    retryable = True
+
+
+class StorageError(YTCaptionError):
+    code = "STORAGE_ERROR"
+    http_status = 503
+    retryable = True
+
+
+class UploadTooLarge(InvalidRequest):
+    code = "UPLOAD_TOO_LARGE"
+    http_status = 413
+
+
+class UploadMissing(YTCaptionError):
+    code = "UPLOAD_MISSING"
+    http_status = 409
+
+
+# --- media and transcription errors (pipeline) --------------------------------
+
+
+class DownloadFailed(YTCaptionError):
+    """A transient failure fetching the source (network, 5xx, timeouts)."""
+
+    code = "DOWNLOAD_FAILED"
+    http_status = 502
+    retryable = True
+
+
+class SourceNotFound(YTCaptionError):
+    code = "SOURCE_NOT_FOUND"
+    http_status = 422
+
+
+class UnsupportedSource(YTCaptionError):
+    code = "UNSUPPORTED_SOURCE"
+    http_status = 422
+
+
+class MediaTooLong(YTCaptionError):
+    code = "MEDIA_TOO_LONG"
+    http_status = 422
+
+
+class MediaTooLarge(YTCaptionError):
+    code = "MEDIA_TOO_LARGE"
+    http_status = 422
+
+
+class UnsupportedMedia(YTCaptionError):
+    code = "UNSUPPORTED_MEDIA"
+    http_status = 422
+
+
+class ModelUnavailable(YTCaptionError):
+    code = "MODEL_UNAVAILABLE"
+    http_status = 500
+
+
+class TranscriptionFailed(YTCaptionError):
+    code = "TRANSCRIPTION_FAILED"
+    http_status = 500
+    retryable = True
+
+
+class UnsafeUrl(InvalidRequest):
+    code = "UNSAFE_URL"
+
+
+ALL_ERRORS: tuple[type[YTCaptionError], ...] = tuple(
+    cls for cls in list(globals().values())
+    if isinstance(cls, type) and issubclass(cls, YTCaptionError)
+)
+
+RETRYABLE_ERROR_NAMES: tuple[str, ...] = tuple(c.__name__ for c in ALL_ERRORS if c.retryable)
+
+
+def error_from_name(name: str, message: str) -> YTCaptionError:
+    """Rebuild a domain error from a Step Functions ``Error``/``Cause`` pair."""
+    for cls in ALL_ERRORS:
+        if cls.__name__ == name or cls.code == name:
+            return cls(message)
+    return YTCaptionError(message)

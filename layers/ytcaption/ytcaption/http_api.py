@@ -1,0 +1,253 @@
+"""The HTTPS API: routes, validation, and the one place errors become responses.
+
+Every error body is ``{"error": {"code", "message"}}`` with a stable code; no
+stack trace ever reaches a client.
+"""
+
+from __future__ import annotations
+
+import json
+import uuid
+from typing import Annotated, Any, Literal
+
+from aws_lambda_powertools.event_handler import APIGatewayRestResolver, Response
+from aws_lambda_powertools.event_handler.openapi.exceptions import RequestValidationError
+from aws_lambda_powertools.event_handler.openapi.params import Path, Query
+from aws_lambda_powertools.metrics import MetricUnit
+
+from ytcaption.api_models import (
+    CreateUpload,
+    ErrorResponse,
+    JobList,
+    SubmitResponse,
+    SubmitTranscription,
+    UploadResponse,
+)
+from ytcaption.errors import InvalidRequest, YTCaptionError
+from ytcaption.jobs import Job, JobStatus
+from ytcaption.observability import bind_job, logger, metrics
+
+app = APIGatewayRestResolver(enable_validation=True)
+
+_service: Any = None
+CORRELATION_HEADER = "X-Correlation-ID"
+_ERR = {"content": {"application/json": {"model": ErrorResponse}}}
+ERRORS: dict[int, Any] = {
+    400: {"description": "Invalid request", **_ERR},
+    404: {"description": "No such job or route", **_ERR},
+    409: {"description": "The job's state does not allow this", **_ERR},
+    413: {"description": "Declared upload too large", **_ERR},
+    422: {"description": "Idempotency key reused for another request", **_ERR},
+    503: {"description": "A dependency is unavailable; retry later", **_ERR},
+}
+
+
+def service() -> Any:
+    """The JobService, built on first use from settings (not at import)."""
+    global _service
+    if _service is None:
+        from ytcaption.service import JobService
+        from ytcaption.settings import get_api_settings
+
+        _service = JobService(get_api_settings())
+    return _service
+
+
+def set_service(svc: Any) -> None:
+    global _service
+    _service = svc
+
+
+def _error(status: int, code: str, message: str) -> Response[Any]:
+    return Response(
+        status_code=status,
+        content_type="application/json",
+        body=json.dumps({"error": {"code": code, "message": message}}),
+    )
+
+
+@app.exception_handler(YTCaptionError)
+def _domain_error(exc: YTCaptionError) -> Response[Any]:
+    if exc.http_status >= 500:
+        logger.error("request failed", extra={"code": exc.code, "error": exc.message})
+    if exc.http_status < 500:
+        metrics.add_metric(name="RequestsRejected", unit=MetricUnit.Count, value=1)
+    return _error(exc.http_status, exc.code, exc.message)
+
+
+@app.exception_handler(RequestValidationError)
+def _validation_error(exc: RequestValidationError) -> Response[Any]:
+    metrics.add_metric(name="RequestsRejected", unit=MetricUnit.Count, value=1)
+    return _error(400, "INVALID_REQUEST", describe_validation(exc.errors()))
+
+
+@app.not_found
+def _not_found(_exc: Exception) -> Response[Any]:
+    return _error(404, "NOT_FOUND", "no such route")
+
+
+@app.exception_handler(Exception)
+def _unexpected(exc: Exception) -> Response[Any]:
+    logger.exception("unhandled error")
+    return _error(500, "INTERNAL_ERROR", "internal error; the request id is in X-Correlation-ID")
+
+
+def describe_validation(errors: Any) -> str:
+    parts = []
+    for e in list(errors)[:3]:
+        loc = [str(p) for p in e.get("loc", ()) if p not in ("body",)]
+        msg = str(e.get("msg", "invalid")).removeprefix("Value error, ")
+        if e.get("type") == "extra_forbidden":
+            msg = "unknown field"
+        elif e.get("type") == "json_invalid":
+            msg = "request body is not valid JSON"
+        parts.append(f"{'.'.join(loc)}: {msg}" if loc else msg)
+    return "; ".join(parts) or "invalid request"
+
+
+def _base_url() -> str:
+    ev = app.current_event
+    host = ev.headers.get("host") or ev.request_context.domain_name or ""
+    proto = ev.headers.get("x-forwarded-proto") or "https"
+    stage = ev.request_context.stage
+    prefix = f"/{stage}" if host.endswith(".amazonaws.com") and stage else ""
+    return f"{proto}://{host}{prefix}" if host else prefix
+
+
+def _links(job: Job) -> dict[str, str]:
+    base = f"{_base_url()}/v1/transcriptions/{job.job_id}"
+    return {"status_url": base, "result_url": f"{base}/result"}
+
+
+def _header(name: str, max_len: int = 255) -> str | None:
+    value = app.current_event.headers.get(name)
+    if value is not None and (not value.strip() or len(value) > max_len):
+        raise InvalidRequest(f"header {name} must be 1-{max_len} characters")
+    return value
+
+
+def _correlation_id() -> str | None:
+    return app.context.get("correlation_id")
+
+
+# --- routes -------------------------------------------------------------------------------
+
+
+@app.post(
+    "/v1/transcriptions",
+    summary="Transcribe a URL",
+    responses={202: {"description": "Accepted", "content": {"application/json": {"model": SubmitResponse}}},
+               **ERRORS},
+)
+def submit(body: SubmitTranscription) -> Response[Any]:
+    job, created = service().submit_url(
+        body, idempotency_key=_header("Idempotency-Key"), correlation_id=_correlation_id()
+    )
+    bind_job(job.job_id)
+    if created:
+        metrics.add_metric(name="JobsSubmitted", unit=MetricUnit.Count, value=1)
+        logger.info("job submitted", extra={"source": "url"})
+    doc = SubmitResponse(job_id=job.job_id, status=job.status, created_at=job.created_at, **_links(job))
+    return Response(202, "application/json", doc.model_dump_json(),
+                    headers={"Location": doc.status_url})
+
+
+@app.post(
+    "/v1/uploads",
+    summary="Reserve a job for a file upload",
+    responses={201: {"description": "Created", "content": {"application/json": {"model": UploadResponse}}},
+               **ERRORS},
+)
+def create_upload(body: CreateUpload) -> Response[Any]:
+    job, url, expires = service().create_upload(
+        body, idempotency_key=_header("Idempotency-Key"), correlation_id=_correlation_id()
+    )
+    bind_job(job.job_id)
+    metrics.add_metric(name="UploadsReserved", unit=MetricUnit.Count, value=1)
+    doc = UploadResponse(
+        job_id=job.job_id,
+        status=job.status,
+        created_at=job.created_at,
+        upload_url=url,
+        upload_headers={"Content-Type": body.content_type},
+        upload_expires_at=expires.isoformat(timespec="seconds").replace("+00:00", "Z"),
+        **_links(job),
+    )
+    return Response(201, "application/json", doc.model_dump_json())
+
+
+@app.get("/v1/transcriptions", summary="List jobs, newest first", responses={**ERRORS})
+def list_jobs(
+    status: Annotated[JobStatus | None, Query()] = None,
+    limit: Annotated[int, Query(ge=1, le=100)] = 20,
+    cursor: Annotated[str | None, Query(max_length=2048)] = None,
+) -> JobList:
+    jobs, next_cursor = service().list(status, limit, cursor)
+    return JobList(items=[j.public() for j in jobs], next_cursor=next_cursor)
+
+
+@app.get("/v1/transcriptions/<job_id>", summary="A job's status and details", responses={**ERRORS})
+def get_job(job_id: Annotated[str, Path(max_length=64)]) -> dict[str, Any]:
+    bind_job(job_id)
+    return dict(service().get(job_id).public())
+
+
+@app.get("/v1/transcriptions/<job_id>/events", summary="A job's history", responses={**ERRORS})
+def get_events(job_id: Annotated[str, Path(max_length=64)]) -> dict[str, Any]:
+    job = service().get(job_id)
+    return {"job_id": job.job_id, "events": [e.model_dump(mode="json", exclude_none=True) for e in job.events]}
+
+
+@app.get(
+    "/v1/transcriptions/<job_id>/result",
+    summary="The captions of a completed job",
+    responses={
+        200: {"description": "The caption file", "content": {
+            "application/json": {}, "application/x-subrip": {}, "text/vtt": {}, "text/plain": {}}},
+        302: {"description": "Redirect to a presigned download URL (large results)"},
+        **ERRORS,
+    },
+)
+def get_result(
+    job_id: Annotated[str, Path(max_length=64)],
+    format: Annotated[Literal["json", "srt", "vtt", "txt"], Query()] = "json",  # noqa: A002
+) -> Response[Any]:
+    res = service().result(job_id, format)
+    if res.redirect_url:
+        return Response(302, res.content_type, "", headers={"Location": res.redirect_url})
+    return Response(200, res.content_type, res.body,
+                    headers={"Content-Disposition": f'inline; filename="{res.filename}"'})
+
+
+@app.delete("/v1/transcriptions/<job_id>", summary="Cancel a job", responses={**ERRORS})
+def cancel(job_id: Annotated[str, Path(max_length=64)]) -> dict[str, Any]:
+    bind_job(job_id)
+    job = service().cancel(job_id)
+    logger.info("job cancelled")
+    return dict(job.public())
+
+
+@app.get("/v1/health", summary="Liveness")
+def health() -> dict[str, str]:
+    return {"status": "ok"}
+
+
+@app.get("/v1/openapi.json", summary="This API's OpenAPI document", include_in_schema=False)
+def openapi() -> Response[Any]:
+    return Response(200, "application/json", app.get_openapi_json_schema(title="YTCaption API",
+                                                                          version="1.0.0"))
+
+
+def handle(event: dict[str, Any], context: Any) -> dict[str, Any]:
+    """Resolve one API Gateway event, carrying the correlation id in and out."""
+    headers = {k.lower(): v for k, v in (event.get("headers") or {}).items()}
+    cid = headers.get(CORRELATION_HEADER.lower())
+    if not cid or len(cid) > 128 or not cid.isprintable():
+        cid = str(uuid.uuid4())
+    app.append_context(correlation_id=cid)
+    logger.set_correlation_id(cid)
+    response: dict[str, Any] = app.resolve(event, context)
+    response.setdefault("headers", {})[CORRELATION_HEADER] = cid
+    if "multiValueHeaders" in response:
+        response["multiValueHeaders"][CORRELATION_HEADER] = [cid]
+    return response

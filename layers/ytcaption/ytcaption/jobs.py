@@ -1,0 +1,290 @@
+"""The job model and its legal status transitions: the one place they are decided.
+
+Every writer (API, S3 trigger, pipeline Lambdas, Batch workers) moves a job only
+through :func:`check_transition`; the repository enforces the same rule with a
+conditional write so two writers racing cannot move a job backwards or out of a
+terminal state.
+"""
+
+from __future__ import annotations
+
+import uuid
+from datetime import UTC, datetime
+from enum import StrEnum
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+from ytcaption.errors import IllegalTransition, InvalidRequest, JobCancelled
+from ytcaption.languages import WHISPER_LANGUAGES, WHISPER_MODELS
+
+
+class JobStatus(StrEnum):
+    AWAITING_UPLOAD = "AWAITING_UPLOAD"
+    QUEUED = "QUEUED"
+    DOWNLOADING = "DOWNLOADING"
+    NORMALIZING = "NORMALIZING"
+    TRANSCRIBING = "TRANSCRIBING"
+    MERGING = "MERGING"
+    COMPLETED = "COMPLETED"
+    FAILED = "FAILED"
+    CANCELLED = "CANCELLED"
+
+    @property
+    def terminal(self) -> bool:
+        return self in TERMINAL_STATUSES
+
+
+TERMINAL_STATUSES: frozenset[JobStatus] = frozenset(
+    {JobStatus.COMPLETED, JobStatus.FAILED, JobStatus.CANCELLED}
+)
+
+_S = JobStatus
+#: Forward-only. Uploads skip DOWNLOADING (QUEUED -> NORMALIZING). Any live job may
+#: fail or be cancelled; nothing leaves a terminal state.
+TRANSITIONS: dict[JobStatus, frozenset[JobStatus]] = {
+    _S.AWAITING_UPLOAD: frozenset({_S.QUEUED, _S.FAILED, _S.CANCELLED}),
+    _S.QUEUED: frozenset({_S.DOWNLOADING, _S.NORMALIZING, _S.FAILED, _S.CANCELLED}),
+    _S.DOWNLOADING: frozenset({_S.NORMALIZING, _S.FAILED, _S.CANCELLED}),
+    _S.NORMALIZING: frozenset({_S.TRANSCRIBING, _S.FAILED, _S.CANCELLED}),
+    _S.TRANSCRIBING: frozenset({_S.MERGING, _S.FAILED, _S.CANCELLED}),
+    _S.MERGING: frozenset({_S.COMPLETED, _S.FAILED, _S.CANCELLED}),
+    _S.COMPLETED: frozenset(),
+    _S.FAILED: frozenset(),
+    _S.CANCELLED: frozenset(),
+}
+
+#: Progress (0-100) a job has reached when it enters a status.
+STATUS_PROGRESS: dict[JobStatus, int] = {
+    _S.AWAITING_UPLOAD: 0,
+    _S.QUEUED: 0,
+    _S.DOWNLOADING: 1,
+    _S.NORMALIZING: 10,
+    _S.TRANSCRIBING: 20,
+    _S.MERGING: 95,
+    _S.COMPLETED: 100,
+}
+#: The span of progress the transcription stage fills as chunks finish.
+TRANSCRIBING_SPAN = (20, 95)
+
+
+def check_transition(current: JobStatus, target: JobStatus) -> bool:
+    """Return True if the move changes the job, False if it is already there.
+
+    Re-entering the current live status is a no-op (a retried stage does it);
+    everything else not in :data:`TRANSITIONS` raises.
+    """
+    if current.terminal:
+        if current == JobStatus.CANCELLED:
+            raise JobCancelled(f"job was cancelled; cannot move to {target}")
+        raise IllegalTransition(f"job is {current}; it cannot move to {target}")
+    if target == current:
+        return False
+    if target not in TRANSITIONS[current]:
+        raise IllegalTransition(f"job cannot move from {current} to {target}")
+    return True
+
+
+def now_iso() -> str:
+    """UTC timestamp with millisecond precision; sorts lexicographically."""
+    return datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+def new_job_id() -> str:
+    return uuid.uuid4().hex
+
+
+OutputFormat = Literal["json", "srt", "vtt", "txt"]
+ALL_FORMATS: tuple[OutputFormat, ...] = ("json", "srt", "vtt", "txt")
+
+
+class JobOptions(BaseModel):
+    """What the user asked for. Validated once, at the edge."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    language: str = Field("auto", description="`auto` to detect, or a Whisper language code")
+    model: str = Field("tiny.en", description="Whisper model name")
+    formats: list[OutputFormat] = Field(default_factory=lambda: list(ALL_FORMATS), min_length=1)
+    word_timestamps: bool = False
+    task: Literal["transcribe", "translate"] = "transcribe"
+    initial_prompt: str | None = Field(None, max_length=1000)
+    webhook_url: str | None = Field(None, max_length=2048)
+
+    @field_validator("language")
+    @classmethod
+    def _language(cls, v: str) -> str:
+        v = v.strip().lower()
+        if v != "auto" and v not in WHISPER_LANGUAGES:
+            raise ValueError(f"unknown language {v!r}: use 'auto' or a Whisper language code")
+        return v
+
+    @field_validator("model")
+    @classmethod
+    def _model(cls, v: str) -> str:
+        if v not in WHISPER_MODELS:
+            raise ValueError(f"unknown model {v!r}; known: {', '.join(sorted(WHISPER_MODELS))}")
+        return v
+
+    @field_validator("formats")
+    @classmethod
+    def _formats(cls, v: list[str]) -> list[str]:
+        return list(dict.fromkeys(v))  # de-duplicate, keep order
+
+    @field_validator("webhook_url")
+    @classmethod
+    def _webhook(cls, v: str | None) -> str | None:
+        if v is not None:
+            require_http_url(v, "webhook_url")
+        return v
+
+    @model_validator(mode="after")
+    def _english_only_models(self) -> JobOptions:
+        if self.model.endswith(".en"):
+            if self.language not in ("auto", "en"):
+                raise ValueError(f"model {self.model} is English-only; language must be en")
+            if self.task == "translate":
+                raise ValueError(f"model {self.model} is English-only; it cannot translate")
+        return self
+
+
+def require_http_url(url: str, field: str = "url") -> str:
+    """Cheap syntactic check at the API edge (the network safety check is separate)."""
+    from urllib.parse import urlsplit
+
+    if len(url) > 2048:
+        raise ValueError(f"{field} is too long")
+    try:
+        parts = urlsplit(url)
+    except ValueError as exc:
+        raise ValueError(f"{field} is not a valid URL") from exc
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise ValueError(f"{field} must be an http(s) URL with a host")
+    if any(c.isspace() for c in url):
+        raise ValueError(f"{field} must not contain whitespace")
+    return url
+
+
+class Source(BaseModel):
+    kind: Literal["url", "upload"]
+    url: str | None = None
+    bucket: str | None = None
+    key: str | None = None
+    filename: str | None = None
+    content_type: str | None = None
+    size_bytes: int | None = None
+
+
+class MediaInfo(BaseModel):
+    title: str | None = None
+    uploader: str | None = None
+    duration_s: float | None = None
+    source_url: str | None = None
+    extractor: str | None = None
+    size_bytes: int | None = None
+    container: str | None = None
+
+
+class ChunkCounts(BaseModel):
+    total: int = 0
+    done: int = 0
+    shards: int = 0
+
+
+class StageTiming(BaseModel):
+    started_at: str
+    ended_at: str | None = None
+    seconds: float | None = None
+
+
+class ErrorInfo(BaseModel):
+    code: str
+    message: str
+
+
+class JobEvent(BaseModel):
+    at: str
+    status: JobStatus
+    message: str | None = None
+    error: ErrorInfo | None = None
+
+
+class Job(BaseModel):
+    job_id: str
+    status: JobStatus
+    progress: int = Field(0, ge=0, le=100)
+    source: Source
+    options: JobOptions
+    media: MediaInfo | None = None
+    chunks: ChunkCounts = Field(default_factory=ChunkCounts)
+    timings: dict[str, StageTiming] = Field(default_factory=dict)
+    error: ErrorInfo | None = None
+    results: dict[str, str] = Field(default_factory=dict)
+    language: str | None = None
+    created_at: str
+    updated_at: str
+    completed_at: str | None = None
+    expires_at: int
+    execution_arn: str | None = None
+    correlation_id: str | None = None
+    version: int = 1
+    events: list[JobEvent] = Field(default_factory=list)
+
+    @classmethod
+    def new(
+        cls,
+        *,
+        source: Source,
+        options: JobOptions,
+        status: JobStatus,
+        ttl_days: int,
+        job_id: str | None = None,
+        correlation_id: str | None = None,
+    ) -> Job:
+        at = now_iso()
+        created = datetime.now(UTC)
+        return cls(
+            job_id=job_id or new_job_id(),
+            status=status,
+            source=source,
+            options=options,
+            created_at=at,
+            updated_at=at,
+            expires_at=int(created.timestamp()) + ttl_days * 86400,
+            correlation_id=correlation_id,
+            events=[JobEvent(at=at, status=status, message="job created")],
+        )
+
+    def public(self) -> dict[str, Any]:
+        """The document the API returns (internal bookkeeping left out)."""
+        return self.model_dump(mode="json", exclude={"version"})
+
+
+def stage_for(status: JobStatus) -> str | None:
+    """The timing bucket a status belongs to."""
+    return {
+        JobStatus.DOWNLOADING: "download",
+        JobStatus.NORMALIZING: "normalize",
+        JobStatus.TRANSCRIBING: "transcribe",
+        JobStatus.MERGING: "merge",
+    }.get(status)
+
+
+def validate_options(data: dict[str, Any]) -> JobOptions:
+    """Build options from untrusted input (e.g. S3 object metadata)."""
+    from pydantic import ValidationError
+
+    try:
+        return JobOptions.model_validate(data)
+    except ValidationError as exc:
+        raise InvalidRequest(_first_error(exc)) from exc
+
+
+def _first_error(exc: Any) -> str:
+    errs = exc.errors()
+    if not errs:
+        return "invalid input"
+    e = errs[0]
+    loc = ".".join(str(p) for p in e.get("loc", ()))
+    msg = str(e.get("msg", "invalid"))
+    return f"{loc}: {msg}" if loc else msg

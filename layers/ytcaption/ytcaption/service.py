@@ -1,0 +1,300 @@
+"""What the API and the S3 trigger do: submit, upload, read, cancel, list jobs.
+
+Every step that starts work is idempotent (deterministic ids, conditional
+writes, executions named after their job), so a retried request or a
+re-delivered S3 event repeats the steps harmlessly and finishes what a crashed
+attempt left half done, instead of being dropped by a "seen it" marker.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from ytcaption.api_models import CreateUpload, SubmitTranscription
+from ytcaption.errors import (
+    IllegalTransition,
+    InvalidRequest,
+    JobAlreadyFinished,
+    JobNotCompleted,
+    JobNotFound,
+    MediaTooLarge,
+    UnsupportedFormat,
+    UploadTooLarge,
+    YTCaptionError,
+)
+from ytcaption.executions import Executions, execution_arn
+from ytcaption.jobs import ErrorInfo, Job, JobOptions, JobStatus, Source, validate_options
+from ytcaption.repository import JobRepository
+from ytcaption.settings import ApiSettings
+from ytcaption.storage import CONTENT_TYPES, Storage, result_key, upload_key
+
+JOB_ID_RE = re.compile(r"^[0-9a-f]{32}$")
+
+
+@dataclass
+class ResultFile:
+    body: str | None
+    content_type: str
+    redirect_url: str | None = None
+    filename: str = ""
+
+
+def fingerprint(payload: dict[str, Any]) -> str:
+    return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()
+
+
+class JobService:
+    def __init__(
+        self,
+        settings: ApiSettings,
+        repo: JobRepository | None = None,
+        storage: Storage | None = None,
+        executions: Executions | None = None,
+    ) -> None:
+        self.settings = settings
+        self.repo = repo or JobRepository(settings.jobs_table)
+        self.storage = storage or Storage(settings.bucket_name)
+        self.executions = executions or Executions(settings.state_machine_arn)
+
+    # --- submit ----------------------------------------------------------------------
+
+    def submit_url(
+        self,
+        req: SubmitTranscription,
+        *,
+        idempotency_key: str | None = None,
+        correlation_id: str | None = None,
+    ) -> tuple[Job, bool]:
+        options = JobOptions.model_validate(req.model_dump(exclude={"url"}))
+        job = Job.new(
+            source=Source(kind="url", url=req.url),
+            options=options,
+            status=JobStatus.QUEUED,
+            ttl_days=self.settings.job_ttl_days,
+            correlation_id=correlation_id,
+        )
+        job.execution_arn = execution_arn(self.settings.state_machine_arn, job.job_id)
+        job, created = self.repo.create(
+            job,
+            idempotency_key=idempotency_key,
+            request_fingerprint=fingerprint(req.model_dump(mode="json")),
+        )
+        if job.status == JobStatus.QUEUED:
+            # also on a retry: finishes a start that a crashed first attempt missed
+            self._start(job)
+        return job, created
+
+    def create_upload(
+        self,
+        req: CreateUpload,
+        *,
+        idempotency_key: str | None = None,
+        correlation_id: str | None = None,
+    ) -> tuple[Job, str, datetime]:
+        if req.size_bytes > self.settings.max_upload_bytes:
+            raise UploadTooLarge(
+                f"size_bytes {req.size_bytes} exceeds the maximum upload size "
+                f"{self.settings.max_upload_bytes}"
+            )
+        job = Job.new(
+            source=Source(
+                kind="upload",
+                bucket=self.settings.bucket_name,
+                filename=req.filename,
+                content_type=req.content_type,
+                size_bytes=req.size_bytes,
+            ),
+            options=req.options(),
+            status=JobStatus.AWAITING_UPLOAD,
+            ttl_days=self.settings.job_ttl_days,
+            correlation_id=correlation_id,
+        )
+        job.source.key = upload_key(job.job_id, req.filename)
+        job, _ = self.repo.create(
+            job,
+            idempotency_key=idempotency_key,
+            request_fingerprint=fingerprint(req.model_dump(mode="json")),
+        )
+        assert job.source.key is not None
+        url = self.storage.presign_put(
+            job.source.key,
+            content_type=req.content_type,
+            content_length=req.size_bytes,
+            expires_s=self.settings.presign_expiry_s,
+        )
+        expires = datetime.now(UTC) + timedelta(seconds=self.settings.presign_expiry_s)
+        return job, url, expires
+
+    # --- S3 upload trigger --------------------------------------------------------------
+
+    def on_upload(
+        self, *, bucket: str, key: str, size: int, sequencer: str, correlation_id: str | None = None
+    ) -> Job | None:
+        """Start the job an uploaded object belongs to (or a new one). Idempotent."""
+        parts = key.split("/")
+        if len(parts) >= 3 and JOB_ID_RE.match(parts[1]):
+            job = self.repo.find(parts[1])
+            if job is not None and job.source.kind == "upload":
+                return self._start_awaiting_upload(job, key, size)
+        # any other object under uploads/: a job with options from its metadata
+        job_id = hashlib.sha256(f"{bucket}/{key}/{sequencer}".encode()).hexdigest()[:32]
+        existing = self.repo.find(job_id)
+        if existing is None:
+            existing = self._create_from_object(job_id, bucket, key, size, correlation_id)
+        if existing.status == JobStatus.QUEUED:
+            self._start(existing)
+        return existing
+
+    def _start_awaiting_upload(self, job: Job, key: str, size: int) -> Job | None:
+        if job.source.key != key:
+            return None  # not the object this job waits for
+        if job.status == JobStatus.AWAITING_UPLOAD:
+            declared = job.source.size_bytes
+            if size > self.settings.max_upload_bytes or (declared is not None and size > declared):
+                return self._fail(
+                    job, MediaTooLarge(f"uploaded object is {size} bytes; declared {declared}")
+                )
+            try:
+                job = self.repo.transition(
+                    job.job_id,
+                    JobStatus.QUEUED,
+                    message="upload received",
+                    fields={
+                        "execution_arn": execution_arn(self.settings.state_machine_arn, job.job_id),
+                        "source": {**job.source.model_dump(mode="json"), "size_bytes": size},
+                    },
+                )
+            except IllegalTransition:
+                return None  # cancelled or failed meanwhile
+        if job.status == JobStatus.QUEUED:
+            self._start(job)
+        return job
+
+    def _create_from_object(
+        self, job_id: str, bucket: str, key: str, size: int, correlation_id: str | None
+    ) -> Job:
+        head = self.storage.head(key) or {}
+        meta = {k.lower(): v for k, v in (head.get("Metadata") or {}).items()}
+        status, error = JobStatus.QUEUED, None
+        try:
+            options = options_from_metadata(meta)
+            if size > self.settings.max_upload_bytes:
+                raise MediaTooLarge(f"object is {size} bytes; the maximum is {self.settings.max_upload_bytes}")
+        except YTCaptionError as exc:
+            options, status, error = JobOptions(), JobStatus.FAILED, exc
+        job = Job.new(
+            job_id=job_id,
+            source=Source(
+                kind="upload",
+                bucket=bucket,
+                key=key,
+                filename=key.rsplit("/", 1)[-1],
+                content_type=head.get("ContentType"),
+                size_bytes=size,
+            ),
+            options=options,
+            status=status,
+            ttl_days=self.settings.job_ttl_days,
+            correlation_id=correlation_id,
+        )
+        if error is not None:
+            job.error = ErrorInfo(code=error.code, message=error.message)
+            job.completed_at = job.created_at
+            job.events[0].error = job.error
+        else:
+            job.execution_arn = execution_arn(self.settings.state_machine_arn, job_id)
+        job, _ = self.repo.create(job)
+        return job
+
+    def _start(self, job: Job) -> None:
+        try:
+            self.executions.start(
+                job.job_id, {"job_id": job.job_id, "source_kind": job.source.kind}
+            )
+        except YTCaptionError as exc:
+            # the caller sees the failure (503 / a retried S3 event); the record
+            # says why instead of sitting in QUEUED forever
+            self._fail(job, exc)
+            raise
+
+    def _fail(self, job: Job, exc: YTCaptionError) -> Job | None:
+        try:
+            return self.repo.transition(
+                job.job_id,
+                JobStatus.FAILED,
+                message=exc.message,
+                error=ErrorInfo(code=exc.code, message=exc.message),
+            )
+        except IllegalTransition:
+            return None
+
+    # --- read ---------------------------------------------------------------------------
+
+    def get(self, job_id: str) -> Job:
+        if not JOB_ID_RE.match(job_id):
+            raise JobNotFound(f"no job {job_id}")
+        return self.repo.get(job_id)
+
+    def list(self, status: JobStatus | None, limit: int, cursor: str | None) -> tuple[list[Job], str | None]:
+        return self.repo.list(status=status, limit=limit, cursor=cursor)
+
+    def result(self, job_id: str, fmt: str) -> ResultFile:
+        if fmt not in CONTENT_TYPES:
+            raise UnsupportedFormat(f"unknown format {fmt!r}; use json, srt, vtt or txt")
+        job = self.get(job_id)
+        if job.status != JobStatus.COMPLETED:
+            raise JobNotCompleted(f"job {job_id} is {job.status}; results exist once it is COMPLETED")
+        filename = f"{job_id}.{fmt}"
+        ctype = CONTENT_TYPES[fmt] + ("; charset=utf-8" if fmt != "json" else "")
+        key = job.results.get(fmt) or result_key(job_id, fmt)
+        head = self.storage.head(key)
+        if head is None:
+            # a format the job did not ask for: render it from the canonical JSON
+            from ytcaption.captions import Transcript, render
+
+            doc = self.storage.get_json(job.results.get("json") or result_key(job_id, "json"))
+            return ResultFile(body=render(Transcript.model_validate(doc), fmt), content_type=ctype,
+                              filename=filename)
+        if int(head.get("ContentLength", 0)) > self.settings.inline_result_max_bytes:
+            url = self.storage.presign_get(key, expires_s=self.settings.presign_expiry_s, filename=filename)
+            return ResultFile(body=None, content_type=ctype, redirect_url=url, filename=filename)
+        return ResultFile(body=self.storage.get_bytes(key).decode("utf-8"), content_type=ctype,
+                          filename=filename)
+
+    # --- cancel ---------------------------------------------------------------------------
+
+    def cancel(self, job_id: str) -> Job:
+        job = self.get(job_id)
+        if job.status.terminal:
+            raise JobAlreadyFinished(f"job {job_id} already ended {job.status}")
+        try:
+            job = self.repo.transition(job_id, JobStatus.CANCELLED, message="cancelled by request")
+        except IllegalTransition as exc:
+            raise JobAlreadyFinished(f"job {job_id} ended before it could be cancelled") from exc
+        if job.execution_arn:
+            self.executions.stop(job.execution_arn, error="JobCancelled", cause="cancelled by request")
+        return job
+
+
+def options_from_metadata(meta: dict[str, str]) -> JobOptions:
+    """Options for a plain S3 upload, from its ``x-amz-meta-*`` headers."""
+    data: dict[str, Any] = {}
+    for key, value in meta.items():
+        field = key.replace("-", "_")
+        if field == "formats":
+            data[field] = [f.strip() for f in value.split(",") if f.strip()]
+        elif field == "word_timestamps":
+            data[field] = value.strip().lower() in ("1", "true", "yes")
+        elif field in JobOptions.model_fields:
+            data[field] = value
+    if not data:
+        return JobOptions()
+    try:
+        return validate_options(data)
+    except InvalidRequest as exc:
+        raise InvalidRequest(f"object metadata: {exc.message}") from exc

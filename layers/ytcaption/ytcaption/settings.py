@@ -1,0 +1,82 @@
+"""Settings, one class per process kind, read from the environment.
+
+Resource names have no defaults: a Lambda missing its table name fails loudly
+at its first call instead of writing somewhere unexpected. Each class is read
+through a cached ``get_*`` function called inside handlers, never at import.
+"""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from typing import Literal
+
+from pydantic import BaseModel, Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class _Base(BaseSettings):
+    model_config = SettingsConfigDict(env_nested_delimiter="__", extra="ignore")
+
+
+class AwsResources(_Base):
+    jobs_table: str
+    bucket_name: str
+    job_ttl_days: int = 30
+
+
+class ApiSettings(AwsResources):
+    state_machine_arn: str
+    presign_expiry_s: int = 900
+    max_upload_bytes: int = 2 * 1024**3
+    #: Results larger than this are served by a redirect to a presigned S3 URL:
+    #: Lambda responses are limited to 6 MB.
+    inline_result_max_bytes: int = 4 * 1024**2
+    default_model: str = "tiny.en"
+    uploads_prefix: str = "uploads/"
+
+
+class WhisperSettings(BaseModel):
+    """How the worker runs faster-whisper: ``WHISPER__DEVICE=cuda`` etc."""
+
+    device: Literal["auto", "cpu", "cuda"] = "auto"
+    compute_type: Literal[
+        "auto", "default", "int8", "int8_float16", "int8_float32", "float16", "bfloat16", "float32"
+    ] = "auto"
+    cpu_threads: int = 0
+    beam_size: int = 5
+    vad_filter: bool = True
+    #: Directory holding one CTranslate2 model folder per model name
+    #: (``<dir>/<name>/model.bin``), as baked into the Batch image.
+    model_dir: str | None = None
+
+
+class MediaSettings(BaseModel):
+    max_duration_s: float = 4 * 3600.0
+    max_download_bytes: int = 2 * 1024**3
+    chunk_max_s: float = 30.0
+    shard_audio_s: float = 600.0
+    download_timeout_s: float = 30.0
+
+
+class PipelineSettings(AwsResources):
+    whisper: WhisperSettings = Field(default_factory=WhisperSettings)
+    media: MediaSettings = Field(default_factory=MediaSettings)
+    work_dir: str = "/tmp/ytcaption"  # noqa: S108 - Lambda's only writable dir
+    event_bus_name: str = "default"
+    webhook_timeout_s: float = 10.0
+    webhook_attempts: int = 3
+
+
+@lru_cache(maxsize=1)
+def get_api_settings() -> ApiSettings:
+    return ApiSettings()  # type: ignore[call-arg]
+
+
+@lru_cache(maxsize=1)
+def get_pipeline_settings() -> PipelineSettings:
+    return PipelineSettings()  # type: ignore[call-arg]
+
+
+def clear_settings_cache() -> None:
+    get_api_settings.cache_clear()
+    get_pipeline_settings.cache_clear()

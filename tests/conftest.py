@@ -1,0 +1,135 @@
+"""Shared fixtures: offline AWS (moto) with resources built from template.yaml."""
+
+from __future__ import annotations
+
+import copy
+import json
+import os
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+# Safe, offline defaults before anything imports boto3 or Powertools.
+for _k, _v in {
+    "AWS_DEFAULT_REGION": "us-east-1",
+    "AWS_ACCESS_KEY_ID": "testing",
+    "AWS_SECRET_ACCESS_KEY": "testing",
+    "AWS_SESSION_TOKEN": "testing",
+    "POWERTOOLS_TRACE_DISABLED": "1",
+    "POWERTOOLS_METRICS_NAMESPACE": "YTCaption",
+    "POWERTOOLS_SERVICE_NAME": "ytcaption",
+    "POWERTOOLS_LOG_LEVEL": "WARNING",
+    "HF_HUB_OFFLINE": "1",
+}.items():
+    os.environ[_k] = _v
+os.environ.pop("AWS_ENDPOINT_URL", None)
+os.environ.pop("AWS_PROFILE", None)
+
+EVENTS = Path(__file__).parent / "events"
+TABLE = "ytcaption-test-jobs"
+BUCKET = "ytcaption-test-media"
+SM_NAME = "ytcaption-test"
+REGION = "us-east-1"
+
+
+def load_event(name: str) -> dict[str, Any]:
+    return json.loads((EVENTS / name).read_text())
+
+
+@pytest.fixture
+def aws_env(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    from ytcaption import aws, http_api
+    from ytcaption.settings import clear_settings_cache
+
+    monkeypatch.setenv("JOBS_TABLE", TABLE)
+    monkeypatch.setenv("BUCKET_NAME", BUCKET)
+    monkeypatch.setenv(
+        "STATE_MACHINE_ARN", f"arn:aws:states:{REGION}:123456789012:stateMachine:{SM_NAME}"
+    )
+    clear_settings_cache()
+    aws.reset_clients()
+    http_api.set_service(None)
+    yield
+    clear_settings_cache()
+    aws.reset_clients()
+    http_api.set_service(None)
+
+
+@pytest.fixture
+def moto_stack(aws_env: None) -> Iterator[dict[str, Any]]:
+    """Table and bucket from template.yaml, and a state machine, in moto."""
+    import boto3
+    from moto import mock_aws
+
+    from ytcaption_local.template import create_bucket, create_table
+
+    with mock_aws():
+        ddb = boto3.client("dynamodb", region_name=REGION)
+        s3 = boto3.client("s3", region_name=REGION)
+        sfn = boto3.client("stepfunctions", region_name=REGION)
+        iam = boto3.client("iam", region_name=REGION)
+        create_table(ddb, TABLE)
+        create_bucket(s3, BUCKET)
+        role = iam.create_role(
+            RoleName="sfn", AssumeRolePolicyDocument=json.dumps({"Version": "2012-10-17", "Statement": []})
+        )["Role"]["Arn"]
+        sm = sfn.create_state_machine(
+            name=SM_NAME,
+            roleArn=role,
+            definition=json.dumps({"StartAt": "Wait", "States": {"Wait": {"Type": "Pass", "End": True}}}),
+        )
+        yield {"dynamodb": ddb, "s3": s3, "sfn": sfn, "state_machine_arn": sm["stateMachineArn"]}
+
+
+class ApiClient:
+    """Calls the real API Lambda handler with API Gateway proxy events."""
+
+    def __init__(self) -> None:
+        from ytcaption_local.handlers import LambdaContext, load_handler
+
+        self.handler = load_handler("functions/api")
+        self.context = LambdaContext(function_name="api")
+        self.base = load_event("apigateway_proxy.json")
+
+    def __call__(
+        self,
+        method: str,
+        path: str,
+        body: Any = None,
+        *,
+        headers: dict[str, str] | None = None,
+        query: dict[str, str] | None = None,
+        raw_body: str | None = None,
+    ) -> tuple[int, dict[str, str], Any]:
+        ev = copy.deepcopy(self.base)
+        ev["httpMethod"] = method
+        ev["path"] = path
+        ev["resource"] = "/{proxy+}"
+        ev["pathParameters"] = {"proxy": path.lstrip("/")}
+        ev["requestContext"]["httpMethod"] = method
+        ev["requestContext"]["path"] = f"/prod{path}"
+        hdrs = {"Host": "api.example.test", "X-Forwarded-Proto": "https"}
+        if body is not None or raw_body is not None:
+            hdrs["Content-Type"] = "application/json"
+        hdrs.update(headers or {})
+        ev["headers"] = hdrs
+        ev["multiValueHeaders"] = {k: [v] for k, v in hdrs.items()}
+        ev["queryStringParameters"] = query or None
+        ev["multiValueQueryStringParameters"] = {k: [v] for k, v in (query or {}).items()} or None
+        ev["body"] = raw_body if raw_body is not None else (json.dumps(body) if body is not None else None)
+        ev["isBase64Encoded"] = False
+        resp = self.handler(ev, self.context)
+        out_headers = dict(resp.get("headers") or {})
+        for k, v in (resp.get("multiValueHeaders") or {}).items():
+            out_headers.setdefault(k, v[-1] if v else "")
+        text = resp.get("body") or ""
+        ctype = out_headers.get("Content-Type", "")
+        parsed: Any = json.loads(text) if ctype.startswith("application/json") and text else text
+        return resp["statusCode"], out_headers, parsed
+
+
+@pytest.fixture
+def api(moto_stack: dict[str, Any]) -> ApiClient:
+    return ApiClient()
