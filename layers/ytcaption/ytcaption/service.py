@@ -173,7 +173,7 @@ class JobService:
                 return None  # cancelled or failed meanwhile
         if job.status == JobStatus.QUEUED:
             self._start(job)
-        return job
+        return None if job.status.terminal else job
 
     def _create_from_object(
         self, job_id: str, bucket: str, key: str, size: int, correlation_id: str | None

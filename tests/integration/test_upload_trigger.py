@@ -1,0 +1,112 @@
+"""The S3 upload trigger handler with S3 put events, against moto."""
+
+from __future__ import annotations
+
+import copy
+from typing import Any
+
+import pytest
+
+from tests.conftest import BUCKET, TABLE, ApiClient, load_event
+from ytcaption.jobs import JobStatus
+from ytcaption.repository import JobRepository
+from ytcaption_local.handlers import LambdaContext, load_handler
+
+pytestmark = pytest.mark.integration
+
+
+def s3_event(key: str, size: int, sequencer: str = "0055AED6DCD90281E5") -> dict[str, Any]:
+    ev = copy.deepcopy(load_event("s3_put.json"))
+    rec = ev["Records"][0]
+    rec["s3"]["bucket"]["name"] = BUCKET
+    rec["s3"]["bucket"]["arn"] = f"arn:aws:s3:::{BUCKET}"
+    rec["s3"]["object"].update({"key": key, "size": size, "sequencer": sequencer})
+    return dict(ev)
+
+
+def trigger(event: dict[str, Any]) -> dict[str, Any]:
+    handler = load_handler("functions/upload_trigger")
+    return dict(handler(event, LambdaContext(function_name="upload_trigger")))
+
+
+def executions(stack: dict[str, Any]) -> list[dict[str, Any]]:
+    return list(stack["sfn"].list_executions(stateMachineArn=stack["state_machine_arn"])["executions"])
+
+
+def reserve(api: ApiClient, size: int = 4) -> dict[str, Any]:
+    status, _, body = api("POST", "/v1/uploads", {
+        "filename": "talk.wav", "content_type": "audio/wav", "size_bytes": size})
+    assert status == 201
+    return dict(body)
+
+
+def test_upload_to_reserved_key_starts_that_job(api: ApiClient, moto_stack: dict[str, Any]) -> None:
+    job = reserve(api)
+    key = f"uploads/{job['job_id']}/talk.wav"
+    moto_stack["s3"].put_object(Bucket=BUCKET, Key=key, Body=b"RIFF")
+    out = trigger(s3_event(key, 4))
+    assert out == {"jobs": [job["job_id"]]}
+    stored = JobRepository(TABLE, moto_stack["dynamodb"]).get(job["job_id"])
+    assert stored.status == JobStatus.QUEUED
+    assert [e.status for e in stored.events] == [JobStatus.AWAITING_UPLOAD, JobStatus.QUEUED]
+    assert [r["name"] for r in executions(moto_stack)] == [job["job_id"]]
+
+
+def test_same_event_delivered_twice_starts_one_execution(api: ApiClient, moto_stack: dict[str, Any]) -> None:
+    job = reserve(api)
+    key = f"uploads/{job['job_id']}/talk.wav"
+    moto_stack["s3"].put_object(Bucket=BUCKET, Key=key, Body=b"RIFF")
+    event = s3_event(key, 4)
+    trigger(event)
+    trigger(event)
+    assert len(executions(moto_stack)) == 1
+    stored = JobRepository(TABLE, moto_stack["dynamodb"]).get(job["job_id"])
+    assert [e.status for e in stored.events].count(JobStatus.QUEUED) == 1
+
+
+def test_plain_upload_creates_job_with_metadata_options_once(moto_stack: dict[str, Any]) -> None:
+    key = "uploads/meetings/2026 standup.mp3"
+    moto_stack["s3"].put_object(Bucket=BUCKET, Key=key, Body=b"ID3",
+                                Metadata={"language": "en", "formats": "srt,txt"})
+    event = s3_event("uploads/meetings/2026+standup.mp3", 3)  # keys arrive URL-encoded
+    first = trigger(event)
+    second = trigger(event)
+    assert first == second and len(first["jobs"]) == 1
+    job = JobRepository(TABLE, moto_stack["dynamodb"]).get(first["jobs"][0])
+    assert job.status == JobStatus.QUEUED
+    assert job.source.key == key
+    assert job.options.language == "en" and job.options.formats == ["srt", "txt"]
+    assert len(executions(moto_stack)) == 1
+
+
+def test_plain_upload_with_bad_metadata_fails_visibly(moto_stack: dict[str, Any]) -> None:
+    key = "uploads/bad.mp3"
+    moto_stack["s3"].put_object(Bucket=BUCKET, Key=key, Body=b"ID3", Metadata={"model": "nope"})
+    out = trigger(s3_event(key, 3))
+    job = JobRepository(TABLE, moto_stack["dynamodb"]).get(out["jobs"][0])
+    assert job.status == JobStatus.FAILED
+    assert job.error is not None and job.error.code == "INVALID_REQUEST"
+    assert executions(moto_stack) == []
+
+
+def test_upload_larger_than_declared_fails_the_job(api: ApiClient, moto_stack: dict[str, Any]) -> None:
+    job = reserve(api, size=4)
+    key = f"uploads/{job['job_id']}/talk.wav"
+    trigger(s3_event(key, 4096))
+    stored = JobRepository(TABLE, moto_stack["dynamodb"]).get(job["job_id"])
+    assert stored.status == JobStatus.FAILED and stored.error is not None
+    assert stored.error.code == "MEDIA_TOO_LARGE"
+    assert executions(moto_stack) == []
+
+
+def test_upload_for_cancelled_job_is_ignored(api: ApiClient, moto_stack: dict[str, Any]) -> None:
+    job = reserve(api)
+    api("DELETE", f"/v1/transcriptions/{job['job_id']}")
+    key = f"uploads/{job['job_id']}/talk.wav"
+    assert trigger(s3_event(key, 4)) == {"jobs": []}
+    assert executions(moto_stack) == []
+
+
+def test_keys_outside_uploads_and_folders_are_ignored(moto_stack: dict[str, Any]) -> None:
+    assert trigger(s3_event("results/x/captions.srt", 10)) == {"jobs": []}
+    assert trigger(s3_event("uploads/folder/", 0)) == {"jobs": []}

@@ -1,0 +1,114 @@
+"""The SAM template and the state machine definition: lint clean and wired consistently."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from ytcaption_local.template import ROOT, load_template, resources_of_type
+
+ASL = ROOT / "statemachines" / "transcription.asl.json"
+
+
+def test_cfn_lint_passes() -> None:
+    cfn_lint = shutil.which("cfn-lint", path=str(Path(sys.executable).parent)) or "cfn-lint"
+    out = subprocess.run([cfn_lint, str(ROOT / "template.yaml")],
+                         capture_output=True, text=True, cwd=ROOT)
+    assert out.returncode == 0, out.stdout + out.stderr
+
+
+def _sam() -> str | None:
+    local = ROOT / ".venv-sam" / "bin" / "sam"
+    return str(local) if local.exists() else shutil.which("sam")
+
+
+@pytest.mark.skipif(_sam() is None, reason="AWS SAM CLI not installed (.ci/run installs it)")
+def test_sam_validate_lint_passes() -> None:
+    env = dict(os.environ, SAM_CLI_TELEMETRY="0", AWS_DEFAULT_REGION="us-east-1")
+    out = subprocess.run([_sam(), "validate", "--lint"], capture_output=True, text=True, cwd=ROOT,  # type: ignore[list-item]
+                         env=env)
+    assert out.returncode == 0, out.stdout + out.stderr
+    assert "is a valid SAM Template" in out.stdout
+
+
+def test_state_machine_is_a_file_with_every_substitution_defined() -> None:
+    sm = load_template()["Resources"]["TranscriptionStateMachine"]["Properties"]
+    assert "Definition" not in sm and sm["DefinitionUri"] == "statemachines/transcription.asl.json"
+    used = set(re.findall(r"\$\{(\w+)\}", ASL.read_text()))
+    assert used == set(sm["DefinitionSubstitutions"])
+
+
+def _tasks(states: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    found: dict[str, dict[str, Any]] = {}
+    for name, st in states.items():
+        if st["Type"] in ("Task", "Map"):
+            found[name] = st
+        if st["Type"] == "Map":
+            found.update(_tasks(st["ItemProcessor"]["States"]))
+    return found
+
+
+def test_every_task_retries_with_backoff_and_has_a_failure_path() -> None:
+    definition = json.loads(ASL.read_text())
+    assert definition["TimeoutSeconds"] > 0
+    top = definition["States"]
+    for name, st in _tasks(top).items():
+        if st["Type"] == "Task":
+            assert st.get("TimeoutSeconds"), name
+            assert st.get("Retry"), name
+            for r in st["Retry"]:
+                assert r["BackoffRate"] >= 2 and r.get("JitterStrategy") == "FULL", name
+            assert "States.ALL" not in {e for r in st["Retry"] for e in r["ErrorEquals"]} or \
+                name in ("Notify", "MarkFailed"), f"{name} retries errors that are not worth it"
+        if name in top:  # tasks inside the Map fail through the Map's Catch
+            assert any("States.ALL" in c["ErrorEquals"] for c in st.get("Catch", [])), name
+    assert top["MarkFailed"]["Next"] == "Failed" and top["Failed"]["Type"] == "Fail"
+
+
+def test_lambda_functions_and_batch_resources_exist() -> None:
+    t = load_template()
+    fns = resources_of_type(t, "AWS::Serverless::Function")
+    assert {"ApiFunction", "UploadTriggerFunction", "DownloadFunction", "NormalizeFunction",
+            "MergeFunction", "NotifyFunction", "MarkFailedFunction"} <= set(fns)
+    for name, fn in fns.items():
+        props = fn["Properties"]
+        if props.get("PackageType") == "Image":
+            d = props["ImageConfig"]["Command"][0].split(".")[0]
+            assert (ROOT / "functions" / d / "app.py").exists(), name
+        else:
+            assert (ROOT / props["CodeUri"] / "app.py").exists(), name
+    queue = t["Resources"]["TranscriberJobQueue"]["Properties"]["ComputeEnvironmentOrder"]
+    kinds = [t["Resources"][c["ComputeEnvironment"]["Ref"]]["Properties"]["ComputeResources"]["Type"]
+             for c in sorted(queue, key=lambda c: c["Order"])]
+    assert kinds == ["SPOT", "EC2"]  # Spot first, On-Demand fallback
+    for ce in resources_of_type(t, "AWS::Batch::ComputeEnvironment").values():
+        assert ce["Properties"]["ComputeResources"]["MinvCpus"] == 0  # scales to zero
+
+
+def test_table_has_ttl_and_list_indexes() -> None:
+    props = load_template()["Resources"]["JobsTable"]["Properties"]
+    assert props["TimeToLiveSpecification"] == {"AttributeName": "expires_at", "Enabled": True}
+    assert {i["IndexName"] for i in props["GlobalSecondaryIndexes"]} == {"ByStatus", "ByCreated"}
+
+
+def test_api_modules_import_no_media_libraries() -> None:
+    probe = (
+        "import importlib.util, sys\n"
+        "for p in sys.argv[1:]:\n"
+        "    s = importlib.util.spec_from_file_location('m' + str(abs(hash(p))), p)\n"
+        "    m = importlib.util.module_from_spec(s); s.loader.exec_module(m)\n"
+        "print(sorted(n for n in ('yt_dlp', 'av', 'numpy', 'faster_whisper', 'ctranslate2') if n in sys.modules))\n"
+    )
+    paths = [str(ROOT / "functions" / f / "app.py") for f in ("api", "upload_trigger")]
+    out = subprocess.run([sys.executable, "-c", probe, *paths], capture_output=True, text=True,
+                         env=dict(os.environ, AWS_DEFAULT_REGION="us-east-1"), cwd=Path(ROOT))
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip() == "[]"
