@@ -6,6 +6,7 @@ import copy
 import json
 import os
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -133,3 +134,60 @@ class ApiClient:
 @pytest.fixture
 def api(moto_stack: dict[str, Any]) -> ApiClient:
     return ApiClient()
+
+
+# --- real speech, made offline ----------------------------------------------------------------
+
+
+@dataclass
+class SpeechClip:
+    samples: Any  # numpy float32
+    rate: int
+    text: str
+    sentences: list[str]
+    pauses: list[tuple[float, float]]  # where the silence between sentences is (seconds)
+    dir: Path
+
+    def encode(self, ext: str, *, gain_db: float = 0.0, name: str | None = None) -> Path:
+        from ytcaption_local.speech import encode
+
+        path = self.dir / f"{name or 'clip'}{ext}"
+        if not path.exists():
+            encode(self.samples, self.rate, path, gain_db=gain_db, video=ext == ".mp4")
+        return path
+
+
+def make_clip(sentences: list[str], directory: Path, pause_s: float = 0.8) -> SpeechClip:
+    import numpy as np
+
+    from ytcaption_local.speech import read_audio, synthesize
+
+    parts, pauses, t, rate = [], [], 0.0, 22050
+    for i, s in enumerate(sentences):
+        x, rate = read_audio(synthesize(s, directory / f"s{i}.wav"))
+        parts.append(x)
+        t += len(x) / rate
+        parts.append(np.zeros(int(pause_s * rate), np.float32))
+        pauses.append((t, t + pause_s))
+        t += pause_s
+    return SpeechClip(np.concatenate(parts), rate, " ".join(sentences), sentences, pauses, directory)
+
+
+@pytest.fixture(scope="session")
+def short_clip(tmp_path_factory: pytest.TempPathFactory) -> SpeechClip:
+    """About 25 s of speech from known text."""
+    from ytcaption_local.speech import PASSAGE, espeak_available
+
+    if not espeak_available():
+        pytest.fail("espeak-ng is required for speech tests: apt-get install espeak-ng")
+    return make_clip(PASSAGE[:5], tmp_path_factory.mktemp("short"))
+
+
+@pytest.fixture(scope="session")
+def long_clip(tmp_path_factory: pytest.TempPathFactory) -> SpeechClip:
+    """About 100 s of speech: at least 4 chunks at a 20 s chunk limit."""
+    from ytcaption_local.speech import PASSAGE, espeak_available
+
+    if not espeak_available():
+        pytest.fail("espeak-ng is required for speech tests: apt-get install espeak-ng")
+    return make_clip(PASSAGE[5:25], tmp_path_factory.mktemp("long"), pause_s=0.9)

@@ -170,6 +170,11 @@ class TranscriptionFailed(YTCaptionError):
     retryable = True
 
 
+class StageTimeout(YTCaptionError):
+    code = "TIMEOUT"
+    http_status = 504
+
+
 class UnsafeUrl(InvalidRequest):
     code = "UNSAFE_URL"
 

@@ -1,0 +1,17 @@
+"""Notify stage: webhook and EventBridge event for a completed job."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from aws_lambda_powertools.utilities.typing import LambdaContext
+
+from ytcaption.observability import logger, metrics, tracer
+from ytcaption.stages import StageInput, pipeline
+
+
+@logger.inject_lambda_context(log_event=True)
+@metrics.log_metrics
+@tracer.capture_lambda_handler
+def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+    return pipeline().notify(StageInput.model_validate(event).job_id)

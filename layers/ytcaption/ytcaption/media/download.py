@@ -1,0 +1,182 @@
+"""Fetch the best audio of a URL with yt-dlp (YouTube, other sites, direct media links).
+
+Limits are checked before downloading where the site says enough (duration,
+file size), and always after, on the file itself: its size, whether it decodes
+as media, and its measured duration. Every failure becomes a domain error with
+a stable code, and a failed download leaves nothing behind in its directory.
+"""
+
+from __future__ import annotations
+
+import shutil
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from ytcaption.errors import (
+    DownloadFailed,
+    MediaTooLarge,
+    MediaTooLong,
+    SourceNotFound,
+    UnsupportedMedia,
+    UnsupportedSource,
+    YTCaptionError,
+)
+from ytcaption.jobs import MediaInfo
+from ytcaption.media.audio import probe
+
+#: HTTP statuses worth retrying (the rest of 4xx are final).
+RETRYABLE_HTTP = frozenset({408, 425, 429, 500, 502, 503, 504})
+ProgressFn = Callable[[int, int | None], None]
+
+
+@dataclass
+class Downloaded:
+    path: Path
+    media: MediaInfo
+
+
+class _Quiet:
+    """yt-dlp logger that keeps its chatter out of our structured logs."""
+
+    def debug(self, msg: str) -> None:
+        pass
+
+    info = warning = debug
+
+    def error(self, msg: str) -> None:
+        pass
+
+
+def classify(exc: BaseException) -> YTCaptionError:
+    """Map a yt-dlp failure to a domain error (retryable or final)."""
+    from yt_dlp.networking.exceptions import HTTPError, TransportError
+    from yt_dlp.utils import DownloadError, ExtractorError, UnsupportedError
+
+    cause: BaseException | None = exc
+    if isinstance(exc, DownloadError) and exc.exc_info and exc.exc_info[1] is not None:
+        cause = exc.exc_info[1]
+    if isinstance(cause, ExtractorError) and cause.exc_info and cause.exc_info[1] is not None:
+        inner = cause.exc_info[1]
+        if isinstance(inner, HTTPError | TransportError):
+            cause = inner
+    if isinstance(cause, HTTPError):
+        status = cause.status
+        if status in RETRYABLE_HTTP:
+            return DownloadFailed(f"the source answered HTTP {status}; it may work later")
+        if status in (404, 410):
+            return SourceNotFound(f"the source was not found (HTTP {status})")
+        return SourceNotFound(f"the source refused the download (HTTP {status})")
+    if isinstance(cause, TransportError):
+        return DownloadFailed(f"could not reach the source ({type(cause).__name__})")
+    if isinstance(cause, UnsupportedError):
+        return UnsupportedSource("no video or audio was found at this URL")
+    if isinstance(cause, ExtractorError) and cause.expected:
+        # the site says so itself: private, removed, region-locked, ...
+        return SourceNotFound(f"the source is not available: {_short(cause.orig_msg or str(cause))}")
+    return DownloadFailed(f"download failed: {_short(str(cause))}")
+
+
+def _short(msg: str, limit: int = 300) -> str:
+    msg = " ".join(str(msg).replace("ERROR:", "").split())
+    return msg if len(msg) <= limit else msg[: limit - 1] + "…"
+
+
+def download(
+    url: str,
+    work_dir: str | Path,
+    *,
+    max_bytes: int,
+    max_duration_s: float,
+    timeout_s: float = 30.0,
+    progress: ProgressFn | None = None,
+) -> Downloaded:
+    """Download the best audio of ``url`` into ``work_dir`` (created, and removed on failure)."""
+    import yt_dlp
+
+    work = Path(work_dir)
+    work.mkdir(parents=True, exist_ok=True)
+
+    def hook(d: dict[str, Any]) -> None:
+        if progress and d.get("status") == "downloading":
+            progress(int(d.get("downloaded_bytes") or 0), d.get("total_bytes") or d.get("total_bytes_estimate"))
+
+    opts: dict[str, Any] = {
+        "format": "bestaudio/best",
+        "outtmpl": str(work / "source.%(ext)s"),
+        "noplaylist": True,
+        "playlist_items": "1",
+        "max_filesize": max_bytes,
+        "socket_timeout": timeout_s,
+        "retries": 2,
+        "fragment_retries": 2,
+        "noprogress": True,
+        "quiet": True,
+        "no_warnings": True,
+        "logger": _Quiet(),
+        "progress_hooks": [hook],
+        "overwrites": True,
+        "cachedir": False,
+    }
+    try:
+        with yt_dlp.YoutubeDL(opts) as ydl:
+            try:
+                info = ydl.extract_info(url, download=False)
+            except yt_dlp.utils.DownloadError as exc:
+                raise classify(exc) from exc
+            if info is None:
+                raise UnsupportedSource("no video or audio was found at this URL")
+            if info.get("_type") == "playlist":
+                entries = [e for e in (info.get("entries") or []) if e]
+                if not entries:
+                    raise UnsupportedSource("the URL is an empty playlist")
+                info = entries[0]
+            if info.get("is_live"):
+                raise UnsupportedSource("live streams cannot be transcribed until they end")
+            declared = info.get("duration")
+            if declared and float(declared) > max_duration_s:
+                raise MediaTooLong(f"media is {float(declared):.0f} s long; the maximum is {max_duration_s:.0f} s")
+            size = info.get("filesize") or info.get("filesize_approx")
+            if size and int(size) > max_bytes:
+                raise MediaTooLarge(f"media is {int(size)} bytes; the maximum is {max_bytes}")
+            try:
+                info = ydl.process_ie_result(info, download=True)
+            except yt_dlp.utils.DownloadError as exc:
+                raise classify(exc) from exc
+        path = _downloaded_file(info, work)
+        if path is None:
+            # yt-dlp skips files over max_filesize without raising
+            raise MediaTooLarge(f"media is larger than the maximum of {max_bytes} bytes")
+        size = path.stat().st_size
+        if size > max_bytes:
+            raise MediaTooLarge(f"media is {size} bytes; the maximum is {max_bytes}")
+        if size == 0:
+            raise UnsupportedMedia("the source is empty")
+        media = probe(path)
+        if media.duration_s is not None and media.duration_s > max_duration_s:
+            raise MediaTooLong(f"media is {media.duration_s:.0f} s long; the maximum is {max_duration_s:.0f} s")
+        return Downloaded(
+            path=path,
+            media=MediaInfo(
+                title=info.get("title"),
+                uploader=info.get("uploader") or info.get("channel"),
+                duration_s=round(media.duration_s, 3) if media.duration_s is not None else declared,
+                source_url=info.get("webpage_url") or url,
+                extractor=info.get("extractor_key") or info.get("extractor"),
+                size_bytes=size,
+                container=media.container,
+            ),
+        )
+    except BaseException:
+        shutil.rmtree(work, ignore_errors=True)
+        raise
+
+
+def _downloaded_file(info: dict[str, Any], work: Path) -> Path | None:
+    for d in info.get("requested_downloads") or []:
+        fp = d.get("filepath")
+        if fp and Path(fp).exists():
+            return Path(fp)
+    found = [p for p in work.glob("source.*") if not p.name.endswith((".part", ".ytdl"))]
+    return found[0] if found else None

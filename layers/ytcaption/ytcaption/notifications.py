@@ -1,0 +1,104 @@
+"""Tell the outside world a job ended: a webhook POST and an EventBridge event.
+
+The webhook is delivered at most once per job and terminal status (a claim in
+the jobs table guards it against Step Functions retrying the Notify state),
+with a few quick retries of its own; a receiver that stays down does not fail
+the job, which has already ended.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+import urllib.error
+import urllib.request
+from typing import Any
+
+from ytcaption import aws
+from ytcaption.jobs import Job
+from ytcaption.observability import logger
+from ytcaption.repository import JobRepository
+from ytcaption.settings import PipelineSettings
+
+EVENT_SOURCE = "ytcaption"
+USER_AGENT = "YTCaption-Webhook/1.0"
+
+
+def payload(job: Job) -> dict[str, Any]:
+    return {
+        "job_id": job.job_id,
+        "status": job.status.value,
+        "error": job.error.model_dump(mode="json") if job.error else None,
+        "results": sorted(job.results),
+        "language": job.language,
+        "source": job.source.url or job.source.filename,
+        "created_at": job.created_at,
+        "completed_at": job.completed_at,
+    }
+
+
+class Notifier:
+    def __init__(self, settings: PipelineSettings, repo: JobRepository, events_client: Any | None = None) -> None:
+        self.settings = settings
+        self.repo = repo
+        self._events = events_client
+
+    @property
+    def events(self) -> Any:
+        if self._events is None:
+            self._events = aws.client("events")
+        return self._events
+
+    def job_finished(self, job: Job) -> dict[str, Any]:
+        body = payload(job)
+        out: dict[str, Any] = {"event": self._put_event(job, body)}
+        if job.options.webhook_url:
+            out["webhook"] = self._deliver_once(job, body)
+        return out
+
+    def _put_event(self, job: Job, body: dict[str, Any]) -> bool:
+        try:
+            resp = self.events.put_events(
+                Entries=[{
+                    "Source": EVENT_SOURCE,
+                    "DetailType": f"Transcription Job {job.status.value.capitalize()}",
+                    "Detail": json.dumps(body),
+                    "EventBusName": self.settings.event_bus_name,
+                    "Resources": [job.execution_arn] if job.execution_arn else [],
+                }]
+            )
+            return int(resp.get("FailedEntryCount", 0)) == 0
+        except Exception:  # an event bus outage must not fail a finished job
+            logger.exception("EventBridge put_events failed")
+            return False
+
+    def _deliver_once(self, job: Job, body: dict[str, Any]) -> str:
+        claim = f"WEBHOOK#{job.job_id}#{job.status.value}"
+        if not self.repo.claim(claim, owner="notify"):
+            return "already-delivered"
+        if self.post(str(job.options.webhook_url), body, event=f"job.{job.status.value.lower()}"):
+            return "delivered"
+        self.repo.release(claim)  # let a later retry of the Notify state try again
+        return "failed"
+
+    def post(self, url: str, body: dict[str, Any], *, event: str) -> bool:
+        data = json.dumps(body).encode()
+        for attempt in range(self.settings.webhook_attempts):
+            request = urllib.request.Request(  # noqa: S310 - http(s) only, checked at submission
+                url, data=data, method="POST",
+                headers={"Content-Type": "application/json", "User-Agent": USER_AGENT,
+                         "X-YTCaption-Event": event, "X-YTCaption-Delivery": f"{body['job_id']}:{event}"},
+            )
+            try:
+                with urllib.request.urlopen(request, timeout=self.settings.webhook_timeout_s) as resp:  # noqa: S310
+                    if 200 <= resp.status < 300:
+                        return True
+            except urllib.error.HTTPError as exc:
+                if exc.code < 500 and exc.code not in (408, 429):
+                    logger.warning("webhook refused", extra={"status": exc.code})
+                    return False
+            except (urllib.error.URLError, TimeoutError, OSError) as exc:
+                logger.warning("webhook unreachable", extra={"error": type(exc).__name__})
+            if attempt + 1 < self.settings.webhook_attempts:
+                time.sleep(min(8.0, 0.5 * 2**attempt))
+        return False

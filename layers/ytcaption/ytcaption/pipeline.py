@@ -1,0 +1,300 @@
+"""The pipeline stages the state machine runs: download, normalize, transcribe a
+shard (the Batch worker), merge, notify, mark failed.
+
+Each stage moves the job's status first, so a cancelled job stops at the next
+stage boundary (the move raises ``JobCancelled``), and a retried stage
+re-entering its own status is a no-op. Stages are idempotent: a retry redoes
+or skips work, never duplicates it.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import time
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any
+
+from ytcaption import storage as keys
+from ytcaption.errors import (
+    IllegalTransition,
+    JobCancelled,
+    MediaTooLarge,
+    StageTimeout,
+    TranscriptionFailed,
+    UnsupportedMedia,
+    YTCaptionError,
+    error_from_name,
+)
+from ytcaption.jobs import ErrorInfo, Job, JobOptions, JobStatus, MediaInfo
+from ytcaption.notifications import Notifier
+from ytcaption.observability import bind_job, logger
+from ytcaption.repository import JobRepository
+from ytcaption.settings import PipelineSettings
+from ytcaption.storage import Storage
+
+PROGRESS_EVERY_S = 2.0
+
+
+class Pipeline:
+    def __init__(
+        self,
+        settings: PipelineSettings,
+        repo: JobRepository | None = None,
+        storage: Storage | None = None,
+        notifier: Notifier | None = None,
+    ) -> None:
+        self.settings = settings
+        self.repo = repo or JobRepository(settings.jobs_table)
+        self.storage = storage or Storage(settings.bucket_name)
+        self.notifier = notifier or Notifier(settings, self.repo)
+
+    def _workdir(self, job_id: str, stage: str) -> Path:
+        return Path(self.settings.work_dir) / job_id / stage
+
+    def _enter(self, job_id: str, status: JobStatus, message: str) -> Job:
+        bind_job(job_id)
+        job = self.repo.transition(job_id, status, message=message)
+        if job.correlation_id:
+            bind_job(job_id, job.correlation_id)
+        return job
+
+    # --- download ------------------------------------------------------------------------
+
+    def download(self, job_id: str) -> dict[str, Any]:
+        from ytcaption.media.download import download
+
+        job = self._enter(job_id, JobStatus.DOWNLOADING, "downloading")
+        if job.source.url is None:
+            raise UnsupportedMedia("this job has no URL to download")
+        work = self._workdir(job_id, "download")
+        media = self.settings.media
+        last = [0.0]
+
+        def progress(done: int, total: int | None) -> None:
+            now = time.monotonic()
+            if total and now - last[0] >= PROGRESS_EVERY_S:
+                last[0] = now
+                self.repo.set_progress(job_id, 1 + int(8 * min(1.0, done / total)), status=JobStatus.DOWNLOADING)
+
+        try:
+            got = download(
+                job.source.url,
+                work,
+                max_bytes=media.max_download_bytes,
+                max_duration_s=media.max_duration_s,
+                timeout_s=media.download_timeout_s,
+                progress=progress,
+            )
+            key = keys.source_key(job_id, got.path.suffix)
+            self.storage.upload_file(str(got.path), key)
+        finally:
+            shutil.rmtree(work, ignore_errors=True)
+        source = {**job.source.model_dump(mode="json"), "bucket": self.storage.bucket, "key": key,
+                  "size_bytes": got.media.size_bytes}
+        self.repo.update_fields(
+            job_id, {"media": got.media.model_dump(mode="json"), "source": source}, status=JobStatus.DOWNLOADING
+        )
+        logger.info("downloaded", extra={"bytes": got.media.size_bytes, "duration_s": got.media.duration_s})
+        return {"source_key": key, "duration_s": got.media.duration_s}
+
+    # --- normalize and chunk --------------------------------------------------------------
+
+    def normalize(self, job_id: str) -> dict[str, Any]:
+        from ytcaption.engine import prepare
+        from ytcaption.media.audio import probe, wav_bytes
+        from ytcaption.media.chunking import assign_shards, shard_count, slice_audio
+
+        job = self._enter(job_id, JobStatus.NORMALIZING, "normalizing")
+        if not job.source.key:
+            raise UnsupportedMedia("the job's media is missing")
+        media_settings = self.settings.media
+        work = self._workdir(job_id, "normalize")
+        work.mkdir(parents=True, exist_ok=True)
+        try:
+            head = self.storage.head(job.source.key)
+            if head is None:
+                raise UnsupportedMedia("the uploaded file is missing")
+            size = int(head.get("ContentLength", 0))
+            if size > media_settings.max_download_bytes:
+                raise MediaTooLarge(f"media is {size} bytes; the maximum is {media_settings.max_download_bytes}")
+            if size == 0:
+                raise UnsupportedMedia("the file is empty")
+            local = work / ("source" + Path(job.source.key).suffix)
+            self.storage.download_file(job.source.key, str(local))
+            info = probe(local)
+            plan = prepare(local, media_settings)
+        finally:
+            shutil.rmtree(work, ignore_errors=True)
+        chunks = assign_shards(plan.chunks, shard_audio_s=media_settings.shard_audio_s)
+        shards = shard_count(chunks)
+
+        def put_chunk(c: Any) -> None:
+            self.storage.put_bytes(keys.chunk_audio_key(job_id, c.index),
+                                   wav_bytes(slice_audio(plan.samples, c)), "audio/wav")
+
+        with ThreadPoolExecutor(max_workers=8) as pool:
+            list(pool.map(put_chunk, chunks))
+        manifest = {
+            "job_id": job_id,
+            "duration": plan.duration,
+            "sample_rate": 16000,
+            "input_lufs": plan.input_lufs,
+            "gain_db": plan.gain_db,
+            "options": job.options.model_dump(mode="json"),
+            "shards": shards,
+            "chunks": [
+                {**c.to_dict(), "key": keys.chunk_audio_key(job_id, c.index),
+                 "result_key": keys.chunk_result_key(job_id, c.index)}
+                for c in chunks
+            ],
+        }
+        self.storage.put_json(keys.manifest_key(job_id), manifest)
+        media = (job.media or MediaInfo()).model_copy(
+            update={
+                "duration_s": job.media.duration_s if job.media and job.media.duration_s else plan.duration,
+                "title": (job.media.title if job.media else None) or job.source.filename,
+                "size_bytes": size,
+                "container": info.container,
+            }
+        )
+        self.repo.transition(
+            job_id,
+            JobStatus.TRANSCRIBING,
+            message=f"{len(chunks)} chunks in {shards} shards",
+            fields={"chunks": {"total": len(chunks), "done": 0, "shards": shards},
+                    "media": media.model_dump(mode="json")},
+        )
+        logger.info("chunked", extra={"chunks": len(chunks), "shards": shards, **plan.seconds})
+        return {"manifest_key": keys.manifest_key(job_id), "shards": list(range(shards)), "chunks": len(chunks)}
+
+    # --- one shard (the GPU Batch worker) ------------------------------------------------------
+
+    def transcribe_shard(
+        self, job_id: str, shard: int, *, transcriber_factory: Callable[[JobOptions], Any] | None = None
+    ) -> dict[str, Any]:
+        from ytcaption.engine import transcribe_shard
+        from ytcaption.media.audio import read_wav
+        from ytcaption.media.chunking import Chunk
+        from ytcaption.merge import ChunkResult
+        from ytcaption.transcription import WhisperTranscriber
+
+        bind_job(job_id)
+        job = self.repo.get(job_id)
+        if job.status != JobStatus.TRANSCRIBING:
+            logger.info("shard skipped: job is not transcribing", extra={"status": job.status})
+            return {"skipped": True, "status": job.status.value}
+        manifest = self.storage.get_json(keys.manifest_key(job_id))
+        options = JobOptions.model_validate(manifest["options"])
+        mine = [c for c in manifest["chunks"] if c["shard"] == shard]
+        chunks = [Chunk(c["index"], c["start"], c["end"], c["shard"]) for c in mine]
+        transcriber = (transcriber_factory or (lambda o: WhisperTranscriber(o.model, self.settings.whisper)))(options)
+        stopped = [False]
+
+        def done(c: Chunk) -> ChunkResult | None:
+            key = keys.chunk_result_key(job_id, c.index)
+            if not self.storage.exists(key):
+                return None
+            return ChunkResult.model_validate(self.storage.get_json(key))
+
+        def on_result(r: ChunkResult) -> bool:
+            self.storage.put_json(keys.chunk_result_key(job_id, r.index), r.model_dump(mode="json"))
+            if self.repo.add_chunks_done(job_id, 1) is None:
+                stopped[0] = True
+                return False  # cancelled or failed meanwhile: stop spending GPU time
+            return True
+
+        results = transcribe_shard(
+            transcriber, chunks, lambda c: read_wav(self.storage.get_bytes(keys.chunk_audio_key(job_id, c.index))),
+            options, done=done, on_result=on_result,
+        )
+        logger.info("shard done", extra={"shard": shard, "chunks": len(results), "stopped": stopped[0]})
+        return {"shard": shard, "chunks": len(results), "stopped": stopped[0]}
+
+    # --- merge ---------------------------------------------------------------------------------
+
+    def merge(self, job_id: str) -> dict[str, Any]:
+        from ytcaption.captions import render
+        from ytcaption.merge import ChunkResult, merge
+
+        job = self._enter(job_id, JobStatus.MERGING, "merging")
+        manifest = self.storage.get_json(keys.manifest_key(job_id))
+        results = []
+        for c in manifest["chunks"]:
+            key = keys.chunk_result_key(job_id, c["index"])
+            if not self.storage.exists(key):
+                raise TranscriptionFailed(f"chunk {c['index']} has no transcript")
+            results.append(ChunkResult.model_validate(self.storage.get_json(key)))
+        transcript = merge(results, duration=manifest["duration"], model=job.options.model, task=job.options.task)
+        written: dict[str, str] = {}
+        from ytcaption.storage import CONTENT_TYPES
+
+        for fmt in dict.fromkeys(["json", *job.options.formats]):
+            key = keys.result_key(job_id, fmt)
+            self.storage.put_bytes(key, render(transcript, fmt).encode("utf-8"),
+                                   CONTENT_TYPES[fmt] + ("; charset=utf-8" if fmt != "json" else ""))
+            written[fmt] = key
+        self.repo.transition(
+            job_id,
+            JobStatus.COMPLETED,
+            message=f"{len(transcript.segments)} segments",
+            fields={"results": written, "language": transcript.language},
+        )
+        logger.info("completed", extra={"segments": len(transcript.segments), "language": transcript.language})
+        return {"results": written, "language": transcript.language}
+
+    # --- notify / fail ---------------------------------------------------------------------------
+
+    def notify(self, job_id: str) -> dict[str, Any]:
+        bind_job(job_id)
+        return self.notifier.job_finished(self.repo.get(job_id))
+
+    def mark_failed(self, job_id: str, error: dict[str, Any] | None) -> dict[str, Any]:
+        bind_job(job_id)
+        exc = failure_from_step_functions(error or {})
+        try:
+            job = self.repo.transition(
+                job_id, JobStatus.FAILED, message=exc.message, error=ErrorInfo(code=exc.code, message=exc.message)
+            )
+        except JobCancelled:
+            return {"status": JobStatus.CANCELLED.value, "notified": False}
+        except IllegalTransition:
+            job = self.repo.get(job_id)  # already ended: keep what is there
+            return {"status": job.status.value, "notified": False}
+        logger.warning("job failed", extra={"code": exc.code, "error": exc.message})
+        return {"status": job.status.value, "code": exc.code, **self.notifier.job_finished(job)}
+
+
+def failure_from_step_functions(error: dict[str, Any]) -> YTCaptionError:
+    """Turn a Catch's ``{"Error", "Cause"}`` into a domain error with a clear message.
+
+    Lambda errors arrive as our class name plus a JSON cause with
+    ``errorMessage``; a failed Batch job arrives as ``States.TaskFailed`` with the
+    job description; timeouts as ``States.Timeout``. No stack trace is kept.
+    """
+    name = str(error.get("Error") or "")
+    cause_raw = error.get("Cause") or ""
+    cause: Any = cause_raw
+    try:
+        cause = json.loads(cause_raw) if isinstance(cause_raw, str) and cause_raw.startswith("{") else cause_raw
+    except ValueError:
+        pass
+    message = ""
+    if isinstance(cause, dict):
+        message = str(cause.get("errorMessage") or cause.get("StatusReason") or "")
+        if not message:
+            attempts = cause.get("Attempts") or []
+            if attempts:
+                message = str((attempts[-1].get("Container") or {}).get("Reason") or attempts[-1].get("StatusReason") or "")
+    elif isinstance(cause, str):
+        message = cause
+    message = " ".join(message.split())[:500]
+    if name in ("States.Timeout", "States.HeartbeatTimeout"):
+        return StageTimeout(message or "a stage took longer than its time limit")
+    if name == "States.TaskFailed":
+        return TranscriptionFailed(f"a transcription worker failed: {message or 'no reason given'}")
+    if name.startswith(("States.", "Lambda.")) or not name:
+        return YTCaptionError(message or f"the pipeline failed ({name or 'unknown error'})")
+    return error_from_name(name, message or name)

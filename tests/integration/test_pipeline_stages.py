@@ -1,0 +1,131 @@
+"""Pipeline stages called directly against moto, with the real model and real audio."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+
+from tests.conftest import BUCKET, TABLE, SpeechClip
+from tests.factories import make_job
+from tests.servers import LoopbackServer, loopback_server
+from ytcaption import storage as keys
+from ytcaption.errors import JobCancelled, SourceNotFound
+from ytcaption.evaluation import wer
+from ytcaption.jobs import Job, JobOptions, JobStatus, Source
+from ytcaption.pipeline import Pipeline, failure_from_step_functions
+from ytcaption.repository import JobRepository
+from ytcaption.settings import MediaSettings, PipelineSettings
+from ytcaption.transcription import WhisperTranscriber
+
+pytestmark = pytest.mark.integration
+
+
+@pytest.fixture
+def server(short_clip: SpeechClip) -> Iterator[LoopbackServer]:
+    with loopback_server() as srv:
+        srv.serve("/talk.mp3", short_clip.encode(".mp3").read_bytes(), "audio/mpeg")
+        yield srv
+
+
+@pytest.fixture
+def pipeline(moto_stack: dict[str, Any], tmp_path: Any) -> Pipeline:
+    settings = PipelineSettings(jobs_table=TABLE, bucket_name=BUCKET, work_dir=str(tmp_path / "work"),
+                                media=MediaSettings(chunk_max_s=10.0, shard_audio_s=15.0))
+    return Pipeline(settings)
+
+
+def url_job(repo: JobRepository, url: str, **options: Any) -> Job:
+    job = Job.new(source=Source(kind="url", url=url), options=JobOptions(**options),
+                  status=JobStatus.QUEUED, ttl_days=1)
+    repo.create(job)
+    return job
+
+
+class CountingTranscriber:
+    def __init__(self, inner: WhisperTranscriber) -> None:
+        self.inner, self.calls = inner, 0
+
+    def transcribe(self, *a: Any, **kw: Any) -> Any:
+        self.calls += 1
+        return self.inner.transcribe(*a, **kw)
+
+
+@pytest.mark.slow
+def test_stages_take_a_url_job_to_captions(pipeline: Pipeline, server: LoopbackServer, short_clip: SpeechClip,
+                                           moto_stack: dict[str, Any]) -> None:
+    job = url_job(pipeline.repo, server.url("/talk.mp3"), formats=["srt", "vtt"])
+    pipeline.download(job.job_id)
+    plan = pipeline.normalize(job.job_id)
+    assert plan["chunks"] >= 3 and len(plan["shards"]) >= 2
+    stored = pipeline.repo.get(job.job_id)
+    assert stored.status == JobStatus.TRANSCRIBING and stored.chunks.total == plan["chunks"]
+    assert stored.media and stored.media.title == "talk" and stored.media.duration_s
+
+    counting = CountingTranscriber(WhisperTranscriber("tiny.en", pipeline.settings.whisper))
+    for shard in plan["shards"]:
+        pipeline.transcribe_shard(job.job_id, shard, transcriber_factory=lambda o: counting)
+    assert counting.calls == plan["chunks"]
+    # a retried shard skips every chunk that already has a transcript
+    pipeline.transcribe_shard(job.job_id, plan["shards"][0], transcriber_factory=lambda o: counting)
+    assert counting.calls == plan["chunks"]
+    assert pipeline.repo.get(job.job_id).progress == 95
+
+    out = pipeline.merge(job.job_id)
+    assert set(out["results"]) == {"json", "srt", "vtt"}
+    done = pipeline.repo.get(job.job_id)
+    assert done.status == JobStatus.COMPLETED and done.language == "en"
+    assert [e.status for e in done.events] == [JobStatus.QUEUED, JobStatus.DOWNLOADING, JobStatus.NORMALIZING,
+                                               JobStatus.TRANSCRIBING, JobStatus.MERGING, JobStatus.COMPLETED]
+    doc = json.loads(moto_stack["s3"].get_object(Bucket=BUCKET, Key=keys.result_key(job.job_id, "json"))["Body"].read())
+    text = " ".join(s["text"] for s in doc["segments"])
+    assert wer(short_clip.text, text) <= 0.15
+    assert set(done.timings) == {"download", "normalize", "transcribe", "merge"}
+
+
+def test_download_failure_is_final_and_cleans_up(pipeline: Pipeline, server: LoopbackServer) -> None:
+    job = url_job(pipeline.repo, server.url("/nope.mp3"))
+    with pytest.raises(SourceNotFound):
+        pipeline.download(job.job_id)
+    assert not (pipeline._workdir(job.job_id, "download")).exists()
+    assert pipeline.repo.get(job.job_id).status == JobStatus.DOWNLOADING
+
+
+def test_cancelled_job_stops_at_the_next_stage(pipeline: Pipeline, server: LoopbackServer) -> None:
+    job = url_job(pipeline.repo, server.url("/talk.mp3"))
+    pipeline.repo.transition(job.job_id, JobStatus.CANCELLED)
+    with pytest.raises(JobCancelled):
+        pipeline.download(job.job_id)
+    assert pipeline.transcribe_shard(job.job_id, 0) == {"skipped": True, "status": "CANCELLED"}
+
+
+def test_mark_failed_records_code_and_message(pipeline: Pipeline) -> None:
+    job = make_job()
+    pipeline.repo.create(job)
+    cause = json.dumps({"errorMessage": "the source was not found (HTTP 404)", "errorType": "SourceNotFound",
+                        "stackTrace": ["  File secret.py"]})
+    out = pipeline.mark_failed(job.job_id, {"Error": "SourceNotFound", "Cause": cause})
+    assert out["status"] == "FAILED" and out["code"] == "SOURCE_NOT_FOUND"
+    failed = pipeline.repo.get(job.job_id)
+    assert failed.error and failed.error.model_dump() == {"code": "SOURCE_NOT_FOUND",
+                                                          "message": "the source was not found (HTTP 404)"}
+    assert failed.events[-1].status == JobStatus.FAILED
+    # a second failure report (a retried MarkFailed) changes nothing
+    assert pipeline.mark_failed(job.job_id, {"Error": "States.Timeout"})["status"] == "FAILED"
+    assert pipeline.repo.get(job.job_id).error == failed.error
+
+
+@pytest.mark.parametrize(("error", "code"), [
+    ({"Error": "DownloadFailed", "Cause": json.dumps({"errorMessage": "HTTP 503"})}, "DOWNLOAD_FAILED"),
+    ({"Error": "MediaTooLong", "Cause": json.dumps({"errorMessage": "too long"})}, "MEDIA_TOO_LONG"),
+    ({"Error": "States.TaskFailed", "Cause": json.dumps({"StatusReason": "Essential container exited"})},
+     "TRANSCRIPTION_FAILED"),
+    ({"Error": "States.Timeout", "Cause": ""}, "TIMEOUT"),
+    ({"Error": "Lambda.Unknown", "Cause": "boom"}, "INTERNAL_ERROR"),
+    ({}, "INTERNAL_ERROR"),
+])
+def test_step_functions_errors_map_to_stable_codes(error: dict[str, str], code: str) -> None:
+    exc = failure_from_step_functions(error)
+    assert exc.code == code and "Traceback" not in exc.message and "stackTrace" not in exc.message

@@ -1,0 +1,118 @@
+"""A loopback HTTP server for media, webhooks and failure cases; it records every hit."""
+
+from __future__ import annotations
+
+import json
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+
+
+@dataclass
+class Route:
+    status: int = 200
+    body: bytes = b""
+    content_type: str = "application/octet-stream"
+    fail_first: int = 0  # answer 503 this many times first
+
+
+@dataclass
+class LoopbackServer:
+    routes: dict[str, Route] = field(default_factory=dict)
+    hits: list[tuple[str, str]] = field(default_factory=list)
+    posts: list[dict[str, Any]] = field(default_factory=list)
+    port: int = 0
+
+    @property
+    def base(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def url(self, path: str) -> str:
+        return self.base + path
+
+    def serve(self, path: str, body: bytes, content_type: str = "application/octet-stream", **kw: Any) -> str:
+        self.routes[path] = Route(body=body, content_type=content_type, **kw)
+        return self.url(path)
+
+
+@contextmanager
+def loopback_server() -> Iterator[LoopbackServer]:
+    state = LoopbackServer()
+    lock = threading.Lock()
+
+    class Handler(BaseHTTPRequestHandler):
+        def log_message(self, *args: Any) -> None:
+            pass
+
+        def _route(self) -> Route | None:
+            with lock:
+                state.hits.append((self.command, self.path))
+                route = state.routes.get(self.path.split("?")[0])
+                if route and route.fail_first > 0:
+                    route.fail_first -= 1
+                    return Route(status=503, body=b"try later", content_type="text/plain")
+                return route
+
+        def _send(self, head_only: bool) -> None:
+            route = self._route()
+            if route is None:
+                route = Route(status=404, body=b"not found", content_type="text/plain")
+            body = route.body
+            rng = self.headers.get("Range")
+            status = route.status
+            if rng and status == 200 and rng.startswith("bytes="):
+                start_s, _, end_s = rng[6:].partition("-")
+                start = int(start_s or 0)
+                end = int(end_s) if end_s else len(body) - 1
+                if start >= len(body) and body:
+                    self.send_response(416)
+                    self.send_header("Content-Range", f"bytes */{len(body)}")
+                    self.end_headers()
+                    return
+                status = 206
+                self.send_response(206)
+                self.send_header("Content-Range", f"bytes {start}-{end}/{len(body)}")
+                body = body[start : end + 1]
+            else:
+                self.send_response(status)
+            self.send_header("Content-Type", route.content_type)
+            self.send_header("Content-Length", str(len(body)))
+            self.send_header("Accept-Ranges", "bytes")
+            self.end_headers()
+            if not head_only:
+                self.wfile.write(body)
+
+        def do_GET(self) -> None:  # noqa: N802
+            self._send(head_only=False)
+
+        def do_HEAD(self) -> None:  # noqa: N802
+            self._send(head_only=True)
+
+        def do_POST(self) -> None:  # noqa: N802
+            length = int(self.headers.get("Content-Length") or 0)
+            raw = self.rfile.read(length)
+            route = self._route()
+            try:
+                doc = json.loads(raw)
+            except ValueError:
+                doc = {"raw": raw.decode(errors="replace")}
+            with lock:
+                state.posts.append({"path": self.path, "headers": dict(self.headers), "body": doc,
+                                    "status": (route.status if route else 404)})
+            status = route.status if route else 404
+            self.send_response(status)
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    state.port = server.server_address[1]
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield state
+    finally:
+        server.shutdown()
+        server.server_close()

@@ -1,0 +1,68 @@
+"""Chunk planning, shard grouping and merging: pure logic."""
+
+from __future__ import annotations
+
+import pytest
+
+from ytcaption.captions import Segment, Word
+from ytcaption.media.chunking import Chunk, assign_shards, balanced_shards, plan_chunks, shard_count
+from ytcaption.merge import ChunkResult, merge
+
+
+def test_chunks_cut_mid_pause_and_respect_the_limit() -> None:
+    # speech every 5 s, 4 s long, 1 s pauses, for 100 s
+    speech = [(i * 5.0, i * 5.0 + 4.0) for i in range(20)]
+    chunks = plan_chunks(speech, 100.0, max_chunk_s=30.0)
+    assert len(chunks) >= 4
+    for c in chunks:
+        assert c.duration <= 30.0
+    for a, b in zip(chunks, chunks[1:], strict=False):
+        assert a.end <= b.start
+        # each cut lies in a pause, never inside speech
+        assert not any(s < a.end < e for s, e in speech)
+    covered = [(s, e) for s, e in speech if not any(c.start <= s and e <= c.end for c in chunks)]
+    assert covered == []  # every speech region is inside exactly one chunk
+
+
+def test_long_pauses_are_left_out_and_edges_padded() -> None:
+    chunks = plan_chunks([(10.0, 14.0), (40.0, 44.0)], 60.0, max_chunk_s=30.0)
+    assert [(c.start, c.end) for c in chunks] == [(9.8, 14.2), (39.8, 44.2)]
+
+
+def test_speech_longer_than_a_chunk_is_split() -> None:
+    chunks = plan_chunks([(0.0, 70.0)], 70.0, max_chunk_s=30.0)
+    assert len(chunks) == 3 and all(c.duration <= 30.0 for c in chunks)
+    assert chunks[0].start == 0.0 and chunks[-1].end == 70.0
+
+
+def test_no_speech_no_chunks() -> None:
+    assert plan_chunks([], 60.0) == []
+
+
+def test_shards_group_consecutive_chunks_by_audio_length() -> None:
+    chunks = [Chunk(i, i * 30.0, i * 30.0 + 25.0) for i in range(10)]
+    sharded = assign_shards(chunks, shard_audio_s=100.0)
+    assert [c.shard for c in sharded] == [0, 0, 0, 0, 1, 1, 1, 1, 2, 2]
+    assert shard_count(sharded) == 3
+    assert [c.shard for c in assign_shards(chunks[:1], shard_audio_s=1.0)] == [0]
+
+
+@pytest.mark.parametrize("n", [1, 2, 3, 8])
+def test_balanced_shards_never_exceed_worker_count(n: int) -> None:
+    chunks = [Chunk(i, i * 20.0, i * 20.0 + (5 + 3 * (i % 4))) for i in range(7)]
+    sharded = balanced_shards(chunks, n)
+    assert shard_count(sharded) <= n
+    assert [c.shard for c in sharded] == sorted(c.shard for c in sharded)
+
+
+def test_merge_orders_offsets_and_clamps_spills() -> None:
+    r1 = ChunkResult(index=1, start=10.0, end=20.0, language="en", segments=[
+        Segment(start=9.5, end=12.0, text="second", words=[Word(start=9.0, end=12.0, word="second")])])
+    r0 = ChunkResult(index=0, start=0.0, end=10.0, language="en", segments=[
+        Segment(start=1.0, end=10.4, text="first")])
+    r2 = ChunkResult(index=2, start=20.0, end=30.0, language="de", segments=[])
+    tr = merge([r1, r2, r0], duration=30.0, model="tiny.en")
+    assert [s.text for s in tr.segments] == ["first", "second"]
+    assert tr.segments[0].end == 10.0  # clamped into its chunk
+    assert tr.segments[1].start == 10.0 and tr.segments[1].words[0].start == 10.0
+    assert tr.language == "en"  # duration-weighted majority

