@@ -120,20 +120,36 @@ def build_cues(transcript: Transcript) -> list[Cue]:
     cues: list[Cue] = []
     group: list[tuple[str, float, float]] = []
 
-    def flush() -> None:
-        if group:
-            lines = wrap([g[0] for g in group])
+    def flush(upto: int | None = None) -> None:
+        """Emit ``group[:upto]`` as a cue and keep the rest for the next one."""
+        n = len(group) if upto is None else upto
+        if n:
+            lines = wrap([g[0] for g in group[:n]])
             assert lines is not None
-            cues.append(Cue(group[0][1], group[-1][2], lines))
-            group.clear()
+            cues.append(Cue(group[0][1], group[n - 1][2], lines))
+            del group[:n]
+
+    def natural_break() -> int | None:
+        """Where to end the cue instead of mid-phrase: after the last sentence end,
+        else the last clause end, in the second half of the group."""
+        for marks in (_SENTENCE_END, _CLAUSE_END):
+            for j in range(len(group) - 1, len(group) // 2 - 1, -1):
+                if group[j][0].endswith(marks):
+                    return j + 1
+        return None
 
     for tok in tokens:
         if group:
             candidate = [g[0] for g in group] + [tok[0]]
             too_long = tok[2] - group[0][1] > MAX_CUE_S
             gap = tok[1] - group[-1][2] > PARAGRAPH_GAP_S
-            if too_long or gap or wrap(candidate) is None:
+            if gap:
                 flush()
+            elif too_long or wrap(candidate) is None:
+                flush(natural_break())
+                while group and (wrap([g[0] for g in group] + [tok[0]]) is None
+                                 or tok[2] - group[0][1] > MAX_CUE_S):
+                    flush()
             elif group[-1][0].endswith(_SENTENCE_END) and len(" ".join(candidate)) > MAX_LINE_CHARS:
                 flush()  # a sentence ends and the cue is already a full line: start afresh
         group.append(tok)

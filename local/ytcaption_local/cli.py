@@ -1,0 +1,329 @@
+"""``ytcaption``: transcribe from the command line, against an API or the embedded local runtime.
+
+    ytcaption transcribe talk.mp4                      # local runtime, captions in ./captions
+    ytcaption transcribe https://youtu.be/... --api https://abc.execute-api.../v1
+    ytcaption status|result|cancel JOB_ID --api URL
+    ytcaption list --api URL [--status COMPLETED]
+    ytcaption local serve [--port 3000]
+
+Exit status: 0 when the job completed (or the command succeeded), 1 when the
+job failed or was cancelled (the error code and message are printed), 2 for a
+bad invocation or an unreachable API.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import mimetypes
+import os
+import sys
+import time
+import urllib.error
+import urllib.parse
+import urllib.request
+from pathlib import Path
+from typing import Any
+
+TERMINAL = {"COMPLETED", "FAILED", "CANCELLED"}
+FORMATS = ("json", "srt", "vtt", "txt")
+
+
+class ApiError(Exception):
+    def __init__(self, status: int, code: str, message: str) -> None:
+        super().__init__(f"{code}: {message}")
+        self.status, self.code, self.message = status, code, message
+
+
+class Client:
+    """A small HTTP client for the YTCaption API (stdlib only)."""
+
+    def __init__(self, base_url: str, *, api_key: str | None = None, timeout: float = 60.0) -> None:
+        self.base = base_url.rstrip("/")
+        self.api_key = api_key
+        self.timeout = timeout
+
+    def request(self, method: str, path: str, body: Any = None, *, query: dict[str, str] | None = None,
+                headers: dict[str, str] | None = None) -> tuple[int, dict[str, str], bytes]:
+        url = self.base + path + (("?" + urllib.parse.urlencode(query)) if query else "")
+        data = json.dumps(body).encode() if body is not None else None
+        hdrs = {"Accept": "application/json", **(headers or {})}
+        if data is not None:
+            hdrs["Content-Type"] = "application/json"
+        if self.api_key:
+            hdrs["X-Api-Key"] = self.api_key
+        req = urllib.request.Request(url, data=data, method=method, headers=hdrs)
+        try:
+            with urllib.request.urlopen(req, timeout=self.timeout) as resp:  # noqa: S310 - user-given API
+                return resp.status, dict(resp.headers), resp.read()
+        except urllib.error.HTTPError as exc:
+            raw = exc.read()
+            try:
+                err = json.loads(raw)["error"]
+                raise ApiError(exc.code, err["code"], err["message"]) from None
+            except (ValueError, KeyError, TypeError):
+                raise ApiError(exc.code, f"HTTP_{exc.code}", raw.decode(errors="replace")[:200]) from None
+
+    def json(self, method: str, path: str, body: Any = None, **kw: Any) -> Any:
+        _, _, raw = self.request(method, path, body, **kw)
+        return json.loads(raw) if raw else None
+
+    def submit_url(self, url: str, options: dict[str, Any]) -> dict[str, Any]:
+        return dict(self.json("POST", "/v1/transcriptions", {"url": url, **options}))
+
+    def submit_file(self, path: Path, options: dict[str, Any]) -> dict[str, Any]:
+        ctype = mimetypes.guess_type(path.name)[0] or "application/octet-stream"
+        if not ctype.startswith(("audio/", "video/")):
+            ctype = "application/octet-stream"
+        size = path.stat().st_size
+        job = dict(self.json("POST", "/v1/uploads",
+                             {"filename": path.name, "content_type": ctype, "size_bytes": size, **options}))
+        with path.open("rb") as fh:
+            req = urllib.request.Request(job["upload_url"], data=fh.read(), method="PUT",
+                                         headers={**job["upload_headers"], "Content-Length": str(size)})
+        with urllib.request.urlopen(req, timeout=max(self.timeout, 300)) as resp:  # noqa: S310 - presigned URL
+            if resp.status not in (200, 204):
+                raise ApiError(resp.status, "UPLOAD_FAILED", "the upload was not accepted")
+        return job
+
+    def job(self, job_id: str) -> dict[str, Any]:
+        return dict(self.json("GET", f"/v1/transcriptions/{job_id}"))
+
+    def result(self, job_id: str, fmt: str) -> bytes:
+        _, _, raw = self.request("GET", f"/v1/transcriptions/{job_id}/result", query={"format": fmt})
+        return raw
+
+    def wait(self, job_id: str, *, poll_s: float = 0.5, timeout_s: float = 6 * 3600,
+             show: Any = None) -> dict[str, Any]:
+        deadline = time.monotonic() + timeout_s
+        while True:
+            job = self.job(job_id)
+            if show:
+                show(job)
+            if job["status"] in TERMINAL:
+                return job
+            if time.monotonic() > deadline:
+                raise ApiError(0, "CLIENT_TIMEOUT", f"job {job_id} did not finish in {timeout_s:.0f} s")
+            time.sleep(poll_s)
+
+
+class Progress:
+    """A one-line progress bar on a terminal; one line per stage change otherwise."""
+
+    def __init__(self, stream: Any = sys.stderr) -> None:
+        self.stream = stream
+        self.tty = hasattr(stream, "isatty") and stream.isatty()
+        self.last: tuple[str, int] | None = None
+
+    def __call__(self, job: dict[str, Any]) -> None:
+        status, pct = job["status"], int(job.get("progress") or 0)
+        chunks = job.get("chunks") or {}
+        extra = f" {chunks.get('done', 0)}/{chunks['total']} chunks" if status == "TRANSCRIBING" and chunks.get("total") else ""
+        if self.tty:
+            bar = "#" * (pct // 4) + "-" * (25 - pct // 4)
+            self.stream.write(f"\r[{bar}] {pct:3d}% {status:<13}{extra:<16}")
+            if status in TERMINAL:
+                self.stream.write("\n")
+            self.stream.flush()
+        elif self.last is None or self.last[0] != status:
+            self.stream.write(f"{status.lower()}... {pct}%{extra}\n")
+            self.stream.flush()
+        self.last = (status, pct)
+
+
+def _options(args: argparse.Namespace) -> dict[str, Any]:
+    opts: dict[str, Any] = {}
+    if args.language:
+        opts["language"] = args.language
+    if args.model:
+        opts["model"] = args.model
+    if args.format:
+        opts["formats"] = [f.strip() for f in args.format.split(",") if f.strip()]
+    if args.webhook:
+        opts["webhook_url"] = args.webhook
+    if args.word_timestamps:
+        opts["word_timestamps"] = True
+    if args.task:
+        opts["task"] = args.task
+    return opts
+
+
+def _write_results(client: Client, job: dict[str, Any], out_dir: Path, stem: str) -> list[Path]:
+    out_dir.mkdir(parents=True, exist_ok=True)
+    written = []
+    for fmt in job["options"]["formats"]:
+        path = out_dir / f"{stem}.{fmt}"
+        path.write_bytes(client.result(job["job_id"], fmt))
+        written.append(path)
+    return written
+
+
+def cmd_transcribe(args: argparse.Namespace) -> int:
+    source = args.source
+    is_url = source.startswith(("http://", "https://"))
+    if not is_url and not Path(source).is_file():
+        print(f"error: {source} is neither an http(s) URL nor a file", file=sys.stderr)
+        return 2
+    runtime = None
+    api = args.api or os.environ.get("YTCAPTION_API")
+    if not api:
+        from ytcaption_local.runtime import LocalRuntime, RuntimeOptions
+
+        print("starting the local runtime (moto, the real template and state machine)...", file=sys.stderr)
+        runtime = LocalRuntime(RuntimeOptions(api_port=args.port)).start()
+        api = runtime.api_url
+    try:
+        client = Client(api, api_key=args.api_key)
+        options = _options(args)
+        job = client.submit_url(source, options) if is_url else client.submit_file(Path(source), options)
+        print(f"job {job['job_id']}", file=sys.stderr)
+        final = client.wait(job["job_id"], show=Progress())
+        if final["status"] != "COMPLETED":
+            err = final.get("error") or {"code": final["status"], "message": "the job did not complete"}
+            print(f"error: {err['code']}: {err['message']}", file=sys.stderr)
+            return 1
+        stem = Path(urllib.parse.urlsplit(source).path).stem if is_url else Path(source).stem
+        written = _write_results(client, final, Path(args.output_dir), stem or final["job_id"])
+        secs = sum((t.get("seconds") or 0) for t in final.get("timings", {}).values())
+        duration = (final.get("media") or {}).get("duration_s")
+        print(f"completed: {duration or 0:.1f} s of media, language {final.get('language')}, "
+              f"{secs:.1f} s in stages", file=sys.stderr)
+        for path in written:
+            print(path)
+        return 0
+    except ApiError as exc:
+        print(f"error: {exc.code}: {exc.message}", file=sys.stderr)
+        return 2 if exc.status in (0, 401, 403) else 1
+    except urllib.error.URLError as exc:
+        print(f"error: API_UNREACHABLE: {api}: {exc.reason}", file=sys.stderr)
+        return 2
+    finally:
+        if runtime is not None:
+            runtime.stop()
+
+
+def _client(args: argparse.Namespace) -> Client:
+    api = args.api or os.environ.get("YTCAPTION_API")
+    if not api:
+        raise SystemExit("error: --api URL (or YTCAPTION_API) is required for this command")
+    return Client(api, api_key=args.api_key)
+
+
+def cmd_status(args: argparse.Namespace) -> int:
+    print(json.dumps(_client(args).job(args.job_id), indent=2))
+    return 0
+
+
+def cmd_result(args: argparse.Namespace) -> int:
+    data = _client(args).result(args.job_id, args.format)
+    if args.output:
+        Path(args.output).write_bytes(data)
+        print(args.output)
+    else:
+        sys.stdout.write(data.decode("utf-8"))
+    return 0
+
+
+def cmd_cancel(args: argparse.Namespace) -> int:
+    job = _client(args).json("DELETE", f"/v1/transcriptions/{args.job_id}")
+    print(f"{job['job_id']} {job['status']}")
+    return 0
+
+
+def cmd_list(args: argparse.Namespace) -> int:
+    query = {"limit": str(args.limit)}
+    if args.status:
+        query["status"] = args.status
+    page = _client(args).json("GET", "/v1/transcriptions", query=query)
+    for j in page["items"]:
+        print(f"{j['job_id']}  {j['status']:<13} {j['progress']:3d}%  {j['created_at']}  "
+              f"{j['source'].get('url') or j['source'].get('filename')}")
+    if page.get("next_cursor"):
+        print(f"# more: --cursor {page['next_cursor']}", file=sys.stderr)
+    return 0
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    from ytcaption_local.runtime import LocalRuntime, RuntimeOptions
+
+    runtime = LocalRuntime(RuntimeOptions(api_port=args.port)).start()
+    print(f"YTCaption local runtime\n  API:           {runtime.api_url}/v1\n"
+          f"  AWS endpoint:  {runtime.endpoint} (moto)\n"
+          f"  state machine: {runtime.outputs['StateMachineArn']}\nCtrl-C to stop.", flush=True)
+    try:
+        while True:
+            time.sleep(3600)
+    except KeyboardInterrupt:
+        pass
+    finally:
+        runtime.stop()
+    return 0
+
+
+def parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="ytcaption", description=__doc__,
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    sub = p.add_subparsers(dest="command", required=True)
+
+    def api_args(sp: argparse.ArgumentParser) -> None:
+        sp.add_argument("--api", help="API base URL (default: $YTCAPTION_API)")
+        sp.add_argument("--api-key", default=os.environ.get("YTCAPTION_API_KEY"))
+
+    t = sub.add_parser("transcribe", help="transcribe a URL or a local file and save the captions")
+    t.add_argument("source", help="http(s) URL or path to a media file")
+    api_args(t)
+    t.add_argument("--language", help="language code, or auto (default)")
+    t.add_argument("--model", help="Whisper model (default: the service's)")
+    t.add_argument("--format", help="comma-separated: srt,vtt,json,txt (default: all)")
+    t.add_argument("--output-dir", default="captions")
+    t.add_argument("--webhook", help="URL to POST to when the job ends")
+    t.add_argument("--word-timestamps", action="store_true")
+    t.add_argument("--task", choices=["transcribe", "translate"])
+    t.add_argument("--port", type=int, default=0, help="local runtime API port (default: any free port)")
+    t.set_defaults(func=cmd_transcribe)
+
+    s = sub.add_parser("status", help="a job's status document")
+    s.add_argument("job_id")
+    api_args(s)
+    s.set_defaults(func=cmd_status)
+
+    r = sub.add_parser("result", help="download a completed job's captions")
+    r.add_argument("job_id")
+    r.add_argument("--format", default="srt", choices=FORMATS)
+    r.add_argument("--output", "-o")
+    api_args(r)
+    r.set_defaults(func=cmd_result)
+
+    c = sub.add_parser("cancel", help="cancel a job")
+    c.add_argument("job_id")
+    api_args(c)
+    c.set_defaults(func=cmd_cancel)
+
+    ls = sub.add_parser("list", help="list jobs, newest first")
+    ls.add_argument("--status")
+    ls.add_argument("--limit", type=int, default=20)
+    api_args(ls)
+    ls.set_defaults(func=cmd_list)
+
+    local = sub.add_parser("local", help="the embedded local runtime")
+    lsub = local.add_subparsers(dest="local_command", required=True)
+    serve = lsub.add_parser("serve", help="serve the API on 127.0.0.1 with moto behind it")
+    serve.add_argument("--port", type=int, default=3000)
+    serve.set_defaults(func=cmd_serve)
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parser().parse_args(argv)
+    try:
+        return int(args.func(args))
+    except ApiError as exc:
+        print(f"error: {exc.code}: {exc.message}", file=sys.stderr)
+        return 1
+    except urllib.error.URLError as exc:
+        print(f"error: API_UNREACHABLE: {exc.reason}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())
