@@ -100,7 +100,7 @@ def loopback_server() -> Iterator[LoopbackServer]:
             except ValueError:
                 doc = {"raw": raw.decode(errors="replace")}
             with lock:
-                state.posts.append({"path": self.path, "headers": dict(self.headers), "body": doc,
+                state.posts.append({"path": self.path, "headers": {k.lower(): v for k, v in self.headers.items()}, "body": doc,
                                     "status": (route.status if route else 404)})
             status = route.status if route else 404
             self.send_response(status)

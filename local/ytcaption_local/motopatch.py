@@ -16,6 +16,11 @@ fails loudly if any of these change):
    are empty in moto's ASL engine, so ``batch:submitJob`` sent PascalCase
    parameters to botocore (``KeyError: 'JobName'``). We convert them with the
    botocore operation model, as LocalStack's engine does.
+4. A retried ``.sync`` task reuses its state's task-token ``CallbackEndpoint``,
+   which the failed attempt left interrupted (``_notify_event`` set, no
+   ``_outcome``), so every retry "times out" at once (``States.Timeout``) and a
+   Map iteration then dies on ``CustomErrorName('States.Timeout')``. Before each
+   attempt of a Batch task we clear that stale interrupt.
 """
 
 from __future__ import annotations
@@ -45,8 +50,15 @@ def targets() -> dict[str, tuple[type, str]]:
         StateTaskServiceBatch,
     )
 
+    from moto.stepfunctions.parser.asl.component.state.exec.state_task.service.state_task_service_callback import (
+        StateTaskServiceCallback,
+    )
+    from moto.stepfunctions.parser.asl.eval.callback.callback import CallbackEndpoint
+
     return {
         "lambda_invoke": (LambdaFunction, "_invoke_lambda"),
+        "sfn_sync_attempt": (StateTaskServiceCallback, "_eval_integration_pattern"),
+        "callback_endpoint": (CallbackEndpoint, "interrupt_all"),
         "batch_finish": (BatchSimpleBackend, "_mark_job_as_finished"),
         "sfn_batch_params": (StateTaskServiceBatch, "_normalise_parameters"),
         "sfn_batch_response": (StateTaskServiceBatch, "_normalise_response"),
@@ -121,6 +133,17 @@ def _normalise_response(
     self._from_boto_response(response, _operation(service, action).output_shape)
 
 
+def _make_fresh_attempt(original: Callable[..., Any]) -> Callable[..., Any]:
+    def _eval_integration_pattern(self: Any, env: Any, *args: Any, **kwargs: Any) -> Any:
+        task = env.states.context_object.context_object_data.get("Task") or {}
+        endpoint = env.callback_pool_manager.get(task.get("Token")) if task.get("Token") else None
+        if endpoint is not None and endpoint._outcome is None:
+            endpoint._notify_event.clear()  # the previous attempt's interrupt must not end this one
+        return original(self, env, *args, **kwargs)
+
+    return _eval_integration_pattern
+
+
 def install(invoke: InvokeFn, batch: BatchFn) -> None:
     """Route Lambda invocations and Batch jobs to the given callables (idempotent)."""
     import moto
@@ -139,4 +162,10 @@ def install(invoke: InvokeFn, batch: BatchFn) -> None:
                         ("sfn_batch_response", _normalise_response)):
             cls, name = t[key]
             setattr(cls, name, fn)
+        from moto.stepfunctions.parser.asl.component.state.exec.state_task.service.state_task_service_batch import (
+            StateTaskServiceBatch,
+        )
+
+        base, name = t["sfn_sync_attempt"]
+        StateTaskServiceBatch._eval_integration_pattern = _make_fresh_attempt(getattr(base, name))  # type: ignore[method-assign]
         _state["installed"] = True

@@ -295,6 +295,10 @@ def failure_from_step_functions(error: dict[str, Any]) -> YTCaptionError:
         return StageTimeout(message or "a stage took longer than its time limit")
     if name == "States.TaskFailed":
         return TranscriptionFailed(f"a transcription worker failed: {message or 'no reason given'}")
-    if name.startswith(("States.", "Lambda.")) or not name:
-        return YTCaptionError(message or f"the pipeline failed ({name or 'unknown error'})")
-    return error_from_name(name, message or name)
+    known = error_from_name(name, message or name)
+    if type(known) is YTCaptionError:
+        # not one of ours (States.Runtime, Lambda.Unknown, a bug): keep its text out of
+        # the user-facing message, but in the logs
+        logger.error("unexpected pipeline error", extra={"error_name": name, "cause": message})
+        return YTCaptionError(f"the pipeline failed unexpectedly ({name or 'unknown error'})")
+    return known

@@ -1,0 +1,36 @@
+"""The local runtime, started once for the e2e tests, and an HTTP client for its API."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import pytest
+
+from tests.conftest import SpeechClip
+from tests.servers import LoopbackServer, loopback_server
+from ytcaption_local.cli import Client
+from ytcaption_local.runtime import LocalRuntime, RuntimeOptions
+
+
+@pytest.fixture(scope="package")
+def runtime() -> Iterator[LocalRuntime]:
+    # short chunks and shards so a 25 s clip fans out over several Batch jobs
+    rt = LocalRuntime(RuntimeOptions(api_port=0, shard_audio_s=15.0,
+                                     extra_env={"MEDIA__CHUNK_MAX_S": "12"})).start()
+    try:
+        yield rt
+    finally:
+        rt.stop()
+
+
+@pytest.fixture
+def client(runtime: LocalRuntime) -> Client:
+    return Client(runtime.api_url, timeout=30)
+
+
+@pytest.fixture(scope="package")
+def media_server(short_clip: SpeechClip) -> Iterator[LoopbackServer]:
+    with loopback_server() as srv:
+        srv.serve("/talk.mp3", short_clip.encode(".mp3").read_bytes(), "audio/mpeg")
+        srv.serve("/talk.webm", short_clip.encode(".webm").read_bytes(), "audio/webm")
+        yield srv

@@ -1,0 +1,77 @@
+"""Fails loudly if the moto internals the local runtime patches change.
+
+The local runtime replaces private moto methods (see ytcaption_local/motopatch.py).
+moto is pinned exactly; on an upgrade this test says what moved.
+"""
+
+from __future__ import annotations
+
+import inspect
+
+import moto
+
+from ytcaption_local import motopatch
+
+EXPECTED_SIGNATURES = {
+    "lambda_invoke": ["self", "event"],
+    "batch_finish": ["self", "include_start_attempt", "job"],
+    "sfn_batch_params": ["self", "parameters", "boto_service_name", "service_action_name"],
+    "sfn_batch_response": ["self", "response", "boto_service_name", "service_action_name"],
+    "sfn_sync_attempt": ["self", "env", "resource_runtime_part", "normalised_parameters", "state_credentials"],
+    "callback_endpoint": ["self"],
+}
+
+
+def test_moto_is_the_pinned_version() -> None:
+    assert moto.__version__ == motopatch.MOTO_VERSION, (
+        f"moto {moto.__version__} installed; the local runtime was written against {motopatch.MOTO_VERSION}"
+    )
+
+
+def test_patched_methods_exist_with_the_expected_signatures() -> None:
+    for key, (cls, name) in motopatch.targets().items():
+        original = inspect.getattr_static(cls, name, None)
+        assert original is not None, f"{cls.__qualname__}.{name} is gone"
+        params = list(inspect.signature(getattr(cls, name)).parameters)
+        if key in EXPECTED_SIGNATURES and getattr(getattr(cls, name), "__module__", "") != motopatch.__name__:
+            assert params == EXPECTED_SIGNATURES[key], f"{cls.__qualname__}.{name}{params}"
+
+
+def test_internals_the_patches_read_still_exist() -> None:
+    from moto.batch.models import Job
+    from moto.stepfunctions.parser.asl.component.state.exec.state_task.service.state_task_service import (
+        StateTaskService,
+    )
+    from moto.stepfunctions.parser.asl.eval.callback.callback import CallbackEndpoint, CallbackPoolManager
+
+    assert callable(Job._mark_stopped) and callable(Job._start_attempt)
+    assert "self._stream_name =" in inspect.getsource(Job.__init__)
+    assert "container_overrides" in inspect.signature(Job.__init__).parameters
+    for name in ("_to_boto_request", "_from_boto_response", "_get_boto_service_name", "_get_boto_service_action"):
+        assert callable(getattr(StateTaskService, name)), name
+    endpoint = CallbackEndpoint(callback_id="x")
+    assert hasattr(endpoint, "_notify_event") and hasattr(endpoint, "_outcome")
+    assert callable(CallbackPoolManager.get)
+
+
+def test_the_lambda_simple_backend_still_echoes() -> None:
+    # why the runtime keeps lambda use_docker at its default: the simple backend
+    # never reaches _invoke_lambda
+    from moto.awslambda_simple.models import LambdaSimpleBackend
+
+    assert "_invoke_lambda" not in inspect.getsource(LambdaSimpleBackend.invoke)
+
+
+def test_batch_parameters_normalise_to_botocore_casing() -> None:
+    from moto.stepfunctions.parser.asl.component.state.exec.state_task.service.state_task_service_batch import (
+        StateTaskServiceBatch,
+    )
+
+    motopatch.install(lambda name, event: event, lambda job: True)
+    svc = StateTaskServiceBatch.__new__(StateTaskServiceBatch)
+    svc.resource = type("R", (), {"api_name": "batch", "api_action": "submitJob"})()
+    params = {"JobName": "j", "JobQueue": "q", "JobDefinition": "d",
+              "ContainerOverrides": {"Environment": [{"Name": "A", "Value": "1"}]}}
+    svc._normalise_parameters(params)
+    assert params == {"jobName": "j", "jobQueue": "q", "jobDefinition": "d",
+                      "containerOverrides": {"environment": [{"name": "A", "value": "1"}]}}
