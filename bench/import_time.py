@@ -20,15 +20,15 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 HEAVY = ("yt_dlp", "av", "numpy", "faster_whisper", "ctranslate2", "onnxruntime")
-PROBE = """
+PROBE = f"""
 import importlib.util, json, sys, time
 t = time.perf_counter()
 spec = importlib.util.spec_from_file_location("handler_under_test", sys.argv[1])
 mod = importlib.util.module_from_spec(spec)
 spec.loader.exec_module(mod)
 dt = time.perf_counter() - t
-print(json.dumps({"seconds": dt, "heavy": [m for m in %r if m in sys.modules]}))
-""" % (HEAVY,)
+print(json.dumps({{"seconds": dt, "heavy": [m for m in {HEAVY!r} if m in sys.modules]}}))
+"""
 
 TARGETS = {
     "baseline": ROOT / "bench" / "baseline_handler.py",

@@ -64,8 +64,10 @@ def moto_stack(aws_env: None) -> Iterator[dict[str, Any]]:
     import boto3
     from moto import mock_aws
 
+    from ytcaption_local.motopatch import make_dynamodb_atomic
     from ytcaption_local.template import create_bucket, create_table
 
+    make_dynamodb_atomic()  # DynamoDB checks a condition and writes in one step; moto needs help
     with mock_aws():
         ddb = boto3.client("dynamodb", region_name=REGION)
         s3 = boto3.client("s3", region_name=REGION)

@@ -85,13 +85,13 @@ def loopback_server() -> Iterator[LoopbackServer]:
             if not head_only:
                 self.wfile.write(body)
 
-        def do_GET(self) -> None:  # noqa: N802
+        def do_GET(self) -> None:
             self._send(head_only=False)
 
-        def do_HEAD(self) -> None:  # noqa: N802
+        def do_HEAD(self) -> None:
             self._send(head_only=True)
 
-        def do_POST(self) -> None:  # noqa: N802
+        def do_POST(self) -> None:
             length = int(self.headers.get("Content-Length") or 0)
             raw = self.rfile.read(length)
             route = self._route()
@@ -100,7 +100,8 @@ def loopback_server() -> Iterator[LoopbackServer]:
             except ValueError:
                 doc = {"raw": raw.decode(errors="replace")}
             with lock:
-                state.posts.append({"path": self.path, "headers": {k.lower(): v for k, v in self.headers.items()}, "body": doc,
+                headers = {k.lower(): v for k, v in self.headers.items()}
+                state.posts.append({"path": self.path, "headers": headers, "body": doc,
                                     "status": (route.status if route else 404)})
             status = route.status if route else 404
             self.send_response(status)

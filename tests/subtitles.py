@@ -56,7 +56,7 @@ def parse_srt(text: str, *, max_chars: int = 42, max_lines: int = 2) -> list[Par
 def parse_vtt(text: str, *, max_chars: int = 42, max_lines: int = 2) -> list[ParsedCue]:
     if not text.startswith("WEBVTT"):
         raise ValueError("missing WEBVTT header")
-    header, _, body = text.partition("\n\n")
+    _header, _, body = text.partition("\n\n")
     cues = []
     for block in [b for b in body.strip("\n").split("\n\n") if b]:
         lines = block.split("\n")

@@ -52,7 +52,7 @@ class Client:
             hdrs["Content-Type"] = "application/json"
         if self.api_key:
             hdrs["X-Api-Key"] = self.api_key
-        req = urllib.request.Request(url, data=data, method=method, headers=hdrs)
+        req = urllib.request.Request(url, data=data, method=method, headers=hdrs)  # noqa: S310 - http(s) API URL
         try:
             with urllib.request.urlopen(req, timeout=self.timeout) as resp:  # noqa: S310 - user-given API
                 return resp.status, dict(resp.headers), resp.read()
@@ -79,7 +79,7 @@ class Client:
         job = dict(self.json("POST", "/v1/uploads",
                              {"filename": path.name, "content_type": ctype, "size_bytes": size, **options}))
         with path.open("rb") as fh:
-            req = urllib.request.Request(job["upload_url"], data=fh.read(), method="PUT",
+            req = urllib.request.Request(job["upload_url"], data=fh.read(), method="PUT",  # noqa: S310
                                          headers={**job["upload_headers"], "Content-Length": str(size)})
         with urllib.request.urlopen(req, timeout=max(self.timeout, 300)) as resp:  # noqa: S310 - presigned URL
             if resp.status not in (200, 204):
@@ -118,7 +118,9 @@ class Progress:
     def __call__(self, job: dict[str, Any]) -> None:
         status, pct = job["status"], int(job.get("progress") or 0)
         chunks = job.get("chunks") or {}
-        extra = f" {chunks.get('done', 0)}/{chunks['total']} chunks" if status == "TRANSCRIBING" and chunks.get("total") else ""
+        extra = ""
+        if status == "TRANSCRIBING" and chunks.get("total"):
+            extra = f" {chunks.get('done', 0)}/{chunks['total']} chunks"
         if self.tty:
             bar = "#" * (pct // 4) + "-" * (25 - pct // 4)
             self.stream.write(f"\r[{bar}] {pct:3d}% {status:<13}{extra:<16}")

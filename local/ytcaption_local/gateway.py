@@ -134,7 +134,7 @@ class Gateway:
                 if self.command != "HEAD":
                     self.wfile.write(data)
 
-            do_GET = do_POST = do_PUT = do_DELETE = do_PATCH = do_HEAD = do_OPTIONS = _handle  # noqa: N815
+            do_GET = do_POST = do_PUT = do_DELETE = do_PATCH = do_HEAD = do_OPTIONS = _handle
 
         self._server = ThreadingHTTPServer((self.host, self.port), RequestHandler)
         self._server.daemon_threads = True

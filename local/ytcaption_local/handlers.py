@@ -44,7 +44,7 @@ def load_handler(code_dir: str | Path, handler: str = "app.lambda_handler") -> C
             except BaseException:
                 del sys.modules[name]
                 raise
-    return getattr(module, func)  # type: ignore[no-any-return]
+    return getattr(module, func)
 
 
 def image_handler(command: str) -> Callable[..., Any]:

@@ -21,6 +21,10 @@ fails loudly if any of these change):
    ``_outcome``), so every retry "times out" at once (``States.Timeout``) and a
    Map iteration then dies on ``CustomErrorName('States.Timeout')``. Before each
    attempt of a Batch task we clear that stale interrupt.
+5. ``moto.dynamodb.models.DynamoDBBackend`` checks a ``ConditionExpression`` and
+   then writes, with no lock: two threads can both pass the same condition,
+   which DynamoDB never allows. The job repository's correctness rests on
+   conditional writes, so writes are serialized (``make_dynamodb_atomic``).
 """
 
 from __future__ import annotations
@@ -38,6 +42,8 @@ InvokeFn = Callable[[str, Any], Any]
 BatchFn = Callable[[Any], bool]
 """(moto batch Job) -> success."""
 
+DYNAMODB_WRITES = ("put_item", "update_item", "delete_item", "transact_write_items", "batch_write_item")
+
 _state: dict[str, Any] = {"invoke": None, "batch": None, "installed": False}
 _lock = threading.Lock()
 
@@ -46,10 +52,10 @@ def targets() -> dict[str, tuple[type, str]]:
     """The (class, method) pairs patched here: what the guard test checks."""
     from moto.awslambda.models import LambdaFunction
     from moto.batch_simple.models import BatchSimpleBackend
+    from moto.dynamodb.models import DynamoDBBackend
     from moto.stepfunctions.parser.asl.component.state.exec.state_task.service.state_task_service_batch import (
         StateTaskServiceBatch,
     )
-
     from moto.stepfunctions.parser.asl.component.state.exec.state_task.service.state_task_service_callback import (
         StateTaskServiceCallback,
     )
@@ -57,6 +63,7 @@ def targets() -> dict[str, tuple[type, str]]:
 
     return {
         "lambda_invoke": (LambdaFunction, "_invoke_lambda"),
+        **{f"dynamodb_{m}": (DynamoDBBackend, m) for m in DYNAMODB_WRITES},
         "sfn_sync_attempt": (StateTaskServiceCallback, "_eval_integration_pattern"),
         "callback_endpoint": (CallbackEndpoint, "interrupt_all"),
         "batch_finish": (BatchSimpleBackend, "_mark_job_as_finished"),
@@ -144,6 +151,37 @@ def _make_fresh_attempt(original: Callable[..., Any]) -> Callable[..., Any]:
     return _eval_integration_pattern
 
 
+_dynamodb_lock = threading.RLock()
+_originals: dict[tuple[type, str], Any] = {}
+
+
+def original(cls: type, name: str) -> Any:
+    """The moto method as moto ships it, whether or not it has been patched here."""
+    return _originals.get((cls, name), getattr(cls, name))
+
+
+def _replace(cls: type, name: str, fn: Any) -> None:
+    _originals.setdefault((cls, name), getattr(cls, name))
+    setattr(cls, name, fn)
+
+
+def make_dynamodb_atomic() -> None:
+    """Serialize moto's DynamoDB writes so a condition and its write are one step (idempotent)."""
+    from moto.dynamodb.models import DynamoDBBackend
+
+    for name in DYNAMODB_WRITES:
+        original = getattr(DynamoDBBackend, name)
+        if getattr(original, "_ytcaption_atomic", False):
+            continue
+
+        def atomic(self: Any, *args: Any, __original: Any = original, **kwargs: Any) -> Any:
+            with _dynamodb_lock:
+                return __original(self, *args, **kwargs)
+
+        atomic._ytcaption_atomic = True  # type: ignore[attr-defined]
+        _replace(DynamoDBBackend, name, atomic)
+
+
 def install(invoke: InvokeFn, batch: BatchFn) -> None:
     """Route Lambda invocations and Batch jobs to the given callables (idempotent)."""
     import moto
@@ -152,6 +190,7 @@ def install(invoke: InvokeFn, batch: BatchFn) -> None:
         raise RuntimeError(
             f"the local runtime patches moto {MOTO_VERSION} internals; moto {moto.__version__} is installed"
         )
+    make_dynamodb_atomic()
     with _lock:
         _state["invoke"], _state["batch"] = invoke, batch
         if _state["installed"]:
@@ -161,11 +200,11 @@ def install(invoke: InvokeFn, batch: BatchFn) -> None:
                         ("sfn_batch_params", _normalise_parameters),
                         ("sfn_batch_response", _normalise_response)):
             cls, name = t[key]
-            setattr(cls, name, fn)
+            _replace(cls, name, fn)
         from moto.stepfunctions.parser.asl.component.state.exec.state_task.service.state_task_service_batch import (
             StateTaskServiceBatch,
         )
 
         base, name = t["sfn_sync_attempt"]
-        StateTaskServiceBatch._eval_integration_pattern = _make_fresh_attempt(getattr(base, name))  # type: ignore[method-assign]
+        _replace(StateTaskServiceBatch, name, _make_fresh_attempt(getattr(base, name)))
         _state["installed"] = True

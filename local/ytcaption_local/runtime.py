@@ -162,7 +162,7 @@ class LocalRuntime:
         # swaps in LambdaSimpleBackend, which echoes the event and never calls
         # _invoke_lambda, the method the runtime routes to the real handlers.
         config = {"batch": {"use_docker": False}, "stepfunctions": {"execute_state_machine": True}}
-        req = urllib.request.Request(f"{self.endpoint}/moto-api/config", data=json.dumps(config).encode(),
+        req = urllib.request.Request(f"{self.endpoint}/moto-api/config", data=json.dumps(config).encode(),  # noqa: S310
                                      method="POST", headers={"Content-Type": "application/json"})
         with urllib.request.urlopen(req, timeout=10) as resp:  # noqa: S310 - our own loopback server
             resp.read()
@@ -263,6 +263,7 @@ class LocalRuntime:
             "WHISPER__DEVICE": "cpu",
             "WHISPER__COMPUTE_TYPE": "int8",
             "WHISPER__CPU_THREADS": "1",
+            "WHISPER__NUM_WORKERS": str(self.options.batch_slots),
             "MEDIA__SHARD_AUDIO_S": str(self.options.shard_audio_s),
             "POWERTOOLS_LOG_LEVEL": self.options.log_level,
             "WORK_DIR": str(Path(self._tmp.name if self._tmp else tempfile.gettempdir()) / "work"),

@@ -10,6 +10,7 @@ import shutil
 import subprocess
 from fractions import Fraction
 from pathlib import Path
+from typing import Any
 
 import av
 import numpy as np
@@ -89,7 +90,9 @@ def silence(seconds: float, rate: int) -> np.ndarray:
     return np.zeros(int(seconds * rate), np.float32)
 
 
-def speech_track(sentences: list[str], workdir: Path, *, pause_s: float = 0.8, wpm: int = 165) -> tuple[np.ndarray, int]:
+def speech_track(
+    sentences: list[str], workdir: Path, *, pause_s: float = 0.8, wpm: int = 165
+) -> tuple[np.ndarray, int]:
     """Sentences spoken one after another with pauses between them."""
     parts: list[np.ndarray] = []
     rate = 22050
@@ -108,11 +111,11 @@ def encode(samples: np.ndarray, rate: int, path: Path, *, gain_db: float = 0.0, 
     out_rate = 48000 if codec in ("libopus",) else rate
     x = samples * np.float32(10 ** (gain_db / 20))
     with av.open(str(path), "w") as c:
-        vstream = None
+        vstream: Any = None
         if video:
             vstream = c.add_stream("libx264", rate=10)
             vstream.width, vstream.height, vstream.pix_fmt = 64, 48, "yuv420p"
-        astream = c.add_stream(codec, rate=out_rate)
+        astream: Any = c.add_stream(codec, rate=out_rate)
         astream.layout = "mono"
         resampler = av.AudioResampler(format=astream.format.name if astream.format else "s16",
                                       layout="mono", rate=out_rate)

@@ -185,6 +185,6 @@ def test_ten_jobs_at_once_all_complete(runtime: LocalRuntime, client: Client, tm
 
 
 def test_openapi_and_health_over_http(runtime: LocalRuntime) -> None:
-    with urllib.request.urlopen(runtime.api_url + "/v1/health", timeout=5) as resp:  # noqa: S310
+    with urllib.request.urlopen(runtime.api_url + "/v1/health", timeout=5) as resp:
         assert json.loads(resp.read()) == {"status": "ok"}
         assert resp.headers["X-Correlation-ID"]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import json
 
 import pytest
@@ -67,7 +68,7 @@ def test_cues_respect_line_length_lines_and_durations(words: bool) -> None:
     for c in cues:
         assert 1 <= len(c.lines) <= 2 and all(len(line) <= 42 for line in c.lines)
         assert c.end - c.start <= MAX_CUE_S + 0.35
-    for a, b in zip(cues, cues[1:], strict=False):
+    for a, b in itertools.pairwise(cues):
         assert a.end <= b.start
         assert a.end - a.start >= MIN_CUE_S or a.end == b.start
     spoken = " ".join(" ".join(c.lines) for c in cues).split()

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import itertools
+
 import pytest
 
 from ytcaption.captions import Segment, Word
@@ -16,7 +18,7 @@ def test_chunks_cut_mid_pause_and_respect_the_limit() -> None:
     assert len(chunks) >= 4
     for c in chunks:
         assert c.duration <= 30.0
-    for a, b in zip(chunks, chunks[1:], strict=False):
+    for a, b in itertools.pairwise(chunks):
         assert a.end <= b.start
         # each cut lies in a pause, never inside speech
         assert not any(s < a.end < e for s, e in speech)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import itertools
+
 import pytest
 from pydantic import ValidationError
 
@@ -14,7 +16,7 @@ HAPPY_URL_PATH = [S.QUEUED, S.DOWNLOADING, S.NORMALIZING, S.TRANSCRIBING, S.MERG
 
 
 def test_happy_path_of_a_url_job_is_legal() -> None:
-    for current, target in zip(HAPPY_URL_PATH, HAPPY_URL_PATH[1:], strict=False):
+    for current, target in itertools.pairwise(HAPPY_URL_PATH):
         assert check_transition(current, target) is True
 
 

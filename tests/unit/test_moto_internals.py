@@ -30,10 +30,11 @@ def test_moto_is_the_pinned_version() -> None:
 
 def test_patched_methods_exist_with_the_expected_signatures() -> None:
     for key, (cls, name) in motopatch.targets().items():
-        original = inspect.getattr_static(cls, name, None)
-        assert original is not None, f"{cls.__qualname__}.{name} is gone"
-        params = list(inspect.signature(getattr(cls, name)).parameters)
-        if key in EXPECTED_SIGNATURES and getattr(getattr(cls, name), "__module__", "") != motopatch.__name__:
+        assert inspect.getattr_static(cls, name, None) is not None, f"{cls.__qualname__}.{name} is gone"
+        shipped = motopatch.original(cls, name)
+        assert shipped.__module__.startswith("moto."), f"{cls.__qualname__}.{name} is not moto's"
+        if key in EXPECTED_SIGNATURES:
+            params = list(inspect.signature(shipped).parameters)
             assert params == EXPECTED_SIGNATURES[key], f"{cls.__qualname__}.{name}{params}"
 
 
@@ -52,6 +53,17 @@ def test_internals_the_patches_read_still_exist() -> None:
     endpoint = CallbackEndpoint(callback_id="x")
     assert hasattr(endpoint, "_notify_event") and hasattr(endpoint, "_outcome")
     assert callable(CallbackPoolManager.get)
+
+
+def test_dynamodb_writes_are_serialized_once_patched() -> None:
+    from moto.dynamodb.models import DynamoDBBackend
+
+    motopatch.make_dynamodb_atomic()
+    motopatch.make_dynamodb_atomic()  # idempotent: wrapped once
+    for name in motopatch.DYNAMODB_WRITES:
+        fn = getattr(DynamoDBBackend, name)
+        assert getattr(fn, "_ytcaption_atomic", False), name
+        assert not getattr(motopatch.original(DynamoDBBackend, name), "_ytcaption_atomic", False)
 
 
 def test_the_lambda_simple_backend_still_echoes() -> None:

@@ -7,7 +7,7 @@ points every handler and worker at its embedded moto server.
 
 from __future__ import annotations
 
-from functools import lru_cache
+from functools import cache
 from typing import TYPE_CHECKING, Any
 
 from ytcaption.errors import StorageError, Throttled, YTCaptionError
@@ -31,7 +31,7 @@ TRANSIENT_CODES = frozenset(
 )
 
 
-@lru_cache(maxsize=None)
+@cache
 def client(service: str) -> Any:
     """A cached client per service, built on first use (not at import)."""
     import boto3

@@ -124,8 +124,7 @@ def build_cues(transcript: Transcript) -> list[Cue]:
         """Emit ``group[:upto]`` as a cue and keep the rest for the next one."""
         n = len(group) if upto is None else upto
         if n:
-            lines = wrap([g[0] for g in group[:n]])
-            assert lines is not None
+            lines = wrap([g[0] for g in group[:n]]) or [" ".join(g[0] for g in group[:n])]
             cues.append(Cue(group[0][1], group[n - 1][2], lines))
             del group[:n]
 

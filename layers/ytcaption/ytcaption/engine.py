@@ -30,7 +30,6 @@ from ytcaption.merge import ChunkResult, merge, shift
 from ytcaption.settings import MediaSettings, WhisperSettings
 from ytcaption.transcription import Transcriber, WhisperTranscriber, choose_device
 
-
 #: How much of the previous chunk's text conditions the next one (like Whisper's
 #: own condition_on_previous_text across its 30 s windows).
 CONTEXT_CHARS = 200

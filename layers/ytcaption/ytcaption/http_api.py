@@ -210,7 +210,7 @@ def get_events(job_id: Annotated[str, Path(max_length=64)]) -> dict[str, Any]:
 )
 def get_result(
     job_id: Annotated[str, Path(max_length=64)],
-    format: Annotated[Literal["json", "srt", "vtt", "txt"], Query()] = "json",  # noqa: A002
+    format: Annotated[Literal["json", "srt", "vtt", "txt"], Query()] = "json",
 ) -> Response[Any]:
     res = service().result(job_id, format)
     if res.redirect_url:

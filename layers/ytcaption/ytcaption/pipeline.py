@@ -9,6 +9,7 @@ or skips work, never duplicates it.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import shutil
 import time
@@ -277,17 +278,16 @@ def failure_from_step_functions(error: dict[str, Any]) -> YTCaptionError:
     name = str(error.get("Error") or "")
     cause_raw = error.get("Cause") or ""
     cause: Any = cause_raw
-    try:
+    with contextlib.suppress(ValueError):
         cause = json.loads(cause_raw) if isinstance(cause_raw, str) and cause_raw.startswith("{") else cause_raw
-    except ValueError:
-        pass
     message = ""
     if isinstance(cause, dict):
         message = str(cause.get("errorMessage") or cause.get("StatusReason") or "")
         if not message:
             attempts = cause.get("Attempts") or []
             if attempts:
-                message = str((attempts[-1].get("Container") or {}).get("Reason") or attempts[-1].get("StatusReason") or "")
+                last = attempts[-1]
+                message = str((last.get("Container") or {}).get("Reason") or last.get("StatusReason") or "")
     elif isinstance(cause, str):
         message = cause
     message = " ".join(message.split())[:500]

@@ -120,9 +120,8 @@ class JobService:
             idempotency_key=idempotency_key,
             request_fingerprint=fingerprint(req.model_dump(mode="json")),
         )
-        assert job.source.key is not None
         url = self.storage.presign_put(
-            job.source.key,
+            job.source.key or upload_key(job.job_id, req.filename),
             content_type=req.content_type,
             content_length=req.size_bytes,
             expires_s=self.settings.presign_expiry_s,

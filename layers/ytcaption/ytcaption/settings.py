@@ -43,6 +43,9 @@ class WhisperSettings(BaseModel):
         "auto", "default", "int8", "int8_float16", "int8_float32", "float16", "bfloat16", "float32"
     ] = "auto"
     cpu_threads: int = 0
+    #: Concurrent transcriptions one loaded model serves (CTranslate2 workers):
+    #: 1 for a Batch job; the local runtime runs several jobs in one process.
+    num_workers: int = 1
     beam_size: int = 5
     vad_filter: bool = True
     #: Directory holding one CTranslate2 model folder per model name
@@ -69,12 +72,12 @@ class PipelineSettings(AwsResources):
 
 @lru_cache(maxsize=1)
 def get_api_settings() -> ApiSettings:
-    return ApiSettings()  # type: ignore[call-arg]
+    return ApiSettings()
 
 
 @lru_cache(maxsize=1)
 def get_pipeline_settings() -> PipelineSettings:
-    return PipelineSettings()  # type: ignore[call-arg]
+    return PipelineSettings()
 
 
 def clear_settings_cache() -> None:

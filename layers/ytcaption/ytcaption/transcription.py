@@ -125,10 +125,10 @@ def load_model(name: str, settings: WhisperSettings, *, num_workers: int = 1) ->
 class WhisperTranscriber:
     """Transcribes one chunk of 16 kHz mono audio; times are relative to the chunk."""
 
-    def __init__(self, model_name: str, settings: WhisperSettings, *, num_workers: int = 1) -> None:
+    def __init__(self, model_name: str, settings: WhisperSettings, *, num_workers: int | None = None) -> None:
         self.settings = settings
         self.model_name = model_name
-        self.model = load_model(model_name, settings, num_workers=num_workers)
+        self.model = load_model(model_name, settings, num_workers=num_workers or settings.num_workers)
 
     def transcribe(
         self,

@@ -33,12 +33,12 @@ class S3Entity(BaseModel):
 
 
 class S3Record(BaseModel):
-    eventName: str  # noqa: N815 - AWS's field name
+    eventName: str
     s3: S3Entity
 
 
 class S3Event(BaseModel):
-    Records: list[S3Record]  # noqa: N815
+    Records: list[S3Record]
 
 
 class UploadTriggerFailed(Exception):

@@ -10,6 +10,8 @@ was trained on are kept, and it costs ~0.1 s per 3 minutes where single-pass
 
 from __future__ import annotations
 
+import contextlib
+import itertools
 import math
 import wave
 from dataclasses import dataclass
@@ -108,7 +110,7 @@ def decode(path: str | Path, *, highpass_hz: int = 60) -> tuple[np.ndarray, floa
                 graph.add("aformat", f"sample_fmts=flt:channel_layouts=mono:sample_rates={SAMPLE_RATE}"),
                 graph.add("abuffersink"),
             ]
-            for a, b in zip(nodes, nodes[1:], strict=False):
+            for a, b in itertools.pairwise(nodes):
                 a.link_to(b)
             graph.configure()
             for frame in container.decode(stream):
@@ -122,10 +124,8 @@ def decode(path: str | Path, *, highpass_hz: int = 60) -> tuple[np.ndarray, floa
         raise UnsupportedMedia(f"the audio could not be decoded ({type(exc).__name__})") from exc
     samples = np.concatenate(chunks).astype(np.float32) if chunks else np.zeros(0, np.float32)
     lufs: float | None = None
-    try:
+    with contextlib.suppress(KeyError, ValueError):
         lufs = float(meta["lavfi.r128.I"])
-    except (KeyError, ValueError):
-        pass
     if lufs is not None and (math.isnan(lufs) or lufs <= -70.0):
         lufs = None  # silence: nothing to normalize against
     return samples, lufs

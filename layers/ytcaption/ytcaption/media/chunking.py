@@ -12,6 +12,7 @@ A shard is a run of consecutive chunks that one GPU Batch job transcribes.
 
 from __future__ import annotations
 
+import itertools
 import math
 import os
 from collections.abc import Sequence
@@ -66,7 +67,7 @@ def detect_speech(
     n = workers or os.cpu_count() or 1
     bounds = _quiet_split_points(samples, n) if len(samples) > 60 * SAMPLE_RATE and n > 1 else []
     edges = [0, *bounds, len(samples)]
-    pieces = list(zip(edges, edges[1:], strict=False))
+    pieces = list(itertools.pairwise(edges))
 
     def scan(piece: tuple[int, int]) -> list[tuple[float, float]]:
         a, b = piece
@@ -172,4 +173,4 @@ def shard_count(chunks: Sequence[Chunk]) -> int:
 
 
 def slice_audio(samples: np.ndarray, chunk: Chunk) -> np.ndarray:
-    return samples[int(round(chunk.start * SAMPLE_RATE)) : int(round(chunk.end * SAMPLE_RATE))]
+    return samples[round(chunk.start * SAMPLE_RATE) : round(chunk.end * SAMPLE_RATE)]
