@@ -241,3 +241,13 @@ def test_bad_result_format(api: ApiClient) -> None:
     job = submit(api)
     status, _, body = api("GET", f"/v1/transcriptions/{job['job_id']}/result", query={"format": "docx"})
     assert status == 400 and body["error"]["code"] == "INVALID_REQUEST"
+
+
+def test_service_default_model_applies_when_none_is_asked(api: ApiClient, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("DEFAULT_MODEL", "large-v3-turbo")
+    job = submit(api)
+    _, _, doc = api("GET", f"/v1/transcriptions/{job['job_id']}")
+    assert doc["options"]["model"] == "large-v3-turbo"
+    explicit = submit(api, model="base")
+    _, _, doc = api("GET", f"/v1/transcriptions/{explicit['job_id']}")
+    assert doc["options"]["model"] == "base"

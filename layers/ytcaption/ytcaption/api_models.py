@@ -34,9 +34,6 @@ class CreateUpload(JobOptions):
     content_type: str = Field(..., pattern=MEDIA_CONTENT_TYPE, max_length=100)
     size_bytes: int = Field(..., gt=0, description="exact size of the file that will be PUT")
 
-    def options(self) -> JobOptions:
-        return JobOptions.model_validate(self.model_dump(include=set(JobOptions.model_fields)))
-
 
 class SubmitResponse(BaseModel):
     job_id: str

@@ -70,7 +70,7 @@ class JobService:
         idempotency_key: str | None = None,
         correlation_id: str | None = None,
     ) -> tuple[Job, bool]:
-        options = JobOptions.model_validate(req.model_dump(exclude={"url"}))
+        options = self._options(req)
         job = Job.new(
             source=Source(kind="url", url=req.url),
             options=options,
@@ -109,7 +109,7 @@ class JobService:
                 content_type=req.content_type,
                 size_bytes=req.size_bytes,
             ),
-            options=req.options(),
+            options=self._options(req),
             status=JobStatus.AWAITING_UPLOAD,
             ttl_days=self.settings.job_ttl_days,
             correlation_id=correlation_id,
@@ -128,6 +128,13 @@ class JobService:
         )
         expires = datetime.now(UTC) + timedelta(seconds=self.settings.presign_expiry_s)
         return job, url, expires
+
+    def _options(self, req: JobOptions) -> JobOptions:
+        """The request's options, with the service's default model when none was asked for."""
+        data = req.model_dump(include=set(JobOptions.model_fields))
+        if "model" not in req.model_fields_set:
+            data["model"] = self.settings.default_model
+        return validate_options(data)
 
     # --- S3 upload trigger --------------------------------------------------------------
 
@@ -181,11 +188,11 @@ class JobService:
         meta = {k.lower(): v for k, v in (head.get("Metadata") or {}).items()}
         status, error = JobStatus.QUEUED, None
         try:
-            options = options_from_metadata(meta)
+            options = options_from_metadata(meta, self.settings.default_model)
             if size > self.settings.max_upload_bytes:
                 raise MediaTooLarge(f"object is {size} bytes; the maximum is {self.settings.max_upload_bytes}")
         except YTCaptionError as exc:
-            options, status, error = JobOptions(), JobStatus.FAILED, exc
+            options, status, error = JobOptions(model=self.settings.default_model), JobStatus.FAILED, exc
         job = Job.new(
             job_id=job_id,
             source=Source(
@@ -280,9 +287,9 @@ class JobService:
         return job
 
 
-def options_from_metadata(meta: dict[str, str]) -> JobOptions:
+def options_from_metadata(meta: dict[str, str], default_model: str = "tiny.en") -> JobOptions:
     """Options for a plain S3 upload, from its ``x-amz-meta-*`` headers."""
-    data: dict[str, Any] = {}
+    data: dict[str, Any] = {"model": default_model}
     for key, value in meta.items():
         field = key.replace("-", "_")
         if field == "formats":
@@ -291,8 +298,6 @@ def options_from_metadata(meta: dict[str, str]) -> JobOptions:
             data[field] = value.strip().lower() in ("1", "true", "yes")
         elif field in JobOptions.model_fields:
             data[field] = value
-    if not data:
-        return JobOptions()
     try:
         return validate_options(data)
     except InvalidRequest as exc:
