@@ -44,6 +44,7 @@ def aws_env(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
     from ytcaption import aws, http_api
     from ytcaption.settings import clear_settings_cache
 
+    monkeypatch.setenv("ALLOW_LOOPBACK_URLS", "true")  # test servers live on loopback
     monkeypatch.setenv("JOBS_TABLE", TABLE)
     monkeypatch.setenv("BUCKET_NAME", BUCKET)
     monkeypatch.setenv(

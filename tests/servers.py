@@ -17,6 +17,8 @@ class Route:
     body: bytes = b""
     content_type: str = "application/octet-stream"
     fail_first: int = 0  # answer 503 this many times first
+    delay_first: float = 0.0  # sleep this long before the first answer (a timeout)
+    headers: dict[str, str] = field(default_factory=dict)
 
 
 @dataclass
@@ -25,10 +27,11 @@ class LoopbackServer:
     hits: list[tuple[str, str]] = field(default_factory=list)
     posts: list[dict[str, Any]] = field(default_factory=list)
     port: int = 0
+    host: str = "127.0.0.1"
 
     @property
     def base(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
+        return f"http://{self.host}:{self.port}"
 
     def url(self, path: str) -> str:
         return self.base + path
@@ -39,8 +42,8 @@ class LoopbackServer:
 
 
 @contextmanager
-def loopback_server() -> Iterator[LoopbackServer]:
-    state = LoopbackServer()
+def loopback_server(host: str = "127.0.0.1") -> Iterator[LoopbackServer]:
+    state = LoopbackServer(host=host)
     lock = threading.Lock()
 
     class Handler(BaseHTTPRequestHandler):
@@ -54,7 +57,14 @@ def loopback_server() -> Iterator[LoopbackServer]:
                 if route and route.fail_first > 0:
                     route.fail_first -= 1
                     return Route(status=503, body=b"try later", content_type="text/plain")
-                return route
+                delay = route.delay_first if route else 0.0
+                if route:
+                    route.delay_first = 0.0
+            if delay:
+                import time
+
+                time.sleep(delay)
+            return route
 
         def _send(self, head_only: bool) -> None:
             route = self._route()
@@ -78,6 +88,8 @@ def loopback_server() -> Iterator[LoopbackServer]:
                 body = body[start : end + 1]
             else:
                 self.send_response(status)
+            for k, v in route.headers.items():
+                self.send_header(k, v)
             self.send_header("Content-Type", route.content_type)
             self.send_header("Content-Length", str(len(body)))
             self.send_header("Accept-Ranges", "bytes")
@@ -108,7 +120,7 @@ def loopback_server() -> Iterator[LoopbackServer]:
             self.send_header("Content-Length", "0")
             self.end_headers()
 
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    server = ThreadingHTTPServer((host, 0), Handler)
     state.port = server.server_address[1]
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()

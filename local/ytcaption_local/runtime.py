@@ -266,6 +266,8 @@ class LocalRuntime:
             "WHISPER__NUM_WORKERS": str(self.options.batch_slots),
             "MEDIA__SHARD_AUDIO_S": str(self.options.shard_audio_s),
             "POWERTOOLS_LOG_LEVEL": self.options.log_level,
+            # the local runtime fetches from this machine (the demo, tests): allowed explicitly
+            "ALLOW_LOOPBACK_URLS": "true",
             "WORK_DIR": str(Path(self._tmp.name if self._tmp else tempfile.gettempdir()) / "work"),
             **self.options.extra_env,
         })

@@ -32,7 +32,7 @@ def server(short_clip: SpeechClip) -> Iterator[LoopbackServer]:
 
 @pytest.fixture
 def pipeline(moto_stack: dict[str, Any], tmp_path: Any) -> Pipeline:
-    settings = PipelineSettings(jobs_table=TABLE, bucket_name=BUCKET, work_dir=str(tmp_path / "work"),
+    settings = PipelineSettings(jobs_table=TABLE, bucket_name=BUCKET, work_dir=str(tmp_path / "work"), allow_loopback_urls=True,
                                 media=MediaSettings(chunk_max_s=10.0, shard_audio_s=15.0))
     return Pipeline(settings)
 

@@ -15,7 +15,9 @@ import urllib.request
 from typing import Any
 
 from ytcaption import aws
+from ytcaption.errors import UnsafeUrl
 from ytcaption.jobs import Job
+from ytcaption.netsafety import UrlPolicy, check_url, guarded
 from ytcaption.observability import logger
 from ytcaption.repository import JobRepository
 from ytcaption.settings import PipelineSettings
@@ -82,6 +84,16 @@ class Notifier:
         return "failed"
 
     def post(self, url: str, body: dict[str, Any], *, event: str) -> bool:
+        policy = UrlPolicy.from_settings(self.settings)
+        try:
+            check_url(url, policy)
+        except UnsafeUrl as exc:
+            logger.warning("webhook refused: unsafe URL", extra={"error": exc.message})
+            return False
+        with guarded(policy):
+            return self._post(url, body, event=event)
+
+    def _post(self, url: str, body: dict[str, Any], *, event: str) -> bool:
         data = json.dumps(body).encode()
         for attempt in range(self.settings.webhook_attempts):
             request = urllib.request.Request(  # noqa: S310 - http(s) only, checked at submission
@@ -97,7 +109,13 @@ class Notifier:
                 if exc.code < 500 and exc.code not in (408, 429):
                     logger.warning("webhook refused", extra={"status": exc.code})
                     return False
+            except UnsafeUrl as exc:
+                logger.warning("webhook refused: unsafe address", extra={"error": exc.message})
+                return False
             except (urllib.error.URLError, TimeoutError, OSError) as exc:
+                if isinstance(getattr(exc, "reason", None), UnsafeUrl):
+                    logger.warning("webhook refused: unsafe address", extra={"error": str(exc.reason)})
+                    return False
                 logger.warning("webhook unreachable", extra={"error": type(exc).__name__})
             if attempt + 1 < self.settings.webhook_attempts:
                 time.sleep(min(8.0, 0.5 * 2**attempt))

@@ -30,6 +30,7 @@ from ytcaption.errors import (
     error_from_name,
 )
 from ytcaption.jobs import ErrorInfo, Job, JobOptions, JobStatus, MediaInfo
+from ytcaption.netsafety import UrlPolicy, check_url, guarded
 from ytcaption.notifications import Notifier
 from ytcaption.observability import bind_job, logger
 from ytcaption.repository import JobRepository
@@ -72,6 +73,8 @@ class Pipeline:
             raise UnsupportedMedia("this job has no URL to download")
         work = self._workdir(job_id, "download")
         media = self.settings.media
+        policy = UrlPolicy.from_settings(self.settings)
+        check_url(job.source.url, policy)
         last = [0.0]
 
         def progress(done: int, total: int | None) -> None:
@@ -81,14 +84,15 @@ class Pipeline:
                 self.repo.set_progress(job_id, 1 + int(8 * min(1.0, done / total)), status=JobStatus.DOWNLOADING)
 
         try:
-            got = download(
-                job.source.url,
-                work,
-                max_bytes=media.max_download_bytes,
-                max_duration_s=media.max_duration_s,
-                timeout_s=media.download_timeout_s,
-                progress=progress,
-            )
+            with guarded(policy):  # every connection, redirects included
+                got = download(
+                    job.source.url,
+                    work,
+                    max_bytes=media.max_download_bytes,
+                    max_duration_s=media.max_duration_s,
+                    timeout_s=media.download_timeout_s,
+                    progress=progress,
+                )
             key = keys.source_key(job_id, got.path.suffix)
             self.storage.upload_file(str(got.path), key)
         finally:

@@ -29,6 +29,7 @@ from ytcaption.errors import (
 )
 from ytcaption.executions import Executions, execution_arn
 from ytcaption.jobs import ErrorInfo, Job, JobOptions, JobStatus, Source, validate_options
+from ytcaption.netsafety import UrlPolicy, check_url
 from ytcaption.repository import JobRepository
 from ytcaption.settings import ApiSettings
 from ytcaption.storage import CONTENT_TYPES, Storage, result_key, upload_key
@@ -70,6 +71,7 @@ class JobService:
         idempotency_key: str | None = None,
         correlation_id: str | None = None,
     ) -> tuple[Job, bool]:
+        check_url(req.url, UrlPolicy.from_settings(self.settings))
         options = self._options(req)
         job = Job.new(
             source=Source(kind="url", url=req.url),
@@ -134,7 +136,10 @@ class JobService:
         data = req.model_dump(include=set(JobOptions.model_fields))
         if "model" not in req.model_fields_set:
             data["model"] = self.settings.default_model
-        return validate_options(data)
+        options = validate_options(data)
+        if options.webhook_url:
+            check_url(options.webhook_url, UrlPolicy.from_settings(self.settings))
+        return options
 
     # --- S3 upload trigger --------------------------------------------------------------
 

@@ -22,6 +22,12 @@ class AwsResources(_Base):
     jobs_table: str
     bucket_name: str
     job_ttl_days: int = 30
+    #: Outbound URL policy (see ytcaption.netsafety). Loopback and private
+    #: addresses are refused unless allowed here; the local runtime allows loopback.
+    allow_loopback_urls: bool = False
+    allow_private_urls: bool = False
+    allowed_url_hosts: str = ""
+    denied_url_hosts: str = ""
 
 
 class ApiSettings(AwsResources):

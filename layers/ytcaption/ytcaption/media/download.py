@@ -20,6 +20,7 @@ from ytcaption.errors import (
     MediaTooLong,
     SourceNotFound,
     UnsupportedMedia,
+    UnsafeUrl,
     UnsupportedSource,
     YTCaptionError,
 )
@@ -54,6 +55,9 @@ def classify(exc: BaseException) -> YTCaptionError:
     from yt_dlp.networking.exceptions import HTTPError, TransportError
     from yt_dlp.utils import DownloadError, ExtractorError, UnsupportedError
 
+    unsafe = _find(exc, UnsafeUrl)
+    if unsafe is not None:
+        return UnsafeUrl(unsafe.message)
     cause: BaseException | None = exc
     if isinstance(exc, DownloadError) and exc.exc_info and exc.exc_info[1] is not None:
         cause = exc.exc_info[1]
@@ -78,6 +82,29 @@ def classify(exc: BaseException) -> YTCaptionError:
     return DownloadFailed(f"download failed: {_short(str(cause))}")
 
 
+def _find(exc: BaseException, kind: type[YTCaptionError]) -> Any:
+    """The first ``kind`` in an exception's causes (yt-dlp wraps what sockets raise)."""
+    seen: set[int] = set()
+    todo: list[BaseException | None] = [exc]
+    while todo:
+        e = todo.pop()
+        if e is None or id(e) in seen:
+            continue
+        seen.add(id(e))
+        if isinstance(e, kind):
+            return e
+        todo += [e.__cause__, e.__context__, getattr(e, "cause", None)]
+        todo += [x for x in getattr(e, "unexpected_errors", None) or [] if isinstance(x, BaseException)]
+        todo += [x for x in getattr(e, "unsupported_errors", None) or [] if isinstance(x, BaseException)]
+        info = getattr(e, "exc_info", None)
+        if isinstance(info, tuple) and len(info) > 1 and isinstance(info[1], BaseException):
+            todo.append(info[1])
+        reason = getattr(e, "reason", None)
+        if isinstance(reason, BaseException):
+            todo.append(reason)
+    return None
+
+
 def _short(msg: str, limit: int = 300) -> str:
     msg = " ".join(str(msg).replace("ERROR:", "").split())
     return msg if len(msg) <= limit else msg[: limit - 1] + "…"
@@ -94,6 +121,7 @@ def download(
 ) -> Downloaded:
     """Download the best audio of ``url`` into ``work_dir`` (created, and removed on failure)."""
     import yt_dlp
+    import yt_dlp.networking.exceptions
 
     work = Path(work_dir)
     work.mkdir(parents=True, exist_ok=True)
@@ -123,7 +151,7 @@ def download(
         with yt_dlp.YoutubeDL(opts) as ydl:
             try:
                 info = ydl.extract_info(url, download=False)
-            except yt_dlp.utils.DownloadError as exc:
+            except (yt_dlp.utils.DownloadError, yt_dlp.networking.exceptions.RequestError) as exc:
                 raise classify(exc) from exc
             if info is None:
                 raise UnsupportedSource("no video or audio was found at this URL")
@@ -142,7 +170,7 @@ def download(
                 raise MediaTooLarge(f"media is {int(size)} bytes; the maximum is {max_bytes}")
             try:
                 info = ydl.process_ie_result(info, download=True)
-            except yt_dlp.utils.DownloadError as exc:
+            except (yt_dlp.utils.DownloadError, yt_dlp.networking.exceptions.RequestError) as exc:
                 raise classify(exc) from exc
         path = _downloaded_file(info, work)
         if path is None:
