@@ -175,7 +175,7 @@ def cmd_transcribe(args: argparse.Namespace) -> int:
         runtime = LocalRuntime(RuntimeOptions(api_port=args.port)).start()
         api = runtime.api_url
     try:
-        client = Client(api, api_key=args.api_key)
+        client = Client(api, api_key=runtime.api_key if runtime else args.api_key)
         options = _options(args)
         job = client.submit_url(source, options) if is_url else client.submit_file(Path(source), options)
         print(f"job {job['job_id']}", file=sys.stderr)
@@ -248,8 +248,10 @@ def cmd_list(args: argparse.Namespace) -> int:
 def cmd_serve(args: argparse.Namespace) -> int:
     from ytcaption_local.runtime import LocalRuntime, RuntimeOptions
 
-    runtime = LocalRuntime(RuntimeOptions(api_port=args.port)).start()
+    runtime = LocalRuntime(RuntimeOptions(api_port=args.port, api_key=args.api_key,
+                                          reconcile_every_s=60.0)).start()
     print(f"YTCaption local runtime\n  API:           {runtime.api_url}/v1\n"
+          f"  API key:       {runtime.api_key}   (send it as X-Api-Key)\n"
           f"  AWS endpoint:  {runtime.endpoint} (moto)\n"
           f"  state machine: {runtime.outputs['StateMachineArn']}\nCtrl-C to stop.", flush=True)
     try:
@@ -311,6 +313,8 @@ def parser() -> argparse.ArgumentParser:
     lsub = local.add_subparsers(dest="local_command", required=True)
     serve = lsub.add_parser("serve", help="serve the API on 127.0.0.1 with moto behind it")
     serve.add_argument("--port", type=int, default=3000)
+    serve.add_argument("--api-key", default=os.environ.get("YTCAPTION_LOCAL_API_KEY"),
+                       help="the key clients must send (default: a random one, printed)")
     serve.set_defaults(func=cmd_serve)
     return p
 

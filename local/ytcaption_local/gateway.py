@@ -6,6 +6,7 @@ integrations, so this is what serves ``http://127.0.0.1:3000`` locally.
 from __future__ import annotations
 
 import base64
+import hmac
 import json
 import threading
 import time
@@ -79,8 +80,9 @@ def build_event(
 
 class Gateway:
     def __init__(self, handler: Handler, context_factory: Callable[[], Any], *, host: str = "127.0.0.1",
-                 port: int = 3000) -> None:
+                 port: int = 3000, api_key: str | None = None) -> None:
         self.handler = handler
+        self.api_key = api_key
         self.context_factory = context_factory
         self.host, self.port = host, port
         self._server: ThreadingHTTPServer | None = None
@@ -100,6 +102,14 @@ class Gateway:
 
             def _handle(self) -> None:
                 length = int(self.headers.get("Content-Length") or 0)
+                if gateway.api_key is not None and not hmac.compare_digest(
+                        (self.headers.get("X-Api-Key") or "").encode(), gateway.api_key.encode()):
+                    # what API Gateway answers (GatewayResponses API_KEY in template.yaml)
+                    self.rfile.read(min(length, MAX_BODY))
+                    self._reply(403, {"Content-Type": "application/json"}, json.dumps(
+                        {"error": {"code": "INVALID_API_KEY",
+                                   "message": "a valid X-Api-Key header is required"}}).encode())
+                    return
                 if length > MAX_BODY:
                     self._reply(413, {"Content-Type": "application/json"},
                                 json.dumps({"error": {"code": "PAYLOAD_TOO_LARGE",

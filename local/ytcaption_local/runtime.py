@@ -18,7 +18,9 @@ from __future__ import annotations
 import copy
 import io
 import json
+import logging
 import os
+import secrets
 import socket
 import tempfile
 import threading
@@ -30,6 +32,7 @@ from pathlib import Path
 from typing import Any
 
 from ytcaption_local import motopatch
+from ytcaption_local.faults import FaultInjector
 from ytcaption_local.handlers import FUNCTIONS_DIR, LambdaContext, load_handler
 from ytcaption_local.template import ROOT, create_bucket, create_table, load_template
 
@@ -53,6 +56,9 @@ class FunctionSpec:
     handler: str
     env: dict[str, str]
     timeout: int
+    #: EventInvokeConfig of the function: retries of asynchronous events, failure queue URL.
+    async_retries: int | None = None
+    on_failure_queue: str | None = None
 
 
 @dataclass
@@ -67,6 +73,10 @@ class RuntimeOptions:
     default_model: str = "tiny.en"
     #: Handlers share one process (and Powertools' logger) locally: keep it quiet.
     log_level: str = "WARNING"
+    #: The key clients send in X-Api-Key (API Gateway checks it on AWS); random if unset.
+    api_key: str | None = None
+    #: Run the reconciler this often (seconds); None: only when asked (tests).
+    reconcile_every_s: float | None = None
     extra_env: dict[str, str] = field(default_factory=dict)
 
 
@@ -75,11 +85,18 @@ class LocalRuntime:
         self.options = options or RuntimeOptions()
         self.functions: dict[str, FunctionSpec] = {}
         self.outputs: dict[str, str] = {}
+        self.outputs_queues: dict[str, str] = {}
         self.invocations: list[tuple[str, str | None, str]] = []  # (function, job id, outcome)
         self.batch_runs: list[tuple[str, int, bool]] = []  # (job id, shard, success)
         #: Test hooks: called before a Batch job's worker runs; raising fails that attempt.
         self.batch_hooks: list[Callable[[str, int], None]] = []
         self._batch_slots = threading.Semaphore(self.options.batch_slots)
+        #: Real AWS error responses for chosen requests (see ytcaption_local.faults).
+        self.faults = FaultInjector()
+        self._stopping = threading.Event()
+        #: Functions that raise on their next invocations: logical id -> exceptions to raise.
+        self.lambda_faults: dict[str, list[BaseException]] = {}
+        self.api_key = self.options.api_key or os.environ.get("YTCAPTION_LOCAL_API_KEY") or secrets.token_urlsafe(24)
         self._moto: Any = None
         self._gateway: Any = None
         self._saved_env: dict[str, str | None] = {}
@@ -90,10 +107,6 @@ class LocalRuntime:
     # --- lifecycle ---------------------------------------------------------------------------
 
     def start(self) -> LocalRuntime:
-        import logging
-
-        from moto.server import ThreadedMotoServer
-
         logging.getLogger("werkzeug").setLevel(logging.ERROR)
         port = self.options.moto_port or free_port()
         self.endpoint = f"http://127.0.0.1:{port}"
@@ -112,7 +125,7 @@ class LocalRuntime:
             "MOTO_ALLOW_NONEXISTENT_REGION": "true",
         })
         motopatch.install(self._invoke, self._run_batch_job)
-        self._moto = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
+        self._moto = _MotoServer(port, self.faults)
         self._moto.start()
         self._configure_moto()
         from ytcaption.observability import logger
@@ -124,12 +137,17 @@ class LocalRuntime:
 
         api = self.functions["ApiFunction"]
         self._gateway = Gateway(lambda ev, ctx: self._call(api, ev, ctx),
-                                lambda: LambdaContext(function_name=api.name), port=self.options.api_port)
+                                lambda: LambdaContext(function_name=api.name), port=self.options.api_port,
+                                api_key=self.api_key)
         self._gateway.start()
         self.api_url = self._gateway.url
+        if self.options.reconcile_every_s:
+            threading.Thread(target=self._reconcile_loop, args=(self.options.reconcile_every_s,),
+                             name="reconciler", daemon=True).start()
         return self
 
     def stop(self) -> None:
+        self._stopping.set()
         if self._gateway is not None:
             self._gateway.stop()
         if self._moto is not None:
@@ -166,8 +184,6 @@ class LocalRuntime:
                                      method="POST", headers={"Content-Type": "application/json"})
         with urllib.request.urlopen(req, timeout=10) as resp:  # noqa: S310 - our own loopback server
             resp.read()
-        import logging
-
         # moto's ASL engine logs parse trees at ERROR even for errors the machine handles
         logging.getLogger("moto.stepfunctions.parser").setLevel(logging.CRITICAL)
 
@@ -230,6 +246,15 @@ class LocalRuntime:
                 iam.create_role(RoleName=names[lid], AssumeRolePolicyDocument=json.dumps(
                     resolve(r["Properties"]["AssumeRolePolicyDocument"])))
         create_table(self.client("dynamodb"), table)
+        sqs = self.client("sqs")
+        queue_urls: dict[str, str] = {}
+        for lid, r in res.items():
+            if r["Type"] == "AWS::SQS::Queue":
+                url = sqs.create_queue(QueueName=names[lid])["QueueUrl"]
+                queue_urls[lid] = url
+                getatt[(lid, "Arn")] = f"arn:aws:sqs:{REGION}:{ACCOUNT}:{names[lid]}"
+                getatt[(lid, "QueueName")] = names[lid]
+                refs[lid] = url
         s3 = self.client("s3")
         create_bucket(s3, bucket)
 
@@ -258,6 +283,24 @@ class LocalRuntime:
                 Handler=spec.handler, Code={"ZipFile": _stub_zip()}, Timeout=spec.timeout,
                 Environment={"Variables": env}, MemorySize=int(props.get("MemorySize", 128)),
             )
+        for r in res.values():
+            if r["Type"] == "AWS::Lambda::EventInvokeConfig":
+                p = r["Properties"]
+                spec = self.functions[p["FunctionName"]["Ref"]]
+                spec.async_retries = int(p.get("MaximumRetryAttempts", 2))
+                dest = (p.get("DestinationConfig") or {}).get("OnFailure", {}).get("Destination")
+                if isinstance(dest, dict) and "Fn::GetAtt" in dest:
+                    spec.on_failure_queue = queue_urls[dest["Fn::GetAtt"][0]]
+        for lid, r in res.items():
+            if r["Type"] == "AWS::CloudWatch::Alarm":
+                a = resolve(r["Properties"])
+                self.client("cloudwatch").put_metric_alarm(
+                    AlarmName=names[lid], AlarmDescription=a.get("AlarmDescription", ""),
+                    Namespace=a["Namespace"], MetricName=a["MetricName"], Dimensions=a.get("Dimensions", []),
+                    Statistic=a["Statistic"], Period=a["Period"], EvaluationPeriods=a["EvaluationPeriods"],
+                    Threshold=float(a["Threshold"]), ComparisonOperator=a["ComparisonOperator"],
+                )
+        self.outputs_queues = queue_urls
         self._set_env({
             **env_union,
             "WHISPER__DEVICE": "cpu",
@@ -290,7 +333,8 @@ class LocalRuntime:
             name=names["TranscriptionStateMachine"], definition=definition,
             roleArn=resolve(sm["RoleArn"]), type=sm.get("StateMachineType", "STANDARD"),
         )
-        self.outputs = {"ApiUrl": "", "BucketName": bucket, "JobsTableName": table, "StateMachineArn": sm_arn}
+        self.outputs = {"ApiUrl": "", "BucketName": bucket, "JobsTableName": table, "StateMachineArn": sm_arn,
+                        "DeadLetterQueueUrl": queue_urls.get("UploadTriggerDeadLetterQueue", "")}
 
     def _deploy_batch(self, res: dict[str, Any], names: dict[str, str], resolve: Resolver) -> None:
         batch, ec2 = self.client("batch"), self.client("ec2")
@@ -349,6 +393,26 @@ class LocalRuntime:
         )["jobDefinitionArn"]
         resolve.refs["TranscriberJobDefinition"] = jd_arn
 
+    def invoke(self, logical_id: str, event: Any) -> Any:
+        """Invoke a function through moto's Lambda API, as AWS would (errors raise)."""
+        resp = self.client("lambda").invoke(FunctionName=self.functions[logical_id].name,
+                                            Payload=json.dumps(event).encode())
+        payload = json.loads(resp["Payload"].read() or b"null")
+        if resp.get("FunctionError"):
+            raise RuntimeError(f"{logical_id} failed: {payload}")
+        return payload
+
+    def reconcile(self, grace_s: float | None = None) -> Any:
+        """Run the scheduled reconciler once (EventBridge's rate(5 minutes) on AWS)."""
+        return self.invoke("ReconcilerFunction", {} if grace_s is None else {"grace_s": grace_s})
+
+    def _reconcile_loop(self, every_s: float) -> None:
+        while not self._stopping.wait(every_s):
+            try:
+                self.reconcile()
+            except Exception:  # keep the schedule going, like EventBridge would
+                logging.getLogger(__name__).exception("reconciler run failed")
+
     # --- running functions and Batch jobs -----------------------------------------------------------
 
     def _spec_by_name(self, name: str) -> FunctionSpec:
@@ -363,11 +427,43 @@ class LocalRuntime:
 
     def _invoke(self, function_name: str, event: Any) -> Any:
         spec = self._spec_by_name(function_name)
+        if isinstance(event, dict) and event.get("Records") and spec.async_retries is not None:
+            return self._invoke_async(spec, event)
+        return self._invoke_once(spec, event)
+
+    def _invoke_async(self, spec: FunctionSpec, event: dict[str, Any]) -> Any:
+        """S3 notifications invoke asynchronously: Lambda retries a failed event
+        (EventInvokeConfig.MaximumRetryAttempts), then sends it to the on-failure
+        destination. moto calls the function once and drops errors; this keeps
+        Lambda's behaviour."""
+        attempts = 1 + int(spec.async_retries or 0)
+        last: BaseException | None = None
+        for attempt in range(attempts):
+            try:
+                return self._invoke_once(spec, event)
+            except Exception as exc:
+                last = exc
+                if attempt + 1 < attempts:
+                    time.sleep(0.2 * (attempt + 1))
+        if spec.on_failure_queue and last is not None:
+            self.client("sqs").send_message(QueueUrl=spec.on_failure_queue, MessageBody=json.dumps({
+                "requestContext": {"condition": "RetriesExhausted", "approximateInvokeCount": attempts,
+                                   "functionArn": f"arn:aws:lambda:{REGION}:{ACCOUNT}:function:{spec.name}"},
+                "requestPayload": event,
+                "responseContext": {"functionError": "Unhandled"},
+                "responsePayload": {"errorType": type(last).__name__, "errorMessage": str(last)},
+            }))
+        raise last if last is not None else RuntimeError("no attempt made")
+
+    def _invoke_once(self, spec: FunctionSpec, event: Any) -> Any:
         ctx = LambdaContext(function_name=spec.name, invoked_function_arn=(
             f"arn:aws:lambda:{REGION}:{ACCOUNT}:function:{spec.name}"),
             deadline_ms=time.time() * 1000 + spec.timeout * 1000)
         job_id = event.get("job_id") if isinstance(event, dict) else None
         try:
+            injected = self.lambda_faults.get(spec.logical_id)
+            if injected:
+                raise injected.pop(0)
             result = self._call(spec, event, ctx)
         except Exception as exc:
             self.invocations.append((spec.logical_id, job_id, type(exc).__name__))
@@ -472,3 +568,31 @@ def _stub_zip() -> bytes:
     with zipfile.ZipFile(buf, "w") as z:
         z.writestr("app.py", "def lambda_handler(event, context):\n    raise RuntimeError('local stub')\n")
     return buf.getvalue()
+
+
+class _MotoServer:
+    """moto's server app behind the fault injector, on a loopback port."""
+
+    def __init__(self, port: int, faults: FaultInjector) -> None:
+        self.port, self.faults = port, faults
+        self._server: Any = None
+        self._thread: threading.Thread | None = None
+
+    def start(self) -> None:
+        from moto.moto_server.werkzeug_app import (
+            DomainDispatcherApplication,
+            MotoRequestHandler,
+            create_backend_app,
+        )
+        from werkzeug.serving import make_server
+
+        self.faults.app = DomainDispatcherApplication(create_backend_app)
+        self._server = make_server("127.0.0.1", self.port, self.faults, True, request_handler=MotoRequestHandler)
+        self._thread = threading.Thread(target=self._server.serve_forever, name="moto", daemon=True)
+        self._thread.start()
+
+    def stop(self) -> None:
+        if self._server is not None:
+            self._server.shutdown()
+            self._server.server_close()
+            self._server = None

@@ -25,7 +25,7 @@ def runtime() -> Iterator[LocalRuntime]:
 
 @pytest.fixture
 def client(runtime: LocalRuntime) -> Client:
-    return Client(runtime.api_url, timeout=30)
+    return Client(runtime.api_url, api_key=runtime.api_key, timeout=30)
 
 
 @pytest.fixture(scope="package")

@@ -33,7 +33,7 @@ def test_demo_transcribes_the_bundled_sample_on_the_embedded_runtime(tmp_path: P
 
 def test_failed_job_exits_non_zero_with_its_code(runtime: LocalRuntime, media_server: LoopbackServer,
                                                   tmp_path: Path) -> None:
-    out = subprocess.run([*CLI, "transcribe", media_server.url("/nothing-here.mp3"), "--api", runtime.api_url,
+    out = subprocess.run([*CLI, "transcribe", media_server.url("/nothing-here.mp3"), "--api", runtime.api_url, "--api-key", runtime.api_key,
                           "--output-dir", str(tmp_path)], capture_output=True, text=True, timeout=120)
     assert out.returncode == 1
     assert "error: SOURCE_NOT_FOUND" in out.stderr
@@ -41,7 +41,7 @@ def test_failed_job_exits_non_zero_with_its_code(runtime: LocalRuntime, media_se
 
 
 def test_bad_option_is_refused_by_the_api(runtime: LocalRuntime, media_server: LoopbackServer) -> None:
-    out = subprocess.run([*CLI, "transcribe", media_server.url("/talk.mp3"), "--api", runtime.api_url,
+    out = subprocess.run([*CLI, "transcribe", media_server.url("/talk.mp3"), "--api", runtime.api_url, "--api-key", runtime.api_key,
                           "--model", "whisper-9000"], capture_output=True, text=True, timeout=60)
     assert out.returncode == 1 and "error: INVALID_REQUEST" in out.stderr
 
@@ -49,15 +49,15 @@ def test_bad_option_is_refused_by_the_api(runtime: LocalRuntime, media_server: L
 def test_status_list_and_result_commands(runtime: LocalRuntime, media_server: LoopbackServer) -> None:
     from ytcaption_local.cli import Client
 
-    client = Client(runtime.api_url)
+    client = Client(runtime.api_url, api_key=runtime.api_key)
     job = client.submit_url(media_server.url("/talk.mp3"), {"formats": ["txt"]})
     client.wait(job["job_id"])
-    listed = subprocess.run([*CLI, "list", "--api", runtime.api_url, "--status", "COMPLETED"],
+    listed = subprocess.run([*CLI, "list", "--api", runtime.api_url, "--api-key", runtime.api_key, "--status", "COMPLETED"],
                             capture_output=True, text=True, timeout=60)
     assert listed.returncode == 0 and job["job_id"] in listed.stdout
-    result = subprocess.run([*CLI, "result", job["job_id"], "--format", "txt", "--api", runtime.api_url],
+    result = subprocess.run([*CLI, "result", job["job_id"], "--format", "txt", "--api", runtime.api_url, "--api-key", runtime.api_key],
                             capture_output=True, text=True, timeout=60)
     assert result.returncode == 0 and "captions make a video" in result.stdout.lower()
-    cancel = subprocess.run([*CLI, "cancel", job["job_id"], "--api", runtime.api_url],
+    cancel = subprocess.run([*CLI, "cancel", job["job_id"], "--api", runtime.api_url, "--api-key", runtime.api_key],
                             capture_output=True, text=True, timeout=60)
     assert cancel.returncode == 1 and "JOB_ALREADY_FINISHED" in cancel.stderr

@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import threading
 import time
+import urllib.error
 import urllib.request
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -184,7 +185,14 @@ def test_ten_jobs_at_once_all_complete(runtime: LocalRuntime, client: Client, tm
         assert not {j["job_id"] for j in stuck["items"]} & {f["job_id"] for f in finals}
 
 
-def test_openapi_and_health_over_http(runtime: LocalRuntime) -> None:
-    with urllib.request.urlopen(runtime.api_url + "/v1/health", timeout=5) as resp:
+def test_health_over_http_needs_the_api_key(runtime: LocalRuntime) -> None:
+    req = urllib.request.Request(runtime.api_url + "/v1/health", headers={"X-Api-Key": runtime.api_key})
+    with urllib.request.urlopen(req, timeout=5) as resp:
         assert json.loads(resp.read()) == {"status": "ok"}
         assert resp.headers["X-Correlation-ID"]
+    for headers in ({}, {"X-Api-Key": "wrong"}):
+        req = urllib.request.Request(runtime.api_url + "/v1/health", headers=headers)
+        with pytest.raises(urllib.error.HTTPError) as exc:
+            urllib.request.urlopen(req, timeout=5)
+        assert exc.value.code == 403
+        assert json.loads(exc.value.read())["error"]["code"] == "INVALID_API_KEY"

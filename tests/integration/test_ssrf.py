@@ -115,7 +115,7 @@ def test_guard_blocks_rebinding_at_connection_time(target: LoopbackServer) -> No
     import urllib.request
 
     with guarded(UrlPolicy()), pytest.raises(Exception) as exc:
-        urllib.request.urlopen(target.url("/latest/meta-data/iam"), timeout=3)  # noqa: S310
+        urllib.request.urlopen(target.url("/latest/meta-data/iam"), timeout=3)
     assert isinstance(exc.value, UnsafeUrl) or isinstance(getattr(exc.value, "reason", None), UnsafeUrl)
     assert target.hits == []
 

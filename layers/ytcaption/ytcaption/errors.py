@@ -170,6 +170,13 @@ class TranscriptionFailed(YTCaptionError):
     retryable = True
 
 
+class Orphaned(YTCaptionError):
+    """The job's record said running, but nothing was running it any more."""
+
+    code = "ORPHANED"
+    http_status = 500
+
+
 class StageTimeout(YTCaptionError):
     code = "TIMEOUT"
     http_status = 504

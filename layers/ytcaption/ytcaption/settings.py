@@ -74,6 +74,9 @@ class PipelineSettings(AwsResources):
     event_bus_name: str = "default"
     webhook_timeout_s: float = 10.0
     webhook_attempts: int = 3
+    presign_expiry_s: int = 900
+    #: How long a job may sit in a live status with no execution before the reconciler acts.
+    reconcile_grace_s: float = 600.0
 
 
 @lru_cache(maxsize=1)

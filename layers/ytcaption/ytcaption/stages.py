@@ -30,6 +30,13 @@ def pipeline() -> Any:
     return _pipeline
 
 
+def reconciler() -> Any:
+    from ytcaption.reconcile import Reconciler
+    from ytcaption.settings import get_pipeline_settings
+
+    return Reconciler(get_pipeline_settings())
+
+
 def reset() -> None:
     global _pipeline
     _pipeline = None

@@ -19,8 +19,8 @@ from ytcaption.errors import (
     MediaTooLarge,
     MediaTooLong,
     SourceNotFound,
-    UnsupportedMedia,
     UnsafeUrl,
+    UnsupportedMedia,
     UnsupportedSource,
     YTCaptionError,
 )

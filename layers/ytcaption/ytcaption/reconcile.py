@@ -1,0 +1,83 @@
+"""The reconciler: no job is left saying it runs when nothing runs it.
+
+Runs on a schedule. For every job in a live status, it asks Step Functions
+about the job's execution; an execution that ended (failed, aborted, timed
+out, or succeeded without the job being told) or never started fails the job
+with ``ORPHANED`` or ``TIMEOUT``, and the usual notifications go out. Jobs
+waiting for an upload that never came fail once their upload URL has expired.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+from ytcaption.errors import IllegalTransition, Orphaned, StageTimeout, UploadMissing, YTCaptionError
+from ytcaption.executions import Executions
+from ytcaption.jobs import ErrorInfo, Job, JobStatus
+from ytcaption.notifications import Notifier
+from ytcaption.observability import logger
+from ytcaption.repository import JobRepository
+from ytcaption.settings import PipelineSettings
+
+LIVE = (JobStatus.QUEUED, JobStatus.DOWNLOADING, JobStatus.NORMALIZING, JobStatus.TRANSCRIBING, JobStatus.MERGING)
+
+
+def _age_s(ts: str, now: datetime) -> float:
+    return (now - datetime.fromisoformat(ts.replace("Z", "+00:00"))).total_seconds()
+
+
+class Reconciler:
+    def __init__(self, settings: PipelineSettings, repo: JobRepository | None = None,
+                 executions: Executions | None = None, notifier: Notifier | None = None) -> None:
+        self.settings = settings
+        self.repo = repo or JobRepository(settings.jobs_table)
+        self.executions = executions or Executions("")
+        self.notifier = notifier or Notifier(settings, self.repo)
+
+    def run(self, *, grace_s: float | None = None) -> dict[str, Any]:
+        grace = self.settings.reconcile_grace_s if grace_s is None else grace_s
+        now = datetime.now(UTC)
+        checked, failed = 0, []
+        for status in (*LIVE, JobStatus.AWAITING_UPLOAD):
+            cursor = None
+            while True:
+                jobs, cursor = self.repo.list(status=status, limit=100, cursor=cursor)
+                for job in jobs:
+                    checked += 1
+                    problem = self._problem(job, now, grace)
+                    if problem is not None and self._fail(job, problem):
+                        failed.append({"job_id": job.job_id, "code": problem.code})
+                if not cursor:
+                    break
+        if failed:
+            logger.warning("reconciler failed stuck jobs", extra={"failed": failed})
+        return {"checked": checked, "failed": failed}
+
+    def _problem(self, job: Job, now: datetime, grace: float) -> YTCaptionError | None:
+        if job.status == JobStatus.AWAITING_UPLOAD:
+            if _age_s(job.created_at, now) > self.settings.presign_expiry_s + grace:
+                return UploadMissing("no file was uploaded before the upload URL expired")
+            return None
+        if not job.execution_arn:
+            return Orphaned("the job has no execution") if _age_s(job.updated_at, now) > grace else None
+        status = self.executions.status(job.execution_arn)
+        if status == "RUNNING":
+            return None
+        if status is None:
+            if _age_s(job.updated_at, now) > grace:
+                return Orphaned("the job's execution never started")
+            return None
+        if status == "TIMED_OUT":
+            return StageTimeout("the job took longer than the pipeline's time limit")
+        # FAILED / ABORTED / SUCCEEDED while the record still says running
+        return Orphaned(f"the job's execution ended ({status}) without finishing the job")
+
+    def _fail(self, job: Job, problem: YTCaptionError) -> bool:
+        try:
+            failed = self.repo.transition(job.job_id, JobStatus.FAILED, message=problem.message,
+                                          error=ErrorInfo(code=problem.code, message=problem.message))
+        except IllegalTransition:
+            return False  # it ended on its own meanwhile
+        self.notifier.job_finished(failed)
+        return True
