@@ -75,7 +75,8 @@ class FaultInjector:
                     fault = f
                     break
         if fault is None:
-            assert self.app is not None
+            if self.app is None:
+                raise RuntimeError("the fault injector wraps no application")
             return self.app(environ, start_response)
         return _error_response(fault, start_response)
 

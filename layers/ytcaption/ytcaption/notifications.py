@@ -113,8 +113,9 @@ class Notifier:
                 logger.warning("webhook refused: unsafe address", extra={"error": exc.message})
                 return False
             except (urllib.error.URLError, TimeoutError, OSError) as exc:
-                if isinstance(getattr(exc, "reason", None), UnsafeUrl):
-                    logger.warning("webhook refused: unsafe address", extra={"error": str(exc.reason)})
+                reason = getattr(exc, "reason", None)
+                if isinstance(reason, UnsafeUrl):
+                    logger.warning("webhook refused: unsafe address", extra={"error": reason.message})
                     return False
                 logger.warning("webhook unreachable", extra={"error": type(exc).__name__})
             if attempt + 1 < self.settings.webhook_attempts:
