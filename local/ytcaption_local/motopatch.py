@@ -25,6 +25,12 @@ fails loudly if any of these change):
    then writes, with no lock: two threads can both pass the same condition,
    which DynamoDB never allows. The job repository's correctness rests on
    conditional writes, so writes are serialized (``make_dynamodb_atomic``).
+6. A Map iteration that fails with a ``States.*`` error (a shard whose Batch
+   retries are exhausted: ``States.TaskFailed``) is re-raised by moto as
+   ``CustomErrorName('States.TaskFailed')``, whose constructor refuses the
+   prefix, so the Map's Catch sees ``States.Runtime`` instead of the real
+   error. On AWS the iteration's error passes through; ``CustomErrorName``
+   accepts it here.
 """
 
 from __future__ import annotations
@@ -53,6 +59,7 @@ def targets() -> dict[str, tuple[type, str]]:
     from moto.awslambda.models import LambdaFunction
     from moto.batch_simple.models import BatchSimpleBackend
     from moto.dynamodb.models import DynamoDBBackend
+    from moto.stepfunctions.parser.asl.component.common.error_name.custom_error_name import CustomErrorName
     from moto.stepfunctions.parser.asl.component.state.exec.state_task.service.state_task_service_batch import (
         StateTaskServiceBatch,
     )
@@ -62,6 +69,7 @@ def targets() -> dict[str, tuple[type, str]]:
     from moto.stepfunctions.parser.asl.eval.callback.callback import CallbackEndpoint
 
     return {
+        "custom_error_name": (CustomErrorName, "__init__"),
         "lambda_invoke": (LambdaFunction, "_invoke_lambda"),
         **{f"dynamodb_{m}": (DynamoDBBackend, m) for m in DYNAMODB_WRITES},
         "sfn_sync_attempt": (StateTaskServiceCallback, "_eval_integration_pattern"),
@@ -182,6 +190,18 @@ def make_dynamodb_atomic() -> None:
         _replace(DynamoDBBackend, name, atomic)
 
 
+def _custom_error_name_init(original: Callable[..., Any]) -> Callable[..., Any]:
+    def __init__(self: Any, error_name: str | None) -> None:
+        if error_name is not None and error_name.startswith("States."):
+            from moto.stepfunctions.parser.asl.component.common.error_name.error_name import ErrorName
+
+            ErrorName.__init__(self, error_name=error_name)  # an iteration's States.* error passes through
+            return
+        original(self, error_name)
+
+    return __init__
+
+
 def install(invoke: InvokeFn, batch: BatchFn) -> None:
     """Route Lambda invocations and Batch jobs to the given callables (idempotent)."""
     import moto
@@ -205,6 +225,8 @@ def install(invoke: InvokeFn, batch: BatchFn) -> None:
             StateTaskServiceBatch,
         )
 
+        cls, name = t["custom_error_name"]
+        _replace(cls, name, _custom_error_name_init(getattr(cls, name)))
         base, name = t["sfn_sync_attempt"]
         _replace(StateTaskServiceBatch, name, _make_fresh_attempt(getattr(base, name)))
         _state["installed"] = True

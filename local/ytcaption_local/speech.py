@@ -106,7 +106,7 @@ def speech_track(
 def encode(samples: np.ndarray, rate: int, path: Path, *, gain_db: float = 0.0, video: bool = False) -> Path:
     """Encode mono float samples by the file's extension: wav, mp3, m4a, webm, ogg, flac, mp4."""
     codecs = {".wav": "pcm_s16le", ".mp3": "libmp3lame", ".m4a": "aac", ".webm": "libopus",
-              ".ogg": "libvorbis", ".flac": "flac", ".mp4": "aac"}
+              ".ogg": "libopus", ".flac": "flac", ".mp4": "aac"}
     codec = codecs[path.suffix]
     out_rate = 48000 if codec in ("libopus",) else rate
     x = samples * np.float32(10 ** (gain_db / 20))

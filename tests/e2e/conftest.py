@@ -15,8 +15,8 @@ from ytcaption_local.runtime import LocalRuntime, RuntimeOptions
 @pytest.fixture(scope="package")
 def runtime() -> Iterator[LocalRuntime]:
     # short chunks and shards so a 25 s clip fans out over several Batch jobs
-    rt = LocalRuntime(RuntimeOptions(api_port=0, shard_audio_s=15.0,
-                                     extra_env={"MEDIA__CHUNK_MAX_S": "12"})).start()
+    rt = LocalRuntime(RuntimeOptions(api_port=0, shard_audio_s=25.0,
+                                     extra_env={"MEDIA__CHUNK_MAX_S": "12", "MEDIA__DOWNLOAD_TIMEOUT_S": "2"})).start()
     try:
         yield rt
     finally:
@@ -34,3 +34,11 @@ def media_server(short_clip: SpeechClip) -> Iterator[LoopbackServer]:
         srv.serve("/talk.mp3", short_clip.encode(".mp3").read_bytes(), "audio/mpeg")
         srv.serve("/talk.webm", short_clip.encode(".webm").read_bytes(), "audio/webm")
         yield srv
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """The final sweep runs after every other e2e test, over every job they made."""
+    last = [i for i in items if i.name == "test_final_sweep_every_job_is_terminal"]
+    for item in last:
+        items.remove(item)
+        items.append(item)

@@ -102,7 +102,7 @@ def test_worker_that_fails_once_is_retried_and_the_job_completes(
 
     runtime.batch_hooks.append(crash_once)
     try:
-        job = client.submit_url(media_server.url("/talk.webm"), {})
+        job = client.submit_url(media_server.url("/talk.webm"), {"fresh": True})
         target["id"] = job["job_id"]
         done = wait(client, job["job_id"])
     finally:
@@ -126,7 +126,7 @@ def test_cancel_during_transcription_stays_cancelled(
 
     runtime.batch_hooks.append(hold)
     try:
-        job = client.submit_url(media_server.url("/talk.mp3"), {})
+        job = client.submit_url(media_server.url("/talk.mp3"), {"fresh": True})
         target["id"] = job["job_id"]
         assert entered.wait(60), "transcription never started"
         assert client.job(job["job_id"])["status"] == "TRANSCRIBING"
@@ -146,7 +146,7 @@ def test_cancel_during_transcription_stays_cancelled(
 def test_webhook_gets_exactly_one_completion_call(client: Client, media_server: LoopbackServer) -> None:
     with loopback_server() as receiver:
         receiver.serve("/hook", b"", "text/plain")
-        job = client.submit_url(media_server.url("/talk.mp3"), {"webhook_url": receiver.url("/hook")})
+        job = client.submit_url(media_server.url("/talk.mp3"), {"webhook_url": receiver.url("/hook"), "fresh": True})
         done = wait(client, job["job_id"])
         assert done["status"] == "COMPLETED"
         deadline = time.monotonic() + 10

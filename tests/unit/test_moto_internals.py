@@ -19,6 +19,7 @@ EXPECTED_SIGNATURES = {
     "sfn_batch_response": ["self", "response", "boto_service_name", "service_action_name"],
     "sfn_sync_attempt": ["self", "env", "resource_runtime_part", "normalised_parameters", "state_credentials"],
     "callback_endpoint": ["self"],
+    "custom_error_name": ["self", "error_name"],
 }
 
 
@@ -64,6 +65,21 @@ def test_dynamodb_writes_are_serialized_once_patched() -> None:
         fn = getattr(DynamoDBBackend, name)
         assert getattr(fn, "_ytcaption_atomic", False), name
         assert not getattr(motopatch.original(DynamoDBBackend, name), "_ytcaption_atomic", False)
+
+
+def test_map_iterations_may_fail_with_states_errors_once_patched() -> None:
+    from moto.stepfunctions.parser.asl.component.common.error_name.custom_error_name import CustomErrorName
+
+    original = motopatch.original(CustomErrorName, "__init__")
+    probe = CustomErrorName.__new__(CustomErrorName)
+    try:
+        original(probe, "States.TaskFailed")
+        raise AssertionError("moto now accepts States.* custom error names: drop patch 6")
+    except ValueError:
+        pass
+    motopatch.install(lambda name, event: event, lambda job: True)
+    assert CustomErrorName("States.TaskFailed").error_name == "States.TaskFailed"
+    assert CustomErrorName("DownloadFailed").error_name == "DownloadFailed"
 
 
 def test_the_lambda_simple_backend_still_echoes() -> None:

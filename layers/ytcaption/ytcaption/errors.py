@@ -134,6 +134,19 @@ class DownloadFailed(YTCaptionError):
     retryable = True
 
 
+class SourceUnavailable(YTCaptionError):
+    """Downloads from this site keep failing; the circuit breaker is open."""
+
+    code = "SOURCE_UNAVAILABLE"
+    http_status = 503
+
+
+class SourceCoolingDown(SourceUnavailable):
+    """As SourceUnavailable, in the breaker's ``wait`` mode: the state machine backs off and retries."""
+
+    retryable = True
+
+
 class SourceNotFound(YTCaptionError):
     code = "SOURCE_NOT_FOUND"
     http_status = 422

@@ -46,7 +46,8 @@ TRANSITIONS: dict[JobStatus, frozenset[JobStatus]] = {
     _S.AWAITING_UPLOAD: frozenset({_S.QUEUED, _S.FAILED, _S.CANCELLED}),
     _S.QUEUED: frozenset({_S.DOWNLOADING, _S.NORMALIZING, _S.FAILED, _S.CANCELLED}),
     _S.DOWNLOADING: frozenset({_S.NORMALIZING, _S.FAILED, _S.CANCELLED}),
-    _S.NORMALIZING: frozenset({_S.TRANSCRIBING, _S.FAILED, _S.CANCELLED}),
+    # NORMALIZING -> COMPLETED: an upload whose bytes match a stored result reuses it
+    _S.NORMALIZING: frozenset({_S.TRANSCRIBING, _S.COMPLETED, _S.FAILED, _S.CANCELLED}),
     _S.TRANSCRIBING: frozenset({_S.MERGING, _S.FAILED, _S.CANCELLED}),
     _S.MERGING: frozenset({_S.COMPLETED, _S.FAILED, _S.CANCELLED}),
     _S.COMPLETED: frozenset(),
@@ -110,6 +111,7 @@ class JobOptions(BaseModel):
     task: Literal["transcribe", "translate"] = "transcribe"
     initial_prompt: str | None = Field(None, max_length=1000)
     webhook_url: str | None = Field(None, max_length=2048)
+    fresh: bool = Field(False, description="run even if the same source and options have a stored result")
 
     @field_validator("language")
     @classmethod
@@ -227,6 +229,10 @@ class Job(BaseModel):
     expires_at: int
     execution_arn: str | None = None
     correlation_id: str | None = None
+    #: Result-cache keys (same source, same options); see ytcaption.cache.
+    cache_keys: list[str] = Field(default_factory=list)
+    #: The job whose result this one reused, if any.
+    reused_from: str | None = None
     version: int = 1
     events: list[JobEvent] = Field(default_factory=list)
 

@@ -19,7 +19,10 @@ from pathlib import Path
 from typing import Any
 
 from ytcaption import storage as keys
+from ytcaption.cache import ResultCache, cache_key, file_sha256
+from ytcaption.circuit import CircuitBreaker, site_of
 from ytcaption.errors import (
+    DownloadFailed,
     IllegalTransition,
     JobCancelled,
     MediaTooLarge,
@@ -83,6 +86,9 @@ class Pipeline:
                 last[0] = now
                 self.repo.set_progress(job_id, 1 + int(8 * min(1.0, done / total)), status=JobStatus.DOWNLOADING)
 
+        site = site_of(job.source.url)
+        breaker = CircuitBreaker(self.settings.jobs_table, self.settings.breaker, self.repo.client)
+        breaker.before_download(site)
         try:
             with guarded(policy):  # every connection, redirects included
                 got = download(
@@ -95,8 +101,13 @@ class Pipeline:
                 )
             key = keys.source_key(job_id, got.path.suffix)
             self.storage.upload_file(str(got.path), key)
+        except DownloadFailed:
+            if breaker.record_failure(site):
+                logger.warning("circuit opened for a source site", extra={"site": site})
+            raise
         finally:
             shutil.rmtree(work, ignore_errors=True)
+        breaker.record_success(site)
         source = {**job.source.model_dump(mode="json"), "bucket": self.storage.bucket, "key": key,
                   "size_bytes": got.media.size_bytes}
         self.repo.update_fields(
@@ -130,6 +141,9 @@ class Pipeline:
             local = work / ("source" + Path(job.source.key).suffix)
             self.storage.download_file(job.source.key, str(local))
             info = probe(local)
+            reused = self._reuse_by_content(job, file_sha256(str(local)), size)
+            if reused is not None:
+                return reused
             plan = prepare(local, media_settings)
         finally:
             shutil.rmtree(work, ignore_errors=True)
@@ -173,7 +187,29 @@ class Pipeline:
                     "media": media.model_dump(mode="json")},
         )
         logger.info("chunked", extra={"chunks": len(chunks), "shards": shards, **plan.seconds})
-        return {"manifest_key": keys.manifest_key(job_id), "shards": list(range(shards)), "chunks": len(chunks)}
+        return {"manifest_key": keys.manifest_key(job_id), "shards": list(range(shards)), "chunks": len(chunks),
+                "reused": False}
+
+    def _reuse_by_content(self, job: Job, digest: str, size: int) -> dict[str, Any] | None:
+        """Same bytes, same options as a completed job: complete this one from its result."""
+        key = cache_key(f"sha256:{digest}", job.options)
+        job = self.repo.update_fields(job.job_id, {"cache_keys": [*job.cache_keys, key]},
+                                      status=JobStatus.NORMALIZING)
+        if job.options.fresh:
+            return None
+        cache = ResultCache(self.repo, self.storage)
+        hit = cache.lookup(key)
+        if hit is None:
+            return None
+        results = cache.copy_results(hit, job.job_id)
+        self.repo.transition(
+            job.job_id, JobStatus.COMPLETED,
+            message=f"reused the result of job {hit.job_id} (same media and options)",
+            fields={"results": results, "language": hit.language, "reused_from": hit.job_id,
+                    "media": (hit.media or MediaInfo()).model_copy(update={"size_bytes": size}).model_dump(mode="json")},
+        )
+        logger.info("result reused", extra={"from_job": hit.job_id})
+        return {"manifest_key": "", "shards": [], "chunks": 0, "reused": True}
 
     # --- one shard (the GPU Batch worker) ------------------------------------------------------
 
@@ -241,12 +277,15 @@ class Pipeline:
             self.storage.put_bytes(key, render(transcript, fmt).encode("utf-8"),
                                    CONTENT_TYPES[fmt] + ("; charset=utf-8" if fmt != "json" else ""))
             written[fmt] = key
-        self.repo.transition(
+        done = self.repo.transition(
             job_id,
             JobStatus.COMPLETED,
             message=f"{len(transcript.segments)} segments",
             fields={"results": written, "language": transcript.language},
         )
+        cache = ResultCache(self.repo, self.storage)
+        for key in done.cache_keys:
+            cache.remember(key, done)
         logger.info("completed", extra={"segments": len(transcript.segments), "language": transcript.language})
         return {"results": written, "language": transcript.language}
 

@@ -16,6 +16,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from ytcaption.api_models import CreateUpload, SubmitTranscription
+from ytcaption.cache import ResultCache, cache_key, youtube_id
 from ytcaption.errors import (
     IllegalTransition,
     InvalidRequest,
@@ -28,7 +29,7 @@ from ytcaption.errors import (
     YTCaptionError,
 )
 from ytcaption.executions import Executions, execution_arn
-from ytcaption.jobs import ErrorInfo, Job, JobOptions, JobStatus, Source, validate_options
+from ytcaption.jobs import ErrorInfo, Job, JobEvent, JobOptions, JobStatus, Source, validate_options
 from ytcaption.netsafety import UrlPolicy, check_url
 from ytcaption.repository import JobRepository
 from ytcaption.settings import ApiSettings
@@ -80,7 +81,13 @@ class JobService:
             ttl_days=self.settings.job_ttl_days,
             correlation_id=correlation_id,
         )
-        job.execution_arn = execution_arn(self.settings.state_machine_arn, job.job_id)
+        video = youtube_id(req.url)
+        if video:
+            job.cache_keys = [cache_key(f"youtube:{video}", options)]
+            if not options.fresh:
+                self._reuse(job)
+        if job.status == JobStatus.QUEUED:
+            job.execution_arn = execution_arn(self.settings.state_machine_arn, job.job_id)
         job, created = self.repo.create(
             job,
             idempotency_key=idempotency_key,
@@ -90,6 +97,18 @@ class JobService:
             # also on a retry: finishes a start that a crashed first attempt missed
             self._start(job)
         return job, created
+
+    def _reuse(self, job: Job) -> None:
+        """Complete ``job`` at once from a stored result of the same source and options."""
+        cache = ResultCache(self.repo, self.storage)
+        hit = cache.lookup(job.cache_keys[0])
+        if hit is None:
+            return
+        job.results = cache.copy_results(hit, job.job_id)
+        job.status, job.progress, job.completed_at = JobStatus.COMPLETED, 100, job.created_at
+        job.language, job.media, job.reused_from = hit.language, hit.media, hit.job_id
+        job.events = [JobEvent(at=job.created_at, status=JobStatus.COMPLETED,
+                               message=f"reused the result of job {hit.job_id} (same source and options)")]
 
     def create_upload(
         self,

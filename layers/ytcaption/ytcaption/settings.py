@@ -13,6 +13,8 @@ from typing import Literal
 from pydantic import BaseModel, Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from ytcaption.circuit import BreakerSettings
+
 
 class _Base(BaseSettings):
     model_config = SettingsConfigDict(env_nested_delimiter="__", extra="ignore")
@@ -69,6 +71,7 @@ class MediaSettings(BaseModel):
 
 class PipelineSettings(AwsResources):
     whisper: WhisperSettings = Field(default_factory=WhisperSettings)
+    breaker: BreakerSettings = Field(default_factory=BreakerSettings)
     media: MediaSettings = Field(default_factory=MediaSettings)
     work_dir: str = "/tmp/ytcaption"  # noqa: S108 - Lambda's only writable dir
     event_bus_name: str = "default"

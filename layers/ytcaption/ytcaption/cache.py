@@ -1,0 +1,104 @@
+"""Result cache: the same source with the same options reuses a completed result.
+
+Sources are identified by what stays the same between requests: a YouTube
+video id (from any of its URL forms), or the SHA-256 of an uploaded file's
+bytes. Other URLs are not cached: what a URL serves can change. Options that
+change the transcript (model, language, task, word timestamps, prompt) are part
+of the key; output formats are not (every format is rendered from the JSON).
+A request with ``"fresh": true`` always runs.
+
+Item ``CACHE#<sha256>``: the job whose results are reused, with the job's TTL.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+import time
+from typing import Any
+from urllib.parse import parse_qs, urlsplit
+
+from botocore.exceptions import ClientError
+
+from ytcaption import aws
+from ytcaption.jobs import Job, JobOptions, JobStatus
+from ytcaption.repository import JobRepository
+from ytcaption.storage import Storage, result_key
+
+_YT_ID = re.compile(r"^[A-Za-z0-9_-]{11}$")
+_YT_HOSTS = {"youtube.com", "www.youtube.com", "m.youtube.com", "music.youtube.com", "youtube-nocookie.com",
+             "www.youtube-nocookie.com"}
+
+
+def youtube_id(url: str) -> str | None:
+    parts = urlsplit(url)
+    host = (parts.hostname or "").lower()
+    candidate: str | None = None
+    if host in ("youtu.be", "www.youtu.be"):
+        candidate = parts.path.strip("/").split("/")[0]
+    elif host in _YT_HOSTS:
+        if parts.path == "/watch":
+            candidate = (parse_qs(parts.query).get("v") or [""])[0]
+        else:
+            segs = parts.path.strip("/").split("/")
+            if len(segs) >= 2 and segs[0] in ("shorts", "embed", "live", "v"):
+                candidate = segs[1]
+    return candidate if candidate and _YT_ID.match(candidate) else None
+
+
+def cache_key(source_id: str, options: JobOptions) -> str:
+    material = [source_id, options.model, options.language, options.task, options.word_timestamps,
+                options.initial_prompt or ""]
+    return hashlib.sha256(json.dumps(material).encode()).hexdigest()
+
+
+def file_sha256(path: str) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+class ResultCache:
+    def __init__(self, repo: JobRepository, storage: Storage) -> None:
+        self.repo, self.storage = repo, storage
+
+    def _pk(self, key: str) -> dict[str, Any]:
+        return {"pk": {"S": f"CACHE#{key}"}}
+
+    def lookup(self, key: str) -> Job | None:
+        """A completed job with this key whose results are still stored."""
+        try:
+            item = self.repo.client.get_item(TableName=self.repo.table_name, Key=self._pk(key),
+                                             ConsistentRead=True).get("Item")
+        except ClientError as exc:
+            raise aws.translate(exc, "DynamoDB get_item") from exc
+        if not item or int(item.get("expires_at", {}).get("N", "0")) < time.time():
+            return None
+        job = self.repo.find(item["job_id"]["S"])
+        if job is None or job.status != JobStatus.COMPLETED or "json" not in job.results:
+            return None
+        if not self.storage.exists(job.results["json"]):
+            return None
+        return job
+
+    def remember(self, key: str, job: Job) -> None:
+        try:
+            self.repo.client.put_item(TableName=self.repo.table_name, Item={
+                **self._pk(key), "job_id": {"S": job.job_id}, "expires_at": {"N": str(job.expires_at)}})
+        except ClientError as exc:
+            raise aws.translate(exc, "DynamoDB put_item") from exc
+
+    def copy_results(self, source: Job, job_id: str) -> dict[str, str]:
+        copied = {}
+        for fmt, key in source.results.items():
+            target = result_key(job_id, fmt)
+            try:
+                self.storage.client.copy_object(Bucket=self.storage.bucket, Key=target,
+                                                CopySource={"Bucket": self.storage.bucket, "Key": key})
+            except ClientError as exc:
+                raise aws.translate(exc, "S3 copy_object") from exc
+            copied[fmt] = target
+        return copied
