@@ -202,11 +202,12 @@ class Pipeline:
         if hit is None:
             return None
         results = cache.copy_results(hit, job.job_id)
+        media = (hit.media or MediaInfo()).model_copy(update={"size_bytes": size})
         self.repo.transition(
             job.job_id, JobStatus.COMPLETED,
             message=f"reused the result of job {hit.job_id} (same media and options)",
             fields={"results": results, "language": hit.language, "reused_from": hit.job_id,
-                    "media": (hit.media or MediaInfo()).model_copy(update={"size_bytes": size}).model_dump(mode="json")},
+                    "media": media.model_dump(mode="json")},
         )
         logger.info("result reused", extra={"from_job": hit.job_id})
         return {"manifest_key": "", "shards": [], "chunks": 0, "reused": True}
