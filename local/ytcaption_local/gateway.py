@@ -83,6 +83,9 @@ class Gateway:
                  port: int = 3000, api_key: str | None = None) -> None:
         self.handler = handler
         self.api_key = api_key
+        #: Responses served, by status code (what a fuzzer's run looked like).
+        self.status_counts: dict[int, int] = {}
+        self._count_lock = threading.Lock()
         self.context_factory = context_factory
         self.host, self.port = host, port
         self._server: ThreadingHTTPServer | None = None
@@ -135,6 +138,8 @@ class Gateway:
                 self._reply(int(resp.get("statusCode", 200)), out_headers, data)
 
             def _reply(self, status: int, headers: dict[str, str], data: bytes) -> None:
+                with gateway._count_lock:
+                    gateway.status_counts[status] = gateway.status_counts.get(status, 0) + 1
                 self.send_response(status)
                 for k, v in headers.items():
                     if k.lower() not in ("content-length", "connection"):
@@ -144,7 +149,13 @@ class Gateway:
                 if self.command != "HEAD":
                     self.wfile.write(data)
 
-            do_GET = do_POST = do_PUT = do_DELETE = do_PATCH = do_HEAD = do_OPTIONS = _handle
+            do_GET = do_POST = do_PUT = do_DELETE = do_PATCH = do_HEAD = do_OPTIONS = _handle  # noqa: N815
+
+            def __getattr__(self, name: str) -> Any:
+                # any other method (TRACE, QUERY, ...) reaches the API, as with API Gateway's ANY
+                if name.startswith("do_"):
+                    return self._handle
+                raise AttributeError(name)
 
         self._server = ThreadingHTTPServer((self.host, self.port), RequestHandler)
         self._server.daemon_threads = True

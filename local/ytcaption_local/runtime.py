@@ -120,7 +120,6 @@ class LocalRuntime:
             "AWS_SECRET_ACCESS_KEY": "local",
             "AWS_SESSION_TOKEN": "local",
             "POWERTOOLS_TRACE_DISABLED": "1",
-            "POWERTOOLS_METRICS_DISABLED": "1",
             "HF_HUB_OFFLINE": "1",
             "MOTO_ALLOW_NONEXISTENT_REGION": "true",
         })
@@ -128,9 +127,12 @@ class LocalRuntime:
         self._moto = _MotoServer(port, self.faults)
         self._moto.start()
         self._configure_moto()
-        from ytcaption.observability import logger
+        from ytcaption.observability import logger, metrics
 
         logger.setLevel(self.options.log_level)
+        # EMF metrics go to CloudWatch through stdout on AWS; locally every function shares
+        # one process, so they are dropped (Powertools' disabled mode never clears them)
+        metrics.flush_metrics = lambda *args, **kwargs: metrics.clear_metrics()  # type: ignore[method-assign]
         self._reset_cached_clients()
         self._deploy()
         from ytcaption_local.gateway import Gateway

@@ -6,7 +6,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from ytcaption.jobs import JobOptions, JobStatus, require_http_url
+from ytcaption.jobs import JobEvent, JobOptions, JobStatus, require_http_url
 
 
 class SubmitTranscription(JobOptions):
@@ -53,6 +53,15 @@ class UploadResponse(SubmitResponse):
 class JobList(BaseModel):
     items: list[dict[str, Any]]
     next_cursor: str | None
+
+
+class JobHistory(BaseModel):
+    job_id: str
+    events: list[JobEvent]
+
+
+class Health(BaseModel):
+    status: str
 
 
 class ErrorBody(BaseModel):

@@ -18,6 +18,8 @@ from aws_lambda_powertools.metrics import MetricUnit
 from ytcaption.api_models import (
     CreateUpload,
     ErrorResponse,
+    Health,
+    JobHistory,
     JobList,
     SubmitResponse,
     SubmitTranscription,
@@ -37,6 +39,7 @@ ERRORS: dict[int, Any] = {
     404: {"description": "No such job or route", **_ERR},
     409: {"description": "The job's state does not allow this", **_ERR},
     413: {"description": "Declared upload too large", **_ERR},
+    415: {"description": "Request body is not JSON", **_ERR},
     422: {"description": "Idempotency key reused for another request", **_ERR},
     503: {"description": "A dependency is unavailable; retry later", **_ERR},
 }
@@ -56,6 +59,10 @@ def service() -> Any:
 def set_service(svc: Any) -> None:
     global _service
     _service = svc
+
+
+def _ok(model: Any, description: str = "OK") -> dict[int, Any]:
+    return {200: {"description": description, "content": {"application/json": {"model": model}}}}
 
 
 def _error(status: int, code: str, message: str) -> Response[Any]:
@@ -84,6 +91,11 @@ def _validation_error(exc: RequestValidationError) -> Response[Any]:
 @app.not_found
 def _not_found(_exc: Exception) -> Response[Any]:
     return _error(404, "NOT_FOUND", "no such route")
+
+
+@app.exception_handler(UnicodeDecodeError)
+def _undecodable(exc: UnicodeDecodeError) -> Response[Any]:
+    return _error(400, "INVALID_REQUEST", "request body is not UTF-8 JSON")
 
 
 @app.exception_handler(Exception)
@@ -176,7 +188,7 @@ def create_upload(body: CreateUpload) -> Response[Any]:
     return Response(201, "application/json", doc.model_dump_json())
 
 
-@app.get("/v1/transcriptions", summary="List jobs, newest first", responses={**ERRORS})
+@app.get("/v1/transcriptions", summary="List jobs, newest first", responses={**_ok(JobList), **ERRORS})
 def list_jobs(
     status: Annotated[JobStatus | None, Query()] = None,
     limit: Annotated[int, Query(ge=1, le=100)] = 20,
@@ -186,13 +198,15 @@ def list_jobs(
     return JobList(items=[j.public() for j in jobs], next_cursor=next_cursor)
 
 
-@app.get("/v1/transcriptions/<job_id>", summary="A job's status and details", responses={**ERRORS})
+@app.get("/v1/transcriptions/<job_id>", summary="A job's status and details",
+         responses={**_ok(Job), **ERRORS})
 def get_job(job_id: Annotated[str, Path(max_length=64)]) -> dict[str, Any]:
     bind_job(job_id)
     return dict(service().get(job_id).public())
 
 
-@app.get("/v1/transcriptions/<job_id>/events", summary="A job's history", responses={**ERRORS})
+@app.get("/v1/transcriptions/<job_id>/events", summary="A job's history",
+         responses={**_ok(JobHistory), **ERRORS})
 def get_events(job_id: Annotated[str, Path(max_length=64)]) -> dict[str, Any]:
     job = service().get(job_id)
     return {"job_id": job.job_id, "events": [e.model_dump(mode="json", exclude_none=True) for e in job.events]}
@@ -219,7 +233,7 @@ def get_result(
                     headers={"Content-Disposition": f'inline; filename="{res.filename}"'})
 
 
-@app.delete("/v1/transcriptions/<job_id>", summary="Cancel a job", responses={**ERRORS})
+@app.delete("/v1/transcriptions/<job_id>", summary="Cancel a job", responses={**_ok(Job), **ERRORS})
 def cancel(job_id: Annotated[str, Path(max_length=64)]) -> dict[str, Any]:
     bind_job(job_id)
     job = service().cancel(job_id)
@@ -227,7 +241,7 @@ def cancel(job_id: Annotated[str, Path(max_length=64)]) -> dict[str, Any]:
     return dict(job.public())
 
 
-@app.get("/v1/health", summary="Liveness")
+@app.get("/v1/health", summary="Liveness", responses=_ok(Health))
 def health() -> dict[str, str]:
     return {"status": "ok"}
 
@@ -246,7 +260,17 @@ def handle(event: dict[str, Any], context: Any) -> dict[str, Any]:
         cid = str(uuid.uuid4())
     app.append_context(correlation_id=cid)
     logger.set_correlation_id(cid)
-    response: dict[str, Any] = app.resolve(event, context)
+    ctype = (headers.get("content-type") or "application/json").split(";")[0].strip().lower()
+    if event.get("body") and ctype != "application/json" and not ctype.endswith("+json"):
+        response = {
+            "statusCode": 415,
+            "headers": {"Content-Type": "application/json"},
+            "body": json.dumps({"error": {"code": "UNSUPPORTED_MEDIA_TYPE",
+                                          "message": "send the request body as application/json"}}),
+            "isBase64Encoded": False,
+        }
+    else:
+        response = app.resolve(event, context)
     response.setdefault("headers", {})[CORRELATION_HEADER] = cid
     if "multiValueHeaders" in response:
         response["multiValueHeaders"][CORRELATION_HEADER] = [cid]

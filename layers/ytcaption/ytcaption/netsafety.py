@@ -39,7 +39,7 @@ class UrlPolicy:
     allow_private: bool = False
     #: Hosts always allowed (exact names, or ``.example.com`` for a domain).
     allowed_hosts: tuple[str, ...] = ()
-    #: Hosts always refused (same forms); checked first.
+    #: Hosts always refused (same forms, ``*`` for every host: no outbound fetches); checked first.
     denied_hosts: tuple[str, ...] = field(default=("metadata.google.internal",))
 
     @classmethod
@@ -60,7 +60,7 @@ def _split(value: str | list[str] | tuple[str, ...]) -> list[str]:
 
 def _host_matches(host: str, patterns: tuple[str, ...]) -> bool:
     host = host.lower().rstrip(".")
-    return any(host == p or (p.startswith(".") and (host.endswith(p) or host == p[1:])) for p in patterns)
+    return any(p == "*" or host == p or (p.startswith(".") and (host.endswith(p) or host == p[1:])) for p in patterns)
 
 
 def _unwrap(ip: ipaddress.IPv4Address | ipaddress.IPv6Address) -> ipaddress.IPv4Address | ipaddress.IPv6Address:
