@@ -149,7 +149,7 @@ class Gateway:
                 if self.command != "HEAD":
                     self.wfile.write(data)
 
-            do_GET = do_POST = do_PUT = do_DELETE = do_PATCH = do_HEAD = do_OPTIONS = _handle  # noqa: N815
+            do_GET = do_POST = do_PUT = do_DELETE = do_PATCH = do_HEAD = do_OPTIONS = _handle
 
             def __getattr__(self, name: str) -> Any:
                 # any other method (TRACE, QUERY, ...) reaches the API, as with API Gateway's ANY

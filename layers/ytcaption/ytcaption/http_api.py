@@ -261,6 +261,7 @@ def handle(event: dict[str, Any], context: Any) -> dict[str, Any]:
     app.append_context(correlation_id=cid)
     logger.set_correlation_id(cid)
     ctype = (headers.get("content-type") or "application/json").split(";")[0].strip().lower()
+    response: dict[str, Any]
     if event.get("body") and ctype != "application/json" and not ctype.endswith("+json"):
         response = {
             "statusCode": 415,
