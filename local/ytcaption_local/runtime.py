@@ -132,7 +132,8 @@ class LocalRuntime:
         logger.setLevel(self.options.log_level)
         # EMF metrics go to CloudWatch through stdout on AWS; locally every function shares
         # one process, so they are dropped (Powertools' disabled mode never clears them)
-        metrics.flush_metrics = lambda *args, **kwargs: metrics.clear_metrics()  # type: ignore[method-assign]
+        provider = metrics.provider
+        provider.flush_metrics = lambda *args, **kwargs: provider.clear_metrics()  # type: ignore[method-assign]
         self._reset_cached_clients()
         self._deploy()
         from ytcaption_local.gateway import Gateway

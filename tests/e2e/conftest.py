@@ -38,7 +38,9 @@ def media_server(short_clip: SpeechClip) -> Iterator[LoopbackServer]:
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     """The final sweep runs after every other e2e test, over every job they made."""
-    last = [i for i in items if i.name == "test_final_sweep_every_job_is_terminal"]
-    for item in last:
+    sweep = [i for i in items if i.name == "test_final_sweep_every_job_is_terminal"]
+    for item in sweep:
         items.remove(item)
-        items.append(item)
+        # after the last e2e test (hooks see the whole session's items)
+        last = max((n for n, i in enumerate(items) if i.nodeid.startswith("tests/e2e/")), default=len(items) - 1)
+        items.insert(last + 1, item)
