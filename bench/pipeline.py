@@ -39,9 +39,9 @@ def main() -> int:
     with LocalRuntime(RuntimeOptions(api_port=0)) as rt, loopback_server() as srv:
         url = srv.serve("/speech.mp3", path.read_bytes(), "audio/mpeg")
         client = Client(rt.api_url, api_key=rt.api_key)
-        client.wait(client.submit_url(url, {"model": "tiny.en"})["job_id"], poll_s=0.2)  # warm
+        client.wait(client.submit_url(url, {"model": "tiny.en", "fresh": True})["job_id"], poll_s=0.2)  # warm
         t = time.perf_counter()
-        job = client.submit_url(url + "?run=2", {"model": "tiny.en"})
+        job = client.submit_url(url + "?run=2", {"model": "tiny.en", "fresh": True})
         done = client.wait(job["job_id"], poll_s=0.1)
         wall_b = time.perf_counter() - t
         doc = json.loads(client.result(job["job_id"], "json"))
