@@ -125,8 +125,11 @@ def test_cancel_during_transcription_stays_cancelled(
             release.wait(30)
 
     runtime.batch_hooks.append(hold)
+    receiver_cm = loopback_server()
+    receiver = receiver_cm.__enter__()
+    receiver.serve("/hook", b"", "text/plain")
     try:
-        job = client.submit_url(media_server.url("/talk.mp3"), {"fresh": True})
+        job = client.submit_url(media_server.url("/talk.mp3"), {"fresh": True, "webhook_url": receiver.url("/hook")})
         target["id"] = job["job_id"]
         assert entered.wait(60), "transcription never started"
         assert client.job(job["job_id"])["status"] == "TRANSCRIBING"
@@ -141,6 +144,8 @@ def test_cancel_during_transcription_stays_cancelled(
     assert final["status"] == "CANCELLED"
     assert [e["status"] for e in final["events"]][-1] == "CANCELLED"
     assert "MERGING" not in [e["status"] for e in final["events"]]
+    receiver_cm.__exit__(None, None, None)
+    assert [p["body"]["status"] for p in receiver.posts] == ["CANCELLED"]  # announced once
 
 
 def test_webhook_gets_exactly_one_completion_call(client: Client, media_server: LoopbackServer) -> None:

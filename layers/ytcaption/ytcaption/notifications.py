@@ -20,7 +20,7 @@ from ytcaption.jobs import Job
 from ytcaption.netsafety import UrlPolicy, check_url, guarded
 from ytcaption.observability import logger
 from ytcaption.repository import JobRepository
-from ytcaption.settings import PipelineSettings
+from ytcaption.settings import AwsResources
 
 EVENT_SOURCE = "ytcaption"
 USER_AGENT = "YTCaption-Webhook/1.0"
@@ -40,7 +40,7 @@ def payload(job: Job) -> dict[str, Any]:
 
 
 class Notifier:
-    def __init__(self, settings: PipelineSettings, repo: JobRepository, events_client: Any | None = None) -> None:
+    def __init__(self, settings: AwsResources, repo: JobRepository, events_client: Any | None = None) -> None:
         self.settings = settings
         self.repo = repo
         self._events = events_client
@@ -51,11 +51,15 @@ class Notifier:
             self._events = aws.client("events")
         return self._events
 
-    def job_finished(self, job: Job) -> dict[str, Any]:
+    def job_finished(self, job: Job, *, attempts: int | None = None) -> dict[str, Any]:
+        """Event and webhook for a job that reached a terminal state.
+
+        ``attempts`` caps webhook tries (the API cancels inside a request, so it tries once).
+        """
         body = payload(job)
         out: dict[str, Any] = {"event": self._put_event(job, body)}
         if job.options.webhook_url:
-            out["webhook"] = self._deliver_once(job, body)
+            out["webhook"] = self._deliver_once(job, body, attempts)
         return out
 
     def _put_event(self, job: Job, body: dict[str, Any]) -> bool:
@@ -74,16 +78,17 @@ class Notifier:
             logger.exception("EventBridge put_events failed")
             return False
 
-    def _deliver_once(self, job: Job, body: dict[str, Any]) -> str:
+    def _deliver_once(self, job: Job, body: dict[str, Any], attempts: int | None = None) -> str:
         claim = f"WEBHOOK#{job.job_id}#{job.status.value}"
         if not self.repo.claim(claim, owner="notify"):
             return "already-delivered"
-        if self.post(str(job.options.webhook_url), body, event=f"job.{job.status.value.lower()}"):
+        if self.post(str(job.options.webhook_url), body, event=f"job.{job.status.value.lower()}",
+                     attempts=attempts):
             return "delivered"
         self.repo.release(claim)  # let a later retry of the Notify state try again
         return "failed"
 
-    def post(self, url: str, body: dict[str, Any], *, event: str) -> bool:
+    def post(self, url: str, body: dict[str, Any], *, event: str, attempts: int | None = None) -> bool:
         policy = UrlPolicy.from_settings(self.settings)
         try:
             check_url(url, policy)
@@ -91,11 +96,11 @@ class Notifier:
             logger.warning("webhook refused: unsafe URL", extra={"error": exc.message})
             return False
         with guarded(policy):
-            return self._post(url, body, event=event)
+            return self._post(url, body, event=event, attempts=attempts or self.settings.webhook_attempts)
 
-    def _post(self, url: str, body: dict[str, Any], *, event: str) -> bool:
+    def _post(self, url: str, body: dict[str, Any], *, event: str, attempts: int) -> bool:
         data = json.dumps(body).encode()
-        for attempt in range(self.settings.webhook_attempts):
+        for attempt in range(attempts):
             request = urllib.request.Request(  # noqa: S310 - http(s) only, checked at submission
                 url, data=data, method="POST",
                 headers={"Content-Type": "application/json", "User-Agent": USER_AGENT,
@@ -118,6 +123,6 @@ class Notifier:
                     logger.warning("webhook refused: unsafe address", extra={"error": reason.message})
                     return False
                 logger.warning("webhook unreachable", extra={"error": type(exc).__name__})
-            if attempt + 1 < self.settings.webhook_attempts:
+            if attempt + 1 < attempts:
                 time.sleep(min(8.0, 0.5 * 2**attempt))
         return False

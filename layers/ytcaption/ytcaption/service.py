@@ -308,6 +308,9 @@ class JobService:
             raise JobAlreadyFinished(f"job {job_id} ended before it could be cancelled") from exc
         if job.execution_arn:
             self.executions.stop(job.execution_arn, error="JobCancelled", cause="cancelled by request")
+        from ytcaption.notifications import Notifier
+
+        Notifier(self.settings, self.repo).job_finished(job, attempts=1)  # every terminal state is announced
         return job
 
 

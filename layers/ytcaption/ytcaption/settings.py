@@ -30,6 +30,9 @@ class AwsResources(_Base):
     allow_private_urls: bool = False
     allowed_url_hosts: str = ""
     denied_url_hosts: str = ""
+    event_bus_name: str = "default"
+    webhook_timeout_s: float = 10.0
+    webhook_attempts: int = 3
 
 
 class ApiSettings(AwsResources):
@@ -74,9 +77,6 @@ class PipelineSettings(AwsResources):
     breaker: BreakerSettings = Field(default_factory=BreakerSettings)
     media: MediaSettings = Field(default_factory=MediaSettings)
     work_dir: str = "/tmp/ytcaption"  # noqa: S108 - Lambda's only writable dir
-    event_bus_name: str = "default"
-    webhook_timeout_s: float = 10.0
-    webhook_attempts: int = 3
     presign_expiry_s: int = 900
     #: How long a job may sit in a live status with no execution before the reconciler acts.
     reconcile_grace_s: float = 600.0
