@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Iterator
 
 import pytest
@@ -44,3 +45,25 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
         # after the last e2e test (hooks see the whole session's items)
         last = max((n for n, i in enumerate(items) if i.nodeid.startswith("tests/e2e/")), default=len(items) - 1)
         items.insert(last + 1, item)
+
+
+class HeldTranscription:
+    """Holds a job's Batch workers at their start until released (to act mid-transcription)."""
+
+    def __init__(self, runtime: LocalRuntime) -> None:
+        self.runtime = runtime
+        self.job_id: str | None = None
+        self.entered, self.release = threading.Event(), threading.Event()
+
+    def __call__(self, job_id: str, shard: int) -> None:
+        if job_id == self.job_id:
+            self.entered.set()
+            self.release.wait(30)
+
+    def __enter__(self) -> HeldTranscription:
+        self.runtime.batch_hooks.append(self)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.release.set()
+        self.runtime.batch_hooks.remove(self)

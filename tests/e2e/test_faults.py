@@ -13,6 +13,7 @@ from urllib.parse import unquote_plus
 import pytest
 
 from tests.conftest import SpeechClip, load_event
+from tests.e2e.conftest import HeldTranscription
 from tests.servers import LoopbackServer, Route
 from ytcaption_local.cli import Client
 from ytcaption_local.faults import Fault
@@ -265,25 +266,13 @@ def test_cancel_racing_with_completion_ends_consistently(runtime: LocalRuntime, 
 
 def test_execution_stopped_from_outside_the_api(runtime: LocalRuntime, client: Client,
                                                 media_server: LoopbackServer) -> None:
-    entered, release = threading.Event(), threading.Event()
-    target: dict[str, str] = {}
-
-    def hold(job_id: str, shard: int) -> None:
-        if job_id == target.get("id"):
-            entered.set()
-            release.wait(30)
-
-    runtime.batch_hooks.append(hold)
-    try:
+    with HeldTranscription(runtime) as held:
         job = client.submit_url(media_server.url("/talk.mp3") + "?stop", {"fresh": True})
-        target["id"] = job["job_id"]
-        assert entered.wait(60)
+        held.job_id = job["job_id"]
+        assert held.entered.wait(60)
         doc = client.job(job["job_id"])
         runtime.client("stepfunctions").stop_execution(executionArn=doc["execution_arn"], error="Operator",
                                                        cause="stopped in the console")
-    finally:
-        release.set()
-        runtime.batch_hooks.remove(hold)
     time.sleep(2.0)
     # AWS reports ABORTED; moto 5.2.5 ends a stop during a Map as FAILED (States.Runtime)
     assert execution_status(runtime, doc) in ("ABORTED", "FAILED")

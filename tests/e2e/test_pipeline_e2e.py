@@ -4,7 +4,6 @@ the real ASL) -> pipeline Lambdas and Batch workers (real handlers, tiny.en) -> 
 from __future__ import annotations
 
 import json
-import threading
 import time
 import urllib.error
 import urllib.request
@@ -15,6 +14,7 @@ from typing import Any
 import pytest
 
 from tests.conftest import SpeechClip
+from tests.e2e.conftest import HeldTranscription
 from tests.servers import LoopbackServer, loopback_server
 from tests.subtitles import parse_srt, parse_vtt
 from ytcaption.evaluation import wer
@@ -116,35 +116,21 @@ def test_worker_that_fails_once_is_retried_and_the_job_completes(
 def test_cancel_during_transcription_stays_cancelled(
     runtime: LocalRuntime, client: Client, media_server: LoopbackServer
 ) -> None:
-    entered, release = threading.Event(), threading.Event()
-    target: dict[str, str] = {}
-
-    def hold(job_id: str, shard: int) -> None:
-        if job_id == target.get("id"):
-            entered.set()
-            release.wait(30)
-
-    runtime.batch_hooks.append(hold)
-    receiver_cm = loopback_server()
-    receiver = receiver_cm.__enter__()
-    receiver.serve("/hook", b"", "text/plain")
-    try:
-        job = client.submit_url(media_server.url("/talk.mp3"), {"fresh": True, "webhook_url": receiver.url("/hook")})
-        target["id"] = job["job_id"]
-        assert entered.wait(60), "transcription never started"
-        assert client.job(job["job_id"])["status"] == "TRANSCRIBING"
-        cancelled = client.json("DELETE", f"/v1/transcriptions/{job['job_id']}")
-        assert cancelled["status"] == "CANCELLED"
-    finally:
-        release.set()
-        runtime.batch_hooks.remove(hold)
-    assert wait_execution(runtime, cancelled) in ("ABORTED", "FAILED")
-    time.sleep(2)
-    final = client.job(job["job_id"])
-    assert final["status"] == "CANCELLED"
-    assert [e["status"] for e in final["events"]][-1] == "CANCELLED"
-    assert "MERGING" not in [e["status"] for e in final["events"]]
-    receiver_cm.__exit__(None, None, None)
+    with loopback_server() as receiver:
+        receiver.serve("/hook", b"", "text/plain")
+        with HeldTranscription(runtime) as held:
+            job = client.submit_url(media_server.url("/talk.mp3"), {"fresh": True, "webhook_url": receiver.url("/hook")})
+            held.job_id = job["job_id"]
+            assert held.entered.wait(60), "transcription never started"
+            assert client.job(job["job_id"])["status"] == "TRANSCRIBING"
+            cancelled = client.json("DELETE", f"/v1/transcriptions/{job['job_id']}")
+            assert cancelled["status"] == "CANCELLED"
+        assert wait_execution(runtime, cancelled) in ("ABORTED", "FAILED")
+        time.sleep(2)
+        final = client.job(job["job_id"])
+        assert final["status"] == "CANCELLED"
+        assert [e["status"] for e in final["events"]][-1] == "CANCELLED"
+        assert "MERGING" not in [e["status"] for e in final["events"]]
     assert [p["body"]["status"] for p in receiver.posts] == ["CANCELLED"]  # announced once
 
 
