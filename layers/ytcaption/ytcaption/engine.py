@@ -42,6 +42,7 @@ class ChunkPlan:
     duration: float
     input_lufs: float | None
     gain_db: float
+    container: str
     seconds: dict[str, float] = field(default_factory=dict)
 
 
@@ -69,6 +70,7 @@ def prepare(path: str | Path, media: MediaSettings) -> ChunkPlan:
         duration=round(norm.duration_s, 3),
         input_lufs=norm.input_lufs,
         gain_db=norm.gain_db,
+        container=info.container,
         seconds={"normalize": round(t1 - t0, 3), "chunk": round(t2 - t1, 3)},
     )
 

@@ -120,7 +120,7 @@ class Pipeline:
 
     def normalize(self, job_id: str) -> dict[str, Any]:
         from ytcaption.engine import prepare
-        from ytcaption.media.audio import probe, wav_bytes
+        from ytcaption.media.audio import wav_bytes
         from ytcaption.media.chunking import assign_shards, shard_count, slice_audio
 
         job = self._enter(job_id, JobStatus.NORMALIZING, "normalizing")
@@ -140,7 +140,6 @@ class Pipeline:
                 raise UnsupportedMedia("the file is empty")
             local = work / ("source" + Path(job.source.key).suffix)
             self.storage.download_file(job.source.key, str(local))
-            info = probe(local)
             reused = self._reuse_by_content(job, file_sha256(str(local)), size)
             if reused is not None:
                 return reused
@@ -176,7 +175,7 @@ class Pipeline:
                 "duration_s": job.media.duration_s if job.media and job.media.duration_s else plan.duration,
                 "title": (job.media.title if job.media else None) or job.source.filename,
                 "size_bytes": size,
-                "container": info.container,
+                "container": plan.container,
             }
         )
         self.repo.transition(
