@@ -270,12 +270,10 @@ class Pipeline:
             results.append(ChunkResult.model_validate(self.storage.get_json(key)))
         transcript = merge(results, duration=manifest["duration"], model=job.options.model, task=job.options.task)
         written: dict[str, str] = {}
-        from ytcaption.storage import CONTENT_TYPES
-
         for fmt in dict.fromkeys(["json", *job.options.formats]):
             key = keys.result_key(job_id, fmt)
             self.storage.put_bytes(key, render(transcript, fmt).encode("utf-8"),
-                                   CONTENT_TYPES[fmt] + ("; charset=utf-8" if fmt != "json" else ""))
+                                   keys.content_type(fmt))
             written[fmt] = key
         done = self.repo.transition(
             job_id,

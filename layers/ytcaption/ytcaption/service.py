@@ -33,7 +33,7 @@ from ytcaption.jobs import ErrorInfo, Job, JobEvent, JobOptions, JobStatus, Sour
 from ytcaption.netsafety import UrlPolicy, check_url
 from ytcaption.repository import JobRepository
 from ytcaption.settings import ApiSettings
-from ytcaption.storage import CONTENT_TYPES, Storage, result_key, upload_key
+from ytcaption.storage import CONTENT_TYPES, Storage, content_type, result_key, upload_key
 
 JOB_ID_RE = re.compile(r"^[0-9a-f]{32}$")
 
@@ -280,7 +280,7 @@ class JobService:
         if job.status != JobStatus.COMPLETED:
             raise JobNotCompleted(f"job {job_id} is {job.status}; results exist once it is COMPLETED")
         filename = f"{job_id}.{fmt}"
-        ctype = CONTENT_TYPES[fmt] + ("; charset=utf-8" if fmt != "json" else "")
+        ctype = content_type(fmt)
         key = job.results.get(fmt) or result_key(job_id, fmt)
         head = self.storage.head(key)
         if head is None:

@@ -27,6 +27,11 @@ CONTENT_TYPES = {
     "txt": "text/plain",
 }
 
+def content_type(fmt: str) -> str:
+    """What a caption file is served and stored as (text formats are UTF-8)."""
+    return CONTENT_TYPES[fmt] + ("" if fmt == "json" else "; charset=utf-8")
+
+
 _SAFE_NAME = re.compile(r"[^A-Za-z0-9._-]+")
 
 
