@@ -26,7 +26,7 @@ from ytcaption.api_models import (
     UploadResponse,
 )
 from ytcaption.errors import InvalidRequest, YTCaptionError
-from ytcaption.jobs import Job, JobStatus
+from ytcaption.jobs import Job, JobStatus, describe_errors
 from ytcaption.observability import bind_job, logger, metrics
 
 app = APIGatewayRestResolver(enable_validation=True)
@@ -85,7 +85,7 @@ def _domain_error(exc: YTCaptionError) -> Response[Any]:
 @app.exception_handler(RequestValidationError)
 def _validation_error(exc: RequestValidationError) -> Response[Any]:
     metrics.add_metric(name="RequestsRejected", unit=MetricUnit.Count, value=1)
-    return _error(400, "INVALID_REQUEST", describe_validation(exc.errors()))
+    return _error(400, "INVALID_REQUEST", describe_errors(exc.errors()))
 
 
 @app.not_found
@@ -102,19 +102,6 @@ def _undecodable(exc: UnicodeDecodeError) -> Response[Any]:
 def _unexpected(exc: Exception) -> Response[Any]:
     logger.exception("unhandled error")
     return _error(500, "INTERNAL_ERROR", "internal error; the request id is in X-Correlation-ID")
-
-
-def describe_validation(errors: Any) -> str:
-    parts = []
-    for e in list(errors)[:3]:
-        loc = [str(p) for p in e.get("loc", ()) if p not in ("body",)]
-        msg = str(e.get("msg", "invalid")).removeprefix("Value error, ")
-        if e.get("type") == "extra_forbidden":
-            msg = "unknown field"
-        elif e.get("type") == "json_invalid":
-            msg = "request body is not valid JSON"
-        parts.append(f"{'.'.join(loc)}: {msg}" if loc else msg)
-    return "; ".join(parts) or "invalid request"
 
 
 def _base_url() -> str:

@@ -283,14 +283,18 @@ def validate_options(data: dict[str, Any]) -> JobOptions:
     try:
         return JobOptions.model_validate(data)
     except ValidationError as exc:
-        raise InvalidRequest(_first_error(exc)) from exc
+        raise InvalidRequest(describe_errors(exc.errors())) from exc
 
 
-def _first_error(exc: Any) -> str:
-    errs = exc.errors()
-    if not errs:
-        return "invalid input"
-    e = errs[0]
-    loc = ".".join(str(p) for p in e.get("loc", ()))
-    msg = str(e.get("msg", "invalid"))
-    return f"{loc}: {msg}" if loc else msg
+def describe_errors(errors: Any, limit: int = 3) -> str:
+    """Pydantic validation errors as one short message a user can act on."""
+    parts = []
+    for e in list(errors)[:limit]:
+        loc = [str(p) for p in e.get("loc", ()) if p not in ("body",)]
+        msg = str(e.get("msg", "invalid")).removeprefix("Value error, ")
+        if e.get("type") == "extra_forbidden":
+            msg = "unknown field"
+        elif e.get("type") == "json_invalid":
+            msg = "request body is not valid JSON"
+        parts.append(f"{'.'.join(loc)}: {msg}" if loc else msg)
+    return "; ".join(parts) or "invalid request"
