@@ -85,7 +85,6 @@ class LocalRuntime:
         self.options = options or RuntimeOptions()
         self.functions: dict[str, FunctionSpec] = {}
         self.outputs: dict[str, str] = {}
-        self.outputs_queues: dict[str, str] = {}
         self.invocations: list[tuple[str, str | None, str]] = []  # (function, job id, outcome)
         self.batch_runs: list[tuple[str, int, bool]] = []  # (job id, shard, success)
         #: Test hooks: called before a Batch job's worker runs; raising fails that attempt.
@@ -303,7 +302,6 @@ class LocalRuntime:
                     Statistic=a["Statistic"], Period=a["Period"], EvaluationPeriods=a["EvaluationPeriods"],
                     Threshold=float(a["Threshold"]), ComparisonOperator=a["ComparisonOperator"],
                 )
-        self.outputs_queues = queue_urls
         self._set_env({
             **env_union,
             "WHISPER__DEVICE": "cpu",

@@ -21,7 +21,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ytcaption.captions import Transcript
+from ytcaption.captions import Segment, Transcript
 from ytcaption.errors import MediaTooLong
 from ytcaption.jobs import JobOptions
 from ytcaption.media import audio as audio_mod
@@ -75,6 +75,11 @@ def prepare(path: str | Path, media: MediaSettings) -> ChunkPlan:
     )
 
 
+def _context(segments: Sequence[Segment]) -> str | None:
+    """The end of a chunk's text, to condition the next chunk on."""
+    return " ".join(s.text for s in segments)[-CONTEXT_CHARS:] or None
+
+
 def transcribe_shard(
     transcriber: Transcriber,
     chunks: Sequence[Chunk],
@@ -100,7 +105,7 @@ def transcribe_shard(
         if previous is not None:
             results.append(previous)
             language = language or previous.language
-            context = " ".join(s.text for s in previous.segments)[-CONTEXT_CHARS:] or None
+            context = _context(previous.segments)
             continue
         part = transcriber.transcribe(load(chunk), options, language=language, context=context)
         if options.language == "auto" and language is None and part.segments:
@@ -114,7 +119,7 @@ def transcribe_shard(
             segments=shift(part.segments, chunk.start),
         )
         results.append(result)
-        context = " ".join(s.text for s in part.segments)[-CONTEXT_CHARS:] or None
+        context = _context(part.segments)
         if on_result(result) is False:
             break
     return results
