@@ -45,11 +45,16 @@ def url_job(repo: JobRepository, url: str, **options: Any) -> Job:
 
 
 class CountingTranscriber:
+    """Counts the windows decoded (the guard's re-decodes of spans count too)."""
+
     def __init__(self, inner: WhisperTranscriber) -> None:
         self.inner, self.calls = inner, 0
 
+    def transcribe_batch(self, windows: Any, *a: Any, **kw: Any) -> Any:
+        self.calls += len(windows)
+        return self.inner.transcribe_batch(windows, *a, **kw)
+
     def transcribe(self, *a: Any, **kw: Any) -> Any:
-        self.calls += 1
         return self.inner.transcribe(*a, **kw)
 
 
@@ -67,10 +72,11 @@ def test_stages_take_a_url_job_to_captions(pipeline: Pipeline, server: LoopbackS
     counting = CountingTranscriber(WhisperTranscriber("tiny.en", pipeline.settings.whisper))
     for shard in plan["shards"]:
         pipeline.transcribe_shard(job.job_id, shard, transcriber_factory=lambda o: counting)
-    assert counting.calls == plan["chunks"]
+    assert counting.calls >= plan["chunks"]
+    decoded = counting.calls
     # a retried shard skips every chunk that already has a transcript
     pipeline.transcribe_shard(job.job_id, plan["shards"][0], transcriber_factory=lambda o: counting)
-    assert counting.calls == plan["chunks"]
+    assert counting.calls == decoded
     assert pipeline.repo.get(job.job_id).progress == 95
 
     out = pipeline.merge(job.job_id)

@@ -67,3 +67,27 @@ def test_settings_from_environment(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("MEDIA__CHUNK_MAX_S", "20")
     s = PipelineSettings()  # type: ignore[call-arg]
     assert (s.whisper.device, s.whisper.compute_type, s.media.chunk_max_s) == ("cuda", "float16", 20.0)
+
+
+def test_faster_whisper_internals_the_batched_decode_uses_are_still_there() -> None:
+    """WhisperTranscriber.transcribe_batch calls these (pinned faster-whisper): fail loudly if they move."""
+    import inspect
+    from importlib.metadata import version
+
+    from faster_whisper import WhisperModel
+    from faster_whisper.audio import pad_or_trim
+    from faster_whisper.transcribe import get_suppressed_tokens
+
+    assert version("faster-whisper") == "1.2.1"
+    assert callable(pad_or_trim) and callable(get_suppressed_tokens)
+    expected = {
+        "_split_segments_by_timestamps": ["tokenizer", "tokens", "time_offset", "segment_size",
+                                          "segment_duration", "seek"],
+        "add_word_timestamps": ["segments", "tokenizer", "encoder_output", "num_frames", "prepend_punctuations",
+                                "append_punctuations", "last_speech_timestamp"],
+        "get_prompt": ["tokenizer", "previous_tokens", "without_timestamps"],
+        "encode": ["features"],
+    }
+    for name, params in expected.items():
+        got = list(inspect.signature(getattr(WhisperModel, name)).parameters)[1:]
+        assert got[: len(params)] == params, (name, got)

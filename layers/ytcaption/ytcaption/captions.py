@@ -46,6 +46,10 @@ class Transcript(BaseModel):
     model: str | None = None
     task: str = "transcribe"
     segments: list[Segment] = Field(default_factory=list)
+    #: How many chunks the media was cut into, and how many of them the fidelity
+    #: guard decoded again because speech was missing from the first decode.
+    chunks: int | None = None
+    redecoded_chunks: int | None = None
 
     @property
     def text(self) -> str:

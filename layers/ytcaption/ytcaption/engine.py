@@ -21,18 +21,16 @@ from pathlib import Path
 
 import numpy as np
 
+from ytcaption import guard
 from ytcaption.captions import Segment, Transcript
 from ytcaption.errors import MediaTooLong
 from ytcaption.jobs import JobOptions
 from ytcaption.media import audio as audio_mod
+from ytcaption.media.audio import SAMPLE_RATE
 from ytcaption.media.chunking import Chunk, balanced_shards, detect_speech, plan_chunks, slice_audio
 from ytcaption.merge import ChunkResult, merge, shift
 from ytcaption.settings import MediaSettings, WhisperSettings
-from ytcaption.transcription import Transcriber, WhisperTranscriber, choose_device
-
-#: How much of the previous chunk's text conditions the next one (like Whisper's
-#: own condition_on_previous_text across its 30 s windows).
-CONTEXT_CHARS = 200
+from ytcaption.transcription import ChunkTranscript, Transcriber, WhisperTranscriber, choose_device
 
 
 @dataclass
@@ -75,9 +73,74 @@ def prepare(path: str | Path, media: MediaSettings) -> ChunkPlan:
     )
 
 
-def _context(segments: Sequence[Segment]) -> str | None:
-    """The end of a chunk's text, to condition the next chunk on."""
-    return " ".join(s.text for s in segments)[-CONTEXT_CHARS:] or None
+def _absolute(segments: Sequence[Segment], offset: float, end: float) -> list[Segment]:
+    """Window-relative segments on the media's timeline, clipped to the window's end."""
+    out = shift(segments, offset)
+    for s in out:
+        s.end = min(s.end, end)
+        s.start = min(s.start, s.end)
+    return out
+
+
+def _pad(spans: Sequence[guard.Span], chunk: Chunk, pad: float = 0.25, min_len: float = 1.0) -> list[guard.Span]:
+    out = []
+    for a, b in guard.merge_spans(spans, gap=0.5):
+        a, b = max(chunk.start, a - pad), min(chunk.end, b + pad)
+        if b - a < min_len:
+            grow = (min_len - (b - a)) / 2
+            a, b = max(chunk.start, a - grow), min(chunk.end, b + grow)
+        out.append((round(a, 3), round(b, 3)))
+    return out
+
+
+def _splice(segments: Sequence[Segment], spans: Sequence[guard.Span], new: Sequence[Segment]) -> list[Segment]:
+    """Replace what lay in ``spans`` by ``new``."""
+    kept = [s for s in segments if not any(a <= (s.start + s.end) / 2 <= b for a, b in spans)]
+    return sorted([*kept, *new], key=lambda s: (s.start, s.end))
+
+
+class _Decoded:
+    """One chunk on its way through the guard."""
+
+    def __init__(self, chunk: Chunk, audio: np.ndarray, part: ChunkTranscript) -> None:
+        self.chunk = chunk
+        self.audio = audio
+        self.language = part.language
+        self.language_probability = part.language_probability
+        self.segments = self.clean(part, chunk.start)
+        self.review = guard.Review()
+        self.reasons: list[str] = []
+        self.redecoded = False
+
+    def clean(self, part: ChunkTranscript, offset: float) -> list[Segment]:
+        return guard.drop_non_speech(
+            _absolute(part.segments, offset, self.chunk.end), self.chunk.speech,
+            no_speech_prob=part.no_speech_prob, avg_logprob=part.avg_logprob,
+        )
+
+    def cut(self, span: guard.Span) -> np.ndarray:
+        a = round((span[0] - self.chunk.start) * SAMPLE_RATE)
+        return self.audio[max(0, a) : round((span[1] - self.chunk.start) * SAMPLE_RATE)]
+
+    def check(self, cps: float, prompt: str | None) -> guard.Review:
+        self.review = guard.review(self.segments, self.chunk.speech, (self.chunk.start, self.chunk.end),
+                                   cps=cps, prompt=prompt)
+        return self.review
+
+    def offer(self, spans: Sequence[guard.Span], new: Sequence[Segment], cps: float, prompt: str | None) -> None:
+        """Take the re-decoded spans if they account for more of the speech."""
+        candidate = _splice(self.segments, spans, new)
+        verdict = guard.review(candidate, self.chunk.speech, (self.chunk.start, self.chunk.end), cps=cps,
+                               prompt=prompt)
+        if verdict.missing_s < self.review.missing_s:
+            self.segments, self.review = candidate, verdict
+
+    def result(self) -> ChunkResult:
+        return ChunkResult(
+            index=self.chunk.index, start=self.chunk.start, end=self.chunk.end,
+            language=self.language, language_probability=self.language_probability,
+            segments=self.segments, redecoded=self.redecoded, guard=self.reasons,
+        )
 
 
 def transcribe_shard(
@@ -88,40 +151,60 @@ def transcribe_shard(
     *,
     done: Callable[[Chunk], ChunkResult | None] = lambda c: None,
     on_result: Callable[[ChunkResult], bool | None] = lambda r: None,
+    batch_size: int = 8,
 ) -> list[ChunkResult]:
-    """Transcribe a shard's chunks in order.
+    """Transcribe a shard's chunks, ``batch_size`` at a time, each held to the fidelity guard.
 
     ``done`` returns a chunk's stored result if an earlier attempt finished it
     (so a retried shard skips it); ``on_result`` stores a new one and may
-    return False to stop early (the job was cancelled). With language
-    ``auto``, the first chunk's detected language is kept for the rest of the
-    shard, so one shard does not flip between languages on short phrases.
+    return False to stop early (the job was cancelled).
+
+    No chunk is conditioned on another's text: on a voice change that context
+    is what made Whisper skip whole sentences. Each chunk's transcript is
+    checked against the chunk's own speech (:mod:`ytcaption.guard`); the spans
+    that fail are decoded again as windows of their own (batched), and what
+    still fails by Whisper's thorough decode (seek loop, temperature
+    fallback); each time the version that accounts for more speech wins.
     """
     results: list[ChunkResult] = []
-    language: str | None = None
-    context: str | None = None
+    todo: list[Chunk] = []
     for chunk in chunks:
         previous = done(chunk)
         if previous is not None:
             results.append(previous)
-            language = language or previous.language
-            context = _context(previous.segments)
-            continue
-        part = transcriber.transcribe(load(chunk), options, language=language, context=context)
-        if options.language == "auto" and language is None and part.segments:
-            language = part.language
-        result = ChunkResult(
-            index=chunk.index,
-            start=chunk.start,
-            end=chunk.end,
-            language=part.language,
-            language_probability=part.language_probability,
-            segments=shift(part.segments, chunk.start),
-        )
-        results.append(result)
-        context = _context(part.segments)
-        if on_result(result) is False:
-            break
+        else:
+            todo.append(chunk)
+    rates: list[tuple[int, float]] = []
+    prompt = options.initial_prompt
+    for i in range(0, len(todo), max(1, batch_size)):
+        batch = todo[i : i + max(1, batch_size)]
+        audio = [load(c) for c in batch]
+        parts = transcriber.transcribe_batch(audio, options)
+        decoded = [_Decoded(c, a, p) for c, a, p in zip(batch, audio, parts, strict=True)]
+        for d in decoded:
+            rates += guard.rate_samples(d.segments, d.chunk.speech)
+        cps = guard.speaking_rate(rates)
+        failing = [d for d in decoded if not d.check(cps, prompt).ok]
+        # first remedy: the failing spans as windows of their own, batched
+        jobs = [(d, span) for d in failing for span in _pad(d.review.spans, d.chunk)]
+        for d in failing:
+            d.redecoded = True
+            d.reasons = list(d.review.reasons)
+        for k in range(0, len(jobs), max(1, batch_size)):
+            group = jobs[k : k + max(1, batch_size)]
+            again = transcriber.transcribe_batch([d.cut(span) for d, span in group], options)
+            for (d, span), part in zip(group, again, strict=True):
+                d.offer([span], d.clean(part, span[0]), cps, prompt)
+        # last remedy: Whisper's thorough decode of what still fails
+        for d in failing:
+            for span in _pad(d.review.spans, d.chunk) if not d.review.ok else []:
+                part = transcriber.transcribe(d.cut(span), options, language=d.language)
+                d.offer([span], d.clean(part, span[0]), cps, prompt)
+        for d in decoded:
+            result = d.result()
+            results.append(result)
+            if on_result(result) is False:
+                return results
     return results
 
 
@@ -159,7 +242,8 @@ def transcribe_file(
     t2 = time.perf_counter()
 
     def run(shard_chunks: list[Chunk]) -> list[ChunkResult]:
-        return transcribe_shard(engine, shard_chunks, lambda c: slice_audio(plan.samples, c), options)
+        return transcribe_shard(engine, shard_chunks, lambda c: slice_audio(plan.samples, c), options,
+                                batch_size=whisper.batch_size)
 
     results: list[ChunkResult] = []
     if len(by_shard) <= 1:

@@ -191,6 +191,8 @@ class ChunkCounts(BaseModel):
     total: int = 0
     done: int = 0
     shards: int = 0
+    #: Chunks the fidelity guard decoded again (speech was missing after the first decode).
+    redecoded: int = 0
 
 
 class StageTiming(BaseModel):

@@ -25,6 +25,11 @@ class ChunkResult(BaseModel):
     language: str | None = None
     language_probability: float | None = None
     segments: list[Segment] = Field(default_factory=list)
+    #: The fidelity guard found speech missing and decoded (part of) the chunk again.
+    redecoded: bool = False
+    #: Why: "uncovered" (speech with no words), "sparse" (a segment too long for its
+    #: text), "loop", "prompt" (text only repeating the prompt).
+    guard: list[str] = Field(default_factory=list)
 
 
 def shift(segments: Iterable[Segment], offset: float) -> list[Segment]:
@@ -79,4 +84,6 @@ def merge(
         model=model,
         task=task,
         segments=[s for s in segments if s.text],
+        chunks=len(ordered),
+        redecoded_chunks=sum(r.redecoded for r in ordered),
     )

@@ -230,7 +230,7 @@ class Pipeline:
         manifest = self.storage.get_json(keys.manifest_key(job_id))
         options = JobOptions.model_validate(manifest["options"])
         mine = [c for c in manifest["chunks"] if c["shard"] == shard]
-        chunks = [Chunk(c["index"], c["start"], c["end"], c["shard"]) for c in mine]
+        chunks = [Chunk.from_dict(c) for c in mine]
         transcriber = (transcriber_factory or (lambda o: WhisperTranscriber(o.model, self.settings.whisper)))(options)
         stopped = [False]
 
@@ -249,7 +249,7 @@ class Pipeline:
 
         results = transcribe_shard(
             transcriber, chunks, lambda c: read_wav(self.storage.get_bytes(keys.chunk_audio_key(job_id, c.index))),
-            options, done=done, on_result=on_result,
+            options, done=done, on_result=on_result, batch_size=self.settings.whisper.batch_size,
         )
         logger.info("shard done", extra={"shard": shard, "chunks": len(results), "stopped": stopped[0]})
         return {"shard": shard, "chunks": len(results), "stopped": stopped[0]}
@@ -279,7 +279,9 @@ class Pipeline:
             job_id,
             JobStatus.COMPLETED,
             message=f"{len(transcript.segments)} segments",
-            fields={"results": written, "language": transcript.language},
+            fields={"results": written, "language": transcript.language,
+                    "chunks": {**job.chunks.model_dump(mode="json"),
+                               "redecoded": transcript.redecoded_chunks or 0}},
         )
         cache = ResultCache(self.repo, self.storage)
         for key in done.cache_keys:

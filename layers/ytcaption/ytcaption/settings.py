@@ -58,7 +58,10 @@ class WhisperSettings(BaseModel):
     #: 1 for a Batch job; the local runtime runs several jobs in one process.
     num_workers: int = 1
     beam_size: int = 5
-    vad_filter: bool = True
+    #: Windows decoded together by one worker (CTranslate2 batch). The CPU plan
+    #: is one worker per core, each batching its shard's chunks; on a GPU one
+    #: worker batches the whole shard.
+    batch_size: int = 8
     #: Directory holding one CTranslate2 model folder per model name
     #: (``<dir>/<name>/model.bin``), as baked into the Batch image.
     model_dir: str | None = None

@@ -13,6 +13,7 @@ from __future__ import annotations
 import hashlib
 import os
 import threading
+from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
@@ -34,20 +35,33 @@ PYPI_MODELS: dict[str, tuple[str, str]] = {
 
 @dataclass
 class ChunkTranscript:
+    """One window's decode; times are relative to the window's first sample.
+
+    ``no_speech_prob`` and ``avg_logprob`` are Whisper's own confidence for the
+    window; the fidelity guard reads them to drop text made up from non-speech.
+    """
+
     segments: list[Segment]
     language: str | None
     language_probability: float | None
+    no_speech_prob: float = 0.0
+    avg_logprob: float = 0.0
 
 
 class Transcriber(Protocol):
+    """What the engine needs of a speech model (faster-whisper, or a test fake)."""
+
+    def transcribe_batch(
+        self, windows: Sequence[np.ndarray], options: JobOptions, *, language: str | None = None
+    ) -> list[ChunkTranscript]:
+        """Decode several windows (each at most 30 s) in one batched pass."""
+        ...
+
     def transcribe(
-        self,
-        samples: np.ndarray,
-        options: JobOptions,
-        *,
-        language: str | None = None,
-        context: str | None = None,
-    ) -> ChunkTranscript: ...
+        self, samples: np.ndarray, options: JobOptions, *, language: str | None = None
+    ) -> ChunkTranscript:
+        """Decode one window thoroughly: seek loop and temperature fallback (the guard's last resort)."""
+        ...
 
 
 @lru_cache(maxsize=8)
@@ -122,52 +136,135 @@ def load_model(name: str, settings: WhisperSettings, *, num_workers: int = 1) ->
         return _models[key]
 
 
+#: Whisper's own rule for a window that holds no speech: a confident no-speech
+#: token and an unconfident text (openai/whisper transcribe.py).
+NO_SPEECH_PROB = 0.6
+LOGPROB_FLOOR = -1.0
+#: Temperatures of the thorough decode (Whisper's fallback ladder).
+FALLBACK_TEMPERATURES = (0.0, 0.2, 0.4, 0.6, 0.8, 1.0)
+
+
 class WhisperTranscriber:
-    """Transcribes one chunk of 16 kHz mono audio; times are relative to the chunk."""
+    """faster-whisper behind the engine's two calls.
+
+    ``transcribe_batch`` runs the encoder and the beam search over many windows
+    at once (CTranslate2 batches them: on a GPU this is what keeps it busy, on a
+    CPU it uses the cores better than one window at a time) and keeps Whisper's
+    timestamp tokens, so a window comes back as timed segments. It relies on
+    faster-whisper internals (pinned: ``tests/unit/test_transcription.py``
+    checks they are there). ``transcribe`` is faster-whisper's plain call on one
+    window, with its seek loop and temperature fallback: slower, used by the
+    fidelity guard when the batched decode of a window lost speech.
+    """
 
     def __init__(self, model_name: str, settings: WhisperSettings, *, num_workers: int | None = None) -> None:
         self.settings = settings
         self.model_name = model_name
         self.model = load_model(model_name, settings, num_workers=num_workers or settings.num_workers)
 
+    def _language(self, options: JobOptions, language: str | None) -> str | None:
+        if not self.model.model.is_multilingual:
+            return "en"
+        return language or (None if options.language == "auto" else options.language)
+
+    def transcribe_batch(
+        self, windows: Sequence[np.ndarray], options: JobOptions, *, language: str | None = None
+    ) -> list[ChunkTranscript]:
+        if not windows:
+            return []
+        try:
+            return self._batch(windows, options, self._language(options, language))
+        except (RuntimeError, ValueError) as exc:
+            raise TranscriptionFailed(f"transcription failed: {exc}") from exc
+
+    def _batch(self, windows: Sequence[np.ndarray], options: JobOptions, lang: str | None) -> list[ChunkTranscript]:
+        from faster_whisper.audio import pad_or_trim
+        from faster_whisper.tokenizer import Tokenizer
+        from faster_whisper.transcribe import get_suppressed_tokens
+
+        m = self.model
+        features = np.stack([pad_or_trim(m.feature_extractor(w)[..., :-1]) for w in windows])
+        encoded = m.encode(features)
+        langs: list[tuple[str, float]]
+        if lang is None:
+            detected = m.model.detect_language(encoded)
+            langs = [(d[0][0][2:-2], float(d[0][1])) for d in detected]
+        else:
+            langs = [(lang, 1.0)] * len(windows)
+        by_language: dict[str, list[int]] = {}
+        for i, (code, _) in enumerate(langs):
+            by_language.setdefault(code, []).append(i)
+        decoded: dict[int, ChunkTranscript] = {}
+        for code, items in by_language.items():
+            tokenizer = Tokenizer(m.hf_tokenizer, m.model.is_multilingual, task=options.task, language=code)
+            previous = tokenizer.encode(" " + options.initial_prompt.strip()) if options.initial_prompt else []
+            prompt = m.get_prompt(tokenizer, previous, without_timestamps=False)
+            sub = encoded if len(items) == len(windows) else m.encode(features[items])
+            results = m.model.generate(
+                sub, [list(prompt) for _ in items],
+                beam_size=self.settings.beam_size, max_length=m.max_length,
+                return_scores=True, return_no_speech_prob=True,
+                suppress_blank=True, suppress_tokens=get_suppressed_tokens(tokenizer, [-1]),
+            )
+            grouped: list[list[dict[str, Any]]] = []
+            sizes = []
+            for i, result in zip(items, results, strict=True):
+                tokens = result.sequences_ids[0]
+                duration = len(windows[i]) / 16000
+                size = int(np.ceil(duration) * m.frames_per_second)
+                sizes.append(size)
+                parts, _, _ = m._split_segments_by_timestamps(
+                    tokenizer=tokenizer, tokens=tokens, time_offset=0.0, segment_size=size,
+                    segment_duration=duration, seek=0,
+                )
+                grouped.append([{**p, "text": tokenizer.decode(p["tokens"])} for p in parts])
+                logprob = result.scores[0] * (len(tokens) ** 1.0) / (len(tokens) + 1)
+                decoded[i] = ChunkTranscript([], code, round(langs[i][1], 4),
+                                             no_speech_prob=round(float(result.no_speech_prob), 4),
+                                             avg_logprob=round(float(logprob), 4))
+            if options.word_timestamps:
+                m.add_word_timestamps(grouped, tokenizer, sub, sizes, "\"'“¿([{-",
+                                      "\"'.。,，!！?？:：”)]}、", 0.0)
+            for i, parts in zip(items, grouped, strict=True):
+                duration = len(windows[i]) / 16000
+                decoded[i].segments = [
+                    _segment(p["start"], min(p["end"], duration), p["text"], p.get("words"))
+                    for p in parts
+                    if p["text"].strip()
+                ]
+        return [decoded[i] for i in range(len(windows))]
+
     def transcribe(
-        self,
-        samples: np.ndarray,
-        options: JobOptions,
-        *,
-        language: str | None = None,
-        context: str | None = None,
+        self, samples: np.ndarray, options: JobOptions, *, language: str | None = None
     ) -> ChunkTranscript:
-        """``context`` is the previous chunk's text; it follows the user's prompt."""
-        prompt = " ".join(p for p in (options.initial_prompt, context) if p) or None
-        lang = language or (None if options.language == "auto" else options.language)
-        if self.model_name.endswith(".en"):
-            lang = "en"
+        lang = self._language(options, language)
         try:
             segments, info = self.model.transcribe(
                 samples,
                 language=lang,
                 task=options.task,
                 beam_size=self.settings.beam_size,
-                initial_prompt=prompt,
+                initial_prompt=options.initial_prompt,
                 word_timestamps=options.word_timestamps,
-                vad_filter=self.settings.vad_filter,
-                condition_on_previous_text=True,
+                vad_filter=False,  # the engine has found the speech already
+                condition_on_previous_text=False,
+                temperature=list(FALLBACK_TEMPERATURES),
             )
-            out = [
-                Segment(
-                    start=float(s.start),
-                    end=float(s.end),
-                    text=s.text.strip(),
-                    words=[
-                        Word(start=float(w.start), end=float(w.end), word=w.word,
-                             probability=round(float(w.probability), 4))
-                        for w in (s.words or [])
-                    ],
-                )
-                for s in segments
-                if s.text.strip()
-            ]
+            raw = list(segments)
         except (RuntimeError, ValueError) as exc:
             raise TranscriptionFailed(f"transcription failed: {exc}") from exc
-        return ChunkTranscript(out, info.language, round(float(info.language_probability), 4))
+        out = [_segment(s.start, s.end, s.text, [w._asdict() for w in s.words or []]) for s in raw if s.text.strip()]
+        worst = max((s.no_speech_prob for s in raw), default=0.0)
+        logprob = min((s.avg_logprob for s in raw), default=0.0)
+        return ChunkTranscript(out, info.language, round(float(info.language_probability), 4),
+                               no_speech_prob=round(float(worst), 4), avg_logprob=round(float(logprob), 4))
+
+
+def _segment(start: float, end: float, text: str, words: list[dict[str, Any]] | None) -> Segment:
+    return Segment(
+        start=round(float(start), 3),
+        end=round(float(max(end, start)), 3),
+        text=text.strip(),
+        words=[Word(start=round(float(w["start"]), 3), end=round(float(w["end"]), 3), word=w["word"],
+                    probability=round(float(w["probability"]), 4)) for w in (words or [])],
+    )

@@ -17,7 +17,8 @@ import math
 import os
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
+from typing import Any
 
 import numpy as np
 
@@ -35,13 +36,24 @@ class Chunk:
     start: float
     end: float
     shard: int = 0
+    #: The VAD's speech regions inside the chunk (absolute seconds): what the
+    #: fidelity guard holds the chunk's transcript against.
+    speech: tuple[tuple[float, float], ...] = ()
 
     @property
     def duration(self) -> float:
         return self.end - self.start
 
-    def to_dict(self) -> dict[str, float | int]:
+    def to_dict(self) -> dict[str, Any]:
         return asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> Chunk:
+        return cls(int(d["index"]), float(d["start"]), float(d["end"]), int(d.get("shard", 0)),
+                   tuple((float(a), float(b)) for a, b in d.get("speech") or ()))
+
+    def with_shard(self, shard: int) -> Chunk:
+        return replace(self, shard=shard)
 
 
 def detect_speech(
@@ -139,7 +151,11 @@ def plan_chunks(
         cur_start, cur_end = max(end, s - pad_s), e
     if cur_start is not None:
         spans.append((cur_start, min(total_s, cur_end + pad_s, cur_start + max_chunk_s)))
-    return [Chunk(i, round(a, 3), round(b, 3)) for i, (a, b) in enumerate(spans)]
+    return [
+        Chunk(i, round(a, 3), round(b, 3),
+              speech=tuple((round(max(a, s), 3), round(min(b, e), 3)) for s, e in regions if min(b, e) > max(a, s)))
+        for i, (a, b) in enumerate(spans)
+    ]
 
 
 def assign_shards(chunks: Sequence[Chunk], *, shard_audio_s: float) -> list[Chunk]:
@@ -149,7 +165,7 @@ def assign_shards(chunks: Sequence[Chunk], *, shard_audio_s: float) -> list[Chun
     for c in chunks:
         if acc and acc + c.duration > shard_audio_s:
             shard, acc = shard + 1, 0.0
-        out.append(Chunk(c.index, c.start, c.end, shard))
+        out.append(c.with_shard(shard))
         acc += c.duration
     return out
 
@@ -158,12 +174,12 @@ def balanced_shards(chunks: Sequence[Chunk], n: int) -> list[Chunk]:
     """Split into at most ``n`` runs of about equal audio (the in-process engine's workers)."""
     total = sum(c.duration for c in chunks)
     if not chunks or n <= 1 or total <= 0:
-        return [Chunk(c.index, c.start, c.end, 0) for c in chunks]
+        return [c.with_shard(0) for c in chunks]
     out: list[Chunk] = []
     position = 0.0
     for c in chunks:
         middle = position + c.duration / 2
-        out.append(Chunk(c.index, c.start, c.end, min(n - 1, int(middle * n / total))))
+        out.append(c.with_shard(min(n - 1, int(middle * n / total))))
         position += c.duration
     return out
 
