@@ -12,6 +12,7 @@ Python users without AWS call.
 
 from __future__ import annotations
 
+import itertools
 import os
 import time
 from collections.abc import Callable, Sequence
@@ -73,6 +74,10 @@ def prepare(path: str | Path, media: MediaSettings) -> ChunkPlan:
     )
 
 
+#: How much of the previous chunk's text conditions the next one in its stream.
+CONTEXT_CHARS = 200
+
+
 def _absolute(segments: Sequence[Segment], offset: float, end: float) -> list[Segment]:
     """Window-relative segments on the media's timeline, clipped to the window's end."""
     out = shift(segments, offset)
@@ -102,8 +107,9 @@ def _splice(segments: Sequence[Segment], spans: Sequence[guard.Span], new: Seque
 class _Decoded:
     """One chunk on its way through the guard."""
 
-    def __init__(self, chunk: Chunk, audio: np.ndarray, part: ChunkTranscript) -> None:
+    def __init__(self, chunk: Chunk, audio: np.ndarray, part: ChunkTranscript, context: str | None = None) -> None:
         self.chunk = chunk
+        self.context = context
         self.audio = audio
         self.language = part.language
         self.language_probability = part.language_probability
@@ -123,6 +129,7 @@ class _Decoded:
         return self.audio[max(0, a) : round((span[1] - self.chunk.start) * SAMPLE_RATE)]
 
     def check(self, cps: float, prompt: str | None) -> guard.Review:
+        prompt = " ".join(p for p in (prompt, self.context) if p) or None
         self.review = guard.review(self.segments, self.chunk.speech, (self.chunk.start, self.chunk.end),
                                    cps=cps, prompt=prompt)
         return self.review
@@ -152,6 +159,7 @@ def transcribe_shard(
     done: Callable[[Chunk], ChunkResult | None] = lambda c: None,
     on_result: Callable[[ChunkResult], bool | None] = lambda r: None,
     batch_size: int = 8,
+    context: bool = True,
 ) -> list[ChunkResult]:
     """Transcribe a shard's chunks, ``batch_size`` at a time, each held to the fidelity guard.
 
@@ -159,10 +167,14 @@ def transcribe_shard(
     (so a retried shard skips it); ``on_result`` stores a new one and may
     return False to stop early (the job was cancelled).
 
-    No chunk is conditioned on another's text: on a voice change that context
-    is what made Whisper skip whole sentences. Each chunk's transcript is
-    checked against the chunk's own speech (:mod:`ytcaption.guard`); the spans
-    that fail are decoded again as windows of their own (batched), and what
+    The shard is cut into ``batch_size`` streams of consecutive chunks decoded
+    side by side: round k decodes the k-th chunk of every stream in one
+    batch, each conditioned (``context``) on the text of the chunk before it
+    in its own stream, as Whisper conditions a window on the previous one.
+    That context helps on one voice and makes Whisper skip whole sentences
+    when voices change, so every chunk's transcript is checked against the
+    chunk's own speech (:mod:`ytcaption.guard`): the spans that fail are
+    decoded again without context as windows of their own (batched), and what
     still fails by Whisper's thorough decode (seek loop, temperature
     fallback); each time the version that accounts for more speech wins.
     """
@@ -176,11 +188,20 @@ def transcribe_shard(
             todo.append(chunk)
     rates: list[tuple[int, float]] = []
     prompt = options.initial_prompt
-    for i in range(0, len(todo), max(1, batch_size)):
-        batch = todo[i : i + max(1, batch_size)]
+    size = max(1, batch_size)
+    # B streams of consecutive chunks, decoded side by side: round k decodes the
+    # k-th chunk of every stream in one batch, each conditioned on the text of
+    # the chunk before it in its own stream (the guard catches what that costs).
+    streams = [todo[j * len(todo) // size : (j + 1) * len(todo) // size] for j in range(size)]
+    order = [s[k] for k in range(max((len(s) for s in streams), default=0)) for s in streams if k < len(s)]
+    texts: dict[int, str | None] = {}
+    previous_of = {c.index: prev.index for s in streams for prev, c in itertools.pairwise(s)} if context else {}
+    for i in range(0, len(order), size):
+        batch = order[i : i + size]
         audio = [load(c) for c in batch]
-        parts = transcriber.transcribe_batch(audio, options)
-        decoded = [_Decoded(c, a, p) for c, a, p in zip(batch, audio, parts, strict=True)]
+        contexts = [texts.get(previous_of.get(c.index, -1)) for c in batch]
+        parts = transcriber.transcribe_batch(audio, options, contexts=contexts)
+        decoded = [_Decoded(c, a, p, x) for c, a, p, x in zip(batch, audio, parts, contexts, strict=True)]
         for d in decoded:
             rates += guard.rate_samples(d.segments, d.chunk.speech)
         cps = guard.speaking_rate(rates)
@@ -202,10 +223,11 @@ def transcribe_shard(
                 d.offer([span], d.clean(part, span[0]), cps, prompt)
         for d in decoded:
             result = d.result()
+            texts[result.index] = " ".join(s.text for s in result.segments)[-CONTEXT_CHARS:] or None
             results.append(result)
             if on_result(result) is False:
                 return results
-    return results
+    return sorted(results, key=lambda r: r.index)
 
 
 def default_workers(whisper: WhisperSettings) -> int:
@@ -243,7 +265,7 @@ def transcribe_file(
 
     def run(shard_chunks: list[Chunk]) -> list[ChunkResult]:
         return transcribe_shard(engine, shard_chunks, lambda c: slice_audio(plan.samples, c), options,
-                                batch_size=whisper.batch_size)
+                                batch_size=whisper.batch_size, context=whisper.condition_on_previous_text)
 
     results: list[ChunkResult] = []
     if len(by_shard) <= 1:

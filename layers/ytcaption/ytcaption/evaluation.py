@@ -25,6 +25,43 @@ def word_errors(reference: str, hypothesis: str) -> tuple[int, int]:
     return prev[-1], len(ref)
 
 
+def word_ops(reference: str, hypothesis: str) -> tuple[int, int, int, int]:
+    """(substitutions, deletions, insertions, reference length) of a minimum edit alignment."""
+    ref, hyp = normalize_text(reference), normalize_text(hypothesis)
+    n, m = len(ref), len(hyp)
+    # cost and the operation that reached each cell, row by row (0 match/sub, 1 deletion, 2 insertion)
+    prev = list(range(m + 1))
+    moves = [bytearray([2] * (m + 1))]
+    for i in range(1, n + 1):
+        cur = [i] + [0] * m
+        row = bytearray(m + 1)
+        row[0] = 1
+        r = ref[i - 1]
+        for j in range(1, m + 1):
+            diag = prev[j - 1] + (r != hyp[j - 1])
+            up, left = prev[j] + 1, cur[j - 1] + 1
+            if diag <= up and diag <= left:
+                cur[j] = diag
+            elif up <= left:
+                cur[j], row[j] = up, 1
+            else:
+                cur[j], row[j] = left, 2
+        moves.append(row)
+        prev = cur
+    subs = dels = ins = 0
+    i, j = n, m
+    while i > 0 or j > 0:
+        move = moves[i][j] if i and j else (1 if i else 2)
+        if move == 0:
+            subs += ref[i - 1] != hyp[j - 1]
+            i, j = i - 1, j - 1
+        elif move == 1:
+            dels, i = dels + 1, i - 1
+        else:
+            ins, j = ins + 1, j - 1
+    return subs, dels, ins, n
+
+
 def wer(reference: str, hypothesis: str) -> float:
     errors, n = word_errors(reference, hypothesis)
     return errors / max(1, n)

@@ -31,10 +31,11 @@ from ytcaption.captions import Segment
 
 Span = tuple[float, float]
 
-#: Below this share of the media's own speaking rate a long segment is "too long for its text".
-SPARSE_RATIO = 0.4
-#: Segments with less speech than this are too short to judge by rate.
-SPARSE_MIN_SPEECH_S = 3.0
+#: A segment is "too long for its text" when, at the media's own speaking rate,
+#: its text accounts for less than this share of the speech under it ...
+SPARSE_RATIO = 0.75
+#: ... and leaves at least this many seconds of speech unaccounted for.
+SPARSE_MIN_DEFICIT_S = 3.0
 #: Speech this long with no segment over it is missing (Whisper's timestamps are
 #: good to a few hundred milliseconds, so shorter gaps are not judged).
 UNCOVERED_MIN_S = 1.0
@@ -157,10 +158,10 @@ def review(
     for s in segments:
         span = (s.start, s.end)
         speech = speech_in(span, regions)
-        expected = cps * speech
-        if speech >= SPARSE_MIN_SPEECH_S and len(s.text) < SPARSE_RATIO * expected:
+        deficit = speech - len(s.text) / max(cps, 1e-6)
+        if deficit >= SPARSE_MIN_DEFICIT_S and len(s.text) < SPARSE_RATIO * cps * speech:
             sparse.append(span)
-            result.missing_s += speech - len(s.text) / max(cps, 1e-6)
+            result.missing_s += deficit
             result.reasons.append("sparse")
         elif compression_ratio(s.text) > COMPRESSION_RATIO_MAX or repeats(s.text):
             sparse.append(span)

@@ -250,6 +250,7 @@ class Pipeline:
         results = transcribe_shard(
             transcriber, chunks, lambda c: read_wav(self.storage.get_bytes(keys.chunk_audio_key(job_id, c.index))),
             options, done=done, on_result=on_result, batch_size=self.settings.whisper.batch_size,
+            context=self.settings.whisper.condition_on_previous_text,
         )
         logger.info("shard done", extra={"shard": shard, "chunks": len(results), "stopped": stopped[0]})
         return {"shard": shard, "chunks": len(results), "stopped": stopped[0]}

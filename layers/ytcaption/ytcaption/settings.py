@@ -62,6 +62,9 @@ class WhisperSettings(BaseModel):
     #: is one worker per core, each batching its shard's chunks; on a GPU one
     #: worker batches the whole shard.
     batch_size: int = 8
+    #: Condition each chunk on the previous chunk's text (the fidelity guard
+    #: re-decodes without it where it made Whisper skip speech).
+    condition_on_previous_text: bool = True
     #: Directory holding one CTranslate2 model folder per model name
     #: (``<dir>/<name>/model.bin``), as baked into the Batch image.
     model_dir: str | None = None

@@ -52,9 +52,15 @@ class Transcriber(Protocol):
     """What the engine needs of a speech model (faster-whisper, or a test fake)."""
 
     def transcribe_batch(
-        self, windows: Sequence[np.ndarray], options: JobOptions, *, language: str | None = None
+        self, windows: Sequence[np.ndarray], options: JobOptions, *, language: str | None = None,
+        contexts: Sequence[str | None] | None = None,
     ) -> list[ChunkTranscript]:
-        """Decode several windows (each at most 30 s) in one batched pass."""
+        """Decode several windows (each at most 30 s) in one batched pass.
+
+        ``contexts[i]`` is text that came before window ``i`` (it conditions the
+        decode the way Whisper conditions on the previous window); it follows
+        the user's prompt.
+        """
         ...
 
     def transcribe(
@@ -168,16 +174,20 @@ class WhisperTranscriber:
         return language or (None if options.language == "auto" else options.language)
 
     def transcribe_batch(
-        self, windows: Sequence[np.ndarray], options: JobOptions, *, language: str | None = None
+        self, windows: Sequence[np.ndarray], options: JobOptions, *, language: str | None = None,
+        contexts: Sequence[str | None] | None = None,
     ) -> list[ChunkTranscript]:
         if not windows:
             return []
         try:
-            return self._batch(windows, options, self._language(options, language))
+            return self._batch(windows, options, self._language(options, language),
+                               contexts or [None] * len(windows))
         except (RuntimeError, ValueError) as exc:
             raise TranscriptionFailed(f"transcription failed: {exc}") from exc
 
-    def _batch(self, windows: Sequence[np.ndarray], options: JobOptions, lang: str | None) -> list[ChunkTranscript]:
+    def _batch(
+        self, windows: Sequence[np.ndarray], options: JobOptions, lang: str | None, contexts: Sequence[str | None]
+    ) -> list[ChunkTranscript]:
         from faster_whisper.audio import pad_or_trim
         from faster_whisper.tokenizer import Tokenizer
         from faster_whisper.transcribe import get_suppressed_tokens
@@ -197,11 +207,18 @@ class WhisperTranscriber:
         decoded: dict[int, ChunkTranscript] = {}
         for code, items in by_language.items():
             tokenizer = Tokenizer(m.hf_tokenizer, m.model.is_multilingual, task=options.task, language=code)
-            previous = tokenizer.encode(" " + options.initial_prompt.strip()) if options.initial_prompt else []
-            prompt = m.get_prompt(tokenizer, previous, without_timestamps=False)
+            # CTranslate2 wants the start-of-transcript token at one position for the
+            # whole batch: every window keeps the same number of context tokens
+            # (the most recent ones), as many as the shortest context has.
+            user = tokenizer.encode(" " + options.initial_prompt.strip()) if options.initial_prompt else []
+            before = [tokenizer.encode(" " + c.strip()) if c and c.strip() else [] for c in
+                      (contexts[i] for i in items)]
+            keep = min(min(len(b) for b in before), m.max_length // 2 - 1 - len(user))
+            prompts = [m.get_prompt(tokenizer, user + (b[len(b) - keep :] if keep > 0 else []),
+                                    without_timestamps=False) for b in before]
             sub = encoded if len(items) == len(windows) else m.encode(features[items])
             results = m.model.generate(
-                sub, [list(prompt) for _ in items],
+                sub, prompts,
                 beam_size=self.settings.beam_size, max_length=m.max_length,
                 return_scores=True, return_no_speech_prob=True,
                 suppress_blank=True, suppress_tokens=get_suppressed_tokens(tokenizer, [-1]),
