@@ -136,9 +136,16 @@ class LocalRuntime:
         self._reset_cached_clients()
         self._deploy()
         from ytcaption_local.gateway import Gateway
+        from ytcaption_local.template import api_routes, route_for
 
         api = self.functions["ApiFunction"]
-        self._gateway = Gateway(lambda ev, ctx: self._call(api, ev, ctx),
+        routes = api_routes()  # GET /v1/search and /v1/media go to MediaApiFunction, as on AWS
+
+        def dispatch(ev: dict[str, Any], ctx: Any) -> Any:
+            lid = route_for(routes, str(ev.get("httpMethod")), str(ev.get("path")))
+            return self._call(self.functions.get(lid or "", api), ev, ctx)
+
+        self._gateway = Gateway(dispatch,
                                 lambda: LambdaContext(function_name=api.name), port=self.options.api_port,
                                 api_key=self.api_key)
         self._gateway.start()

@@ -45,6 +45,9 @@ class Transcript(BaseModel):
     duration: float | None = None
     model: str | None = None
     task: str = "transcribe"
+    #: ``transcription``, or ``site_captions`` / ``site_automatic_captions`` when the
+    #: site's own captions were converted (no model ran).
+    source: str | None = None
     segments: list[Segment] = Field(default_factory=list)
 
     @property

@@ -244,7 +244,8 @@ class JobService:
     def _start(self, job: Job) -> None:
         try:
             self.executions.start(
-                job.job_id, {"job_id": job.job_id, "source_kind": job.source.kind}
+                job.job_id, {"job_id": job.job_id, "source_kind": job.source.kind,
+                             "site_captions": job.options.site_captions}
             )
         except YTCaptionError as exc:
             # the caller sees the failure (503 / a retried S3 event); the record
