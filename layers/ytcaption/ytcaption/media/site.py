@@ -149,8 +149,10 @@ def iso_date(info: dict[str, Any]) -> str | None:
     d = info.get("upload_date")
     if isinstance(d, str) and re.fullmatch(r"\d{8}", d):
         return f"{d[:4]}-{d[4:6]}-{d[6:]}"
-    ts = info.get("timestamp") or info.get("release_timestamp")
-    if isinstance(ts, int | float):
+    ts = info.get("timestamp")
+    if ts is None:
+        ts = info.get("release_timestamp")
+    if isinstance(ts, int | float) and not isinstance(ts, bool):
         return datetime.fromtimestamp(ts, UTC).strftime("%Y-%m-%d")
     return None
 
@@ -263,7 +265,8 @@ def parse_caption_file(text: str) -> list[tuple[float, float, str]]:
     """
     cues: list[tuple[float, float, str]] = []
     previous: list[str] = []
-    for block in re.split(r"\r?\n\s*\r?\n", text.replace("\ufeff", "")):
+    # a cue ends at an empty line; YouTube puts lines of one space inside cues
+    for block in re.split(r"\r?\n\r?\n", text.replace("\ufeff", "").replace("\r\n", "\n")):
         lines = block.strip().splitlines()
         idx = next((i for i, line in enumerate(lines) if "-->" in line), None)
         if idx is None:
