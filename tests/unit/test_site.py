@@ -61,12 +61,12 @@ Kind: captions
 Language: en
 
 00:00:00.080 --> 00:00:02.790 align:start position:0%
- 
+\x20
 so<00:00:00.400><c> captions</c><00:00:00.880><c> are</c>
 
 00:00:02.790 --> 00:00:02.800 align:start position:0%
 so captions are
- 
+\x20
 
 00:00:02.800 --> 00:00:05.110 align:start position:0%
 so captions are

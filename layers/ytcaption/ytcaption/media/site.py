@@ -74,12 +74,15 @@ def search(query: str, limit: int, kind: SearchKind, base: dict[str, Any], *,
     """Flat search results (yt-dlp ``url`` entries), at most ``limit``."""
     from ytcaption.media.ytdlp import merge_extractor_args
 
+    # a few more than asked: results that are not videos (channels, playlists) are dropped;
+    # one results page holds ~20, so this rarely costs another request
+    want = limit + 10
     if kind == "short":
         url = f"https://www.youtube.com/results?search_query={quote_plus(query)}&sp={SHORTS_FILTER}"
     else:
-        url = f"ytsearch{limit}:{query}"
+        url = f"ytsearch{want}:{query}"
     opts = _options(base, timeout_s)
-    opts.update({"extract_flat": "in_playlist", "playlistend": limit, "noplaylist": False})
+    opts.update({"extract_flat": "in_playlist", "playlistend": want, "noplaylist": False})
     # search pages carry "3 days ago": yt-dlp turns it into an approximate upload date on request;
     # skipping the web page saves one request per search
     opts = merge_extractor_args(opts, {"youtubetab": {"approximate_date": [""], "skip": ["webpage"]}})
