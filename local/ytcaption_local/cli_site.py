@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import json
 import shutil
+import sys
 from collections.abc import Callable
 from typing import Any
 
@@ -57,7 +58,9 @@ def cmd_search(args: argparse.Namespace) -> int:
     if not doc["items"]:
         print("no results")
         return 0
-    print(search_table(doc["items"], shutil.get_terminal_size((120, 20)).columns))
+    # titles are cut to the terminal's width; piped output keeps them whole
+    width = shutil.get_terminal_size((120, 20)).columns if sys.stdout.isatty() else 10_000
+    print(search_table(doc["items"], width))
     for it in doc["items"][:1]:
         print(f"\ncaption one:  ytcaption transcribe {it['url']} --api ...")
     return 0

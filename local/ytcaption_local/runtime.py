@@ -86,6 +86,7 @@ class LocalRuntime:
         self.functions: dict[str, FunctionSpec] = {}
         self.outputs: dict[str, str] = {}
         self.invocations: list[tuple[str, str | None, str]] = []  # (function, job id, outcome)
+        self.api_calls: list[tuple[str, str, str]] = []  # (function, method, path) the gateway routed
         self.batch_runs: list[tuple[str, int, bool]] = []  # (job id, shard, success)
         #: Test hooks: called before a Batch job's worker runs; raising fails that attempt.
         self.batch_hooks: list[Callable[[str, int], None]] = []
@@ -142,8 +143,9 @@ class LocalRuntime:
         routes = api_routes()  # GET /v1/search and /v1/media go to MediaApiFunction, as on AWS
 
         def dispatch(ev: dict[str, Any], ctx: Any) -> Any:
-            lid = route_for(routes, str(ev.get("httpMethod")), str(ev.get("path")))
-            return self._call(self.functions.get(lid or "", api), ev, ctx)
+            spec = self.functions.get(route_for(routes, str(ev.get("httpMethod")), str(ev.get("path"))) or "", api)
+            self.api_calls.append((spec.logical_id, str(ev.get("httpMethod")), str(ev.get("path"))))
+            return self._call(spec, ev, ctx)
 
         self._gateway = Gateway(dispatch,
                                 lambda: LambdaContext(function_name=api.name), port=self.options.api_port,
