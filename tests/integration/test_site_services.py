@@ -253,3 +253,11 @@ def test_an_unreadable_secret_is_a_clear_error(media_api: ApiClient, monkeypatch
     status, _, doc = media_api("GET", "/v1/media", query={"url": pages["captioned"]})
     assert status == 503 and doc["error"]["code"] == "SERVICE_UNAVAILABLE"
     assert "YTDLP__" in doc["error"]["message"] and "missing" not in doc["error"]["message"]
+
+
+def test_site_captions_is_for_url_submissions(api: ApiClient) -> None:
+    status, _, doc = api("POST", "/v1/uploads", {"filename": "a.mp3", "content_type": "audio/mpeg",
+                                                 "size_bytes": 10, "site_captions": "prefer"})
+    assert status == 400 and "site_captions" in doc["error"]["message"]
+    status, _, doc = api("POST", "/v1/transcriptions", {"url": "https://example.com/a.mp3", "site_captions": "maybe"})
+    assert status == 400 and doc["error"]["code"] == "INVALID_REQUEST" and "site_captions" in doc["error"]["message"]

@@ -35,7 +35,9 @@ from ytcaption.site_models import (
     Thumbnail,
 )
 
+#: Socket timeouts: both routes answer inside API Gateway's 29 s integration limit.
 SEARCH_TIMEOUT_S = 10.0
+INFO_TIMEOUT_S = 10.0
 
 
 def _site() -> Any:
@@ -123,7 +125,8 @@ class Discovery:
         site = _site()
         try:
             with guarded(policy):
-                info = site.extract(url, self._ytdlp(), timeout_s=self.settings.media.download_timeout_s)
+                info = site.extract(url, self._ytdlp(),
+                                    timeout_s=min(INFO_TIMEOUT_S, self.settings.media.download_timeout_s))
         except UnsafeUrl as exc:  # a redirect into private address space
             return MediaInfoResponse(url=url, accepted=False, problems=[Problem(code=exc.code, message=exc.message)])
         return self.describe(url, info)

@@ -209,7 +209,7 @@ class Pipeline:
             job.job_id, JobStatus.COMPLETED,
             message=f"reused the result of job {hit.job_id} (same media and options)",
             fields={"results": results, "language": hit.language, "reused_from": hit.job_id,
-                    "media": media.model_dump(mode="json")},
+                    "media": media.model_dump(mode="json"), "transcript_source": hit.transcript_source},
         )
         logger.info("result reused", extra={"from_job": hit.job_id})
         return {"manifest_key": "", "shards": [], "chunks": 0, "reused": True}
