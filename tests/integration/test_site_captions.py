@@ -126,3 +126,19 @@ def test_a_prefer_result_is_reused_but_not_by_a_transcription_request(
     assert cache_key("youtube:x", opts) != cache_key("youtube:x", JobOptions(language="en"))
     assert cache_key("youtube:x", JobOptions(language="en", site_captions="never")) == cache_key(
         "youtube:x", JobOptions(language="en"))
+
+
+def test_downloads_go_through_the_configured_proxy(moto_stack: dict[str, Any], tmp_path: Any,
+                                                   short_clip: SpeechClip) -> None:
+    from tests.sites import counting_proxy
+    from ytcaption.media.ytdlp import YtdlpSettings
+
+    with loopback_server() as srv, counting_proxy() as proxy:
+        url = srv.serve("/talk.mp3", short_clip.encode(".mp3").read_bytes(), "audio/mpeg")
+        pipeline = Pipeline(PipelineSettings(jobs_table=TABLE, bucket_name=BUCKET, work_dir=str(tmp_path / "w"),
+                                             allow_loopback_urls=True, ytdlp=YtdlpSettings(proxy_url=proxy.url)))
+        job = url_job(pipeline.repo, url)
+        out = pipeline.download(job.job_id)
+        assert out["duration_s"] and out["duration_s"] > 1
+        assert proxy.requests and set(proxy.requests) == {url}  # every request went through the proxy
+        assert len(srv.hits) == len(proxy.requests)
