@@ -26,7 +26,7 @@ from ytcaption.api_models import (
     UploadResponse,
 )
 from ytcaption.errors import InvalidRequest, YTCaptionError
-from ytcaption.jobs import Job, JobStatus, describe_errors
+from ytcaption.jobs import Job, JobStatus, describe_errors, require_http_url
 from ytcaption.observability import bind_job, logger, metrics
 from ytcaption.site_models import MediaInfoResponse, SearchResponse
 
@@ -260,8 +260,6 @@ def search(
 @app.get("/v1/media", summary="What the site says about a URL, and whether this deployment would take it",
          responses={**_ok(MediaInfoResponse), **SITE_ERRORS})
 def media_info(url: Annotated[str, Query(min_length=1, max_length=2048)]) -> dict[str, Any]:
-    from ytcaption.jobs import require_http_url
-
     try:
         require_http_url(url.strip(), "url")
     except ValueError as exc:
