@@ -60,6 +60,10 @@ def test_prefer_completes_the_job_from_people_made_captions(pipeline: Pipeline,
     # laid out by the same cue rules as every result (2 lines of <= 42 characters, 1-7 s)
     assert srt.startswith("1\n00:00:00,500 --> 00:00:06,000\nCaptions made by people.\n")
     assert ("GET", "/site/talk.mp3") not in srv.hits  # no audio, no GPU
+    from ytcaption.captions import Transcript, render
+
+    rendered = render(Transcript.model_validate(doc), "vtt")  # as the API renders a format not asked for
+    assert rendered.startswith("WEBVTT\nLanguage: en\n\nNOTE Converted from the site's own people-made captions")
 
 
 def test_prefer_picks_the_requested_language(pipeline: Pipeline, site: tuple[LoopbackServer, dict[str, str]]) -> None:

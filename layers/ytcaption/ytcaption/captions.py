@@ -55,6 +55,13 @@ class Transcript(BaseModel):
         return " ".join(s.text.strip() for s in self.segments if s.text.strip())
 
 
+#: Results converted from a site's own captions say so (VTT carries a NOTE; JSON its ``source``).
+SITE_SOURCES = {
+    "site_captions": "Converted from the site's own people-made captions; no speech recognition ran.",
+    "site_automatic_captions": "Converted from the site's automatic captions; no speech recognition ran here.",
+}
+
+
 @dataclass
 class Cue:
     start: float
@@ -187,6 +194,8 @@ def to_vtt(transcript: Transcript) -> str:
     out = ["WEBVTT", ""]
     if transcript.language:
         out = ["WEBVTT", f"Language: {transcript.language}", ""]
+    if transcript.source in SITE_SOURCES:
+        out += [f"NOTE {SITE_SOURCES[transcript.source]}", ""]
     for c in build_cues(transcript):
         text = "\n".join(line.replace("-->", "->") for line in c.lines)
         out += [f"{timestamp(c.start, '.')} --> {timestamp(c.end, '.')}", text, ""]
