@@ -79,3 +79,18 @@ def test_yt_dlp_secrets_are_parameters_readable_only_by_the_functions_that_run_y
         if "secretsmanager:GetSecretValue" in json.dumps(r.get("Properties", {}).get("Policies", [])):
             readers.add(name)
     assert readers == {"DownloadFunction", "SiteCaptionsFunction", "MediaApiFunction"}
+
+
+def test_the_local_resolver_reads_the_conditional_secret_policies() -> None:
+    from ytcaption_local.runtime import Resolver, transformed_template
+
+    template, _ = transformed_template()
+    role = template["Resources"]["DownloadFunctionRole"]["Properties"]
+    refs: dict[str, Any] = {"AWS::Partition": "aws", "AWS::Region": "us-east-1", "AWS::AccountId": "1",
+                            "AWS::StackName": "s", "JobsTable": "t", "YtdlpCookiesSecretArn": "",
+                            "YtdlpProxySecretArn": "arn:aws:secretsmanager:us-east-1:1:secret:proxy-AbCdEf"}
+    getatt = {("MediaBucket", "Arn"): "arn:aws:s3:::b", ("JobsTable", "Arn"): "arn:aws:dynamodb:::table/t"}
+    policies = Resolver(refs, getatt, template["Conditions"])(role["Policies"])
+    text = json.dumps(policies)
+    assert "proxy-AbCdEf" in text and text.count("secretsmanager:GetSecretValue") == 1  # no cookies statement
+    assert "Fn::If" not in text and "AWS::NoValue" not in text
