@@ -25,6 +25,8 @@ class Route:
 class LoopbackServer:
     routes: dict[str, Route] = field(default_factory=dict)
     hits: list[tuple[str, str]] = field(default_factory=list)
+    #: the headers of each hit, in the same order
+    hit_headers: list[dict[str, str]] = field(default_factory=list)
     posts: list[dict[str, Any]] = field(default_factory=list)
     port: int = 0
     host: str = "127.0.0.1"
@@ -53,6 +55,7 @@ def loopback_server(host: str = "127.0.0.1") -> Iterator[LoopbackServer]:
         def _route(self) -> Route | None:
             with lock:
                 state.hits.append((self.command, self.path))
+                state.hit_headers.append({k.lower(): v for k, v in self.headers.items()})
                 route = state.routes.get(self.path.split("?")[0])
                 if route and route.fail_first > 0:
                     route.fail_first -= 1

@@ -4,6 +4,8 @@
     ytcaption transcribe https://youtu.be/... --api https://abc.execute-api.../v1
     ytcaption status|result|cancel JOB_ID --api URL
     ytcaption list --api URL [--status COMPLETED]
+    ytcaption search "QUERY" --api URL [--kind short]
+    ytcaption info URL --api URL
     ytcaption local serve [--port 3000]
 
 Exit status: 0 when the job completed (or the command succeeded), 1 when the
@@ -147,6 +149,8 @@ def _options(args: argparse.Namespace) -> dict[str, Any]:
         opts["word_timestamps"] = True
     if args.task:
         opts["task"] = args.task
+    if args.site_captions:
+        opts["site_captions"] = args.site_captions
     return opts
 
 
@@ -283,6 +287,8 @@ def parser() -> argparse.ArgumentParser:
     t.add_argument("--webhook", help="URL to POST to when the job ends")
     t.add_argument("--word-timestamps", action="store_true")
     t.add_argument("--task", choices=["transcribe", "translate"])
+    t.add_argument("--site-captions", choices=["never", "fallback", "prefer"],
+                   help="use the video's own captions: prefer (people-made, no GPU) or fallback (download refused)")
     t.add_argument("--port", type=int, default=0, help="local runtime API port (default: any free port)")
     t.set_defaults(func=cmd_transcribe)
 
@@ -308,6 +314,10 @@ def parser() -> argparse.ArgumentParser:
     ls.add_argument("--limit", type=int, default=20)
     api_args(ls)
     ls.set_defaults(func=cmd_list)
+
+    from ytcaption_local.cli_site import add_commands
+
+    add_commands(sub, api_args)
 
     local = sub.add_parser("local", help="the embedded local runtime")
     lsub = local.add_subparsers(dest="local_command", required=True)

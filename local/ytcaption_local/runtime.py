@@ -86,6 +86,7 @@ class LocalRuntime:
         self.functions: dict[str, FunctionSpec] = {}
         self.outputs: dict[str, str] = {}
         self.invocations: list[tuple[str, str | None, str]] = []  # (function, job id, outcome)
+        self.api_calls: list[tuple[str, str, str]] = []  # (function, method, path) the gateway routed
         self.batch_runs: list[tuple[str, int, bool]] = []  # (job id, shard, success)
         #: Test hooks: called before a Batch job's worker runs; raising fails that attempt.
         self.batch_hooks: list[Callable[[str, int], None]] = []
@@ -136,9 +137,17 @@ class LocalRuntime:
         self._reset_cached_clients()
         self._deploy()
         from ytcaption_local.gateway import Gateway
+        from ytcaption_local.template import api_routes, route_for
 
         api = self.functions["ApiFunction"]
-        self._gateway = Gateway(lambda ev, ctx: self._call(api, ev, ctx),
+        routes = api_routes()  # GET /v1/search and /v1/media go to MediaApiFunction, as on AWS
+
+        def dispatch(ev: dict[str, Any], ctx: Any) -> Any:
+            spec = self.functions.get(route_for(routes, str(ev.get("httpMethod")), str(ev.get("path"))) or "", api)
+            self.api_calls.append((spec.logical_id, str(ev.get("httpMethod")), str(ev.get("path"))))
+            return self._call(spec, ev, ctx)
+
+        self._gateway = Gateway(dispatch,
                                 lambda: LambdaContext(function_name=api.name), port=self.options.api_port,
                                 api_key=self.api_key)
         self._gateway.start()
@@ -240,7 +249,7 @@ class LocalRuntime:
                 refs[lid] = names[lid]
             elif r["Type"] == "AWS::Logs::LogGroup":
                 getatt[(lid, "Arn")] = f"arn:aws:logs:{REGION}:{ACCOUNT}:log-group:{names[lid]}"
-        resolve = Resolver(refs, getatt)
+        resolve = Resolver(refs, getatt, template.get("Conditions", {}))
 
         iam = self.client("iam")
         for lid, r in res.items():
@@ -489,19 +498,47 @@ class LocalRuntime:
         return ok
 
 
-class Resolver:
-    """Resolves Ref, Fn::GetAtt, Fn::Sub and Fn::Join against the local stack."""
+#: What ``{"Ref": "AWS::NoValue"}`` resolves to: dropped from the list or mapping holding it.
+NO_VALUE: Any = object()
 
-    def __init__(self, refs: dict[str, Any], getatt: dict[tuple[str, str], str]) -> None:
+
+class Resolver:
+    """Resolves Ref, Fn::GetAtt, Fn::Sub, Fn::Join and Fn::If (with the template's Conditions)
+    against the local stack."""
+
+    def __init__(self, refs: dict[str, Any], getatt: dict[tuple[str, str], str],
+                 conditions: dict[str, Any] | None = None) -> None:
         self.refs, self.getatt = refs, getatt
+        self.conditions = conditions or {}
+
+    def condition(self, name: str) -> bool:
+        return self._holds(self.conditions[name])
+
+    def _holds(self, c: Any) -> bool:
+        (key, arg), = c.items()
+        if key == "Fn::Equals":
+            return str(self(arg[0])) == str(self(arg[1]))
+        if key == "Fn::Not":
+            return not self._holds(arg[0])
+        if key == "Fn::And":
+            return all(self._holds(x) for x in arg)
+        if key == "Fn::Or":
+            return any(self._holds(x) for x in arg)
+        if key == "Condition":
+            return self.condition(arg)
+        raise KeyError(f"cannot evaluate condition {key}")
 
     def __call__(self, value: Any) -> Any:
         if isinstance(value, list):
-            return [self(v) for v in value]
+            return [v for v in (self(x) for x in value) if v is not NO_VALUE]
         if not isinstance(value, dict):
             return value
         if len(value) == 1:
             (key, arg), = value.items()
+            if key == "Ref" and arg == "AWS::NoValue":
+                return NO_VALUE
+            if key == "Fn::If":
+                return self(arg[1] if self.condition(arg[0]) else arg[2])
             if key == "Ref":
                 if arg not in self.refs:
                     raise KeyError(f"cannot resolve Ref {arg}")
@@ -516,7 +553,7 @@ class Resolver:
                 return self._sub(text, extra)
             if key == "Fn::Join":
                 return str(arg[0]).join(str(x) for x in self(arg[1]))
-        return {k: self(v) for k, v in value.items()}
+        return {k: v for k, v in ((k, self(v)) for k, v in value.items()) if v is not NO_VALUE}
 
     def _sub(self, text: str, extra: dict[str, Any]) -> str:
         import re

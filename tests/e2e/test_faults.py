@@ -88,8 +88,8 @@ def test_download_fails_permanently(runtime: LocalRuntime, client: Client, media
     media_server.routes["/private.mp3"] = Route(status=403, body=b"no", content_type="text/plain")
     job = client.submit_url(media_server.url("/private.mp3"), {"fresh": True})
     done = settle(runtime, client, job["job_id"])
-    assert_consistent(done, "FAILED", "SOURCE_NOT_FOUND")
-    assert invocations(runtime, "DownloadFunction", job["job_id"]) == ["SourceNotFound"]
+    assert_consistent(done, "FAILED", "SOURCE_BLOCKED")  # a refusal: the message names the setting that helps
+    assert invocations(runtime, "DownloadFunction", job["job_id"]) == ["SourceBlocked"]
     assert execution_status(runtime, done) == "FAILED"
 
 

@@ -50,6 +50,8 @@ def youtube_id(url: str) -> str | None:
 def cache_key(source_id: str, options: JobOptions) -> str:
     material = [source_id, options.model, options.language, options.task, options.word_timestamps,
                 options.initial_prompt or ""]
+    if options.site_captions != "never":
+        material.append(options.site_captions)  # a result from the site's captions is not a transcription
     return hashlib.sha256(json.dumps(material).encode()).hexdigest()
 
 

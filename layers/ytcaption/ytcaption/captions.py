@@ -45,6 +45,9 @@ class Transcript(BaseModel):
     duration: float | None = None
     model: str | None = None
     task: str = "transcribe"
+    #: ``transcription``, or ``site_captions`` / ``site_automatic_captions`` when the
+    #: site's own captions were converted (no model ran).
+    source: str | None = None
     segments: list[Segment] = Field(default_factory=list)
     #: How many chunks the media was cut into, and how many of them the fidelity
     #: guard decoded again because speech was missing from the first decode.
@@ -54,6 +57,13 @@ class Transcript(BaseModel):
     @property
     def text(self) -> str:
         return " ".join(s.text.strip() for s in self.segments if s.text.strip())
+
+
+#: Results converted from a site's own captions say so (VTT carries a NOTE; JSON its ``source``).
+SITE_SOURCES = {
+    "site_captions": "Converted from the site's own people-made captions; no speech recognition ran.",
+    "site_automatic_captions": "Converted from the site's automatic captions; no speech recognition ran here.",
+}
 
 
 @dataclass
@@ -188,6 +198,8 @@ def to_vtt(transcript: Transcript) -> str:
     out = ["WEBVTT", ""]
     if transcript.language:
         out = ["WEBVTT", f"Language: {transcript.language}", ""]
+    if transcript.source in SITE_SOURCES:
+        out += [f"NOTE {SITE_SOURCES[transcript.source]}", ""]
     for c in build_cues(transcript):
         text = "\n".join(line.replace("-->", "->") for line in c.lines)
         out += [f"{timestamp(c.start, '.')} --> {timestamp(c.end, '.')}", text, ""]

@@ -152,6 +152,17 @@ class SourceNotFound(YTCaptionError):
     http_status = 422
 
 
+class SourceBlocked(YTCaptionError):
+    """The site refused this deployment (bot check, sign-in wall, geo block, HTTP 403).
+
+    Not retried: the same request from the same address gets the same answer. The
+    message names the setting that helps (cookies, proxy, player client).
+    """
+
+    code = "SOURCE_BLOCKED"
+    http_status = 502
+
+
 class UnsupportedSource(YTCaptionError):
     code = "UNSUPPORTED_SOURCE"
     http_status = 422

@@ -26,8 +26,9 @@ from ytcaption.api_models import (
     UploadResponse,
 )
 from ytcaption.errors import InvalidRequest, YTCaptionError
-from ytcaption.jobs import Job, JobStatus, describe_errors
+from ytcaption.jobs import Job, JobStatus, describe_errors, require_http_url
 from ytcaption.observability import bind_job, logger, metrics
+from ytcaption.site_models import MediaInfoResponse, SearchResponse
 
 app = APIGatewayRestResolver(enable_validation=True)
 
@@ -57,8 +58,26 @@ def service() -> Any:
 
 
 def set_service(svc: Any) -> None:
-    global _service
+    global _service, _discovery
     _service = svc
+    _discovery = None
+
+
+_discovery: Any = None
+#: Search and media info reach the site: it may refuse (SOURCE_BLOCKED) or fail (DOWNLOAD_FAILED).
+SITE_ERRORS: dict[int, Any] = {**ERRORS, 422: {"description": "The site says the media does not exist", **_ERR},
+                               502: {"description": "The site refused or failed", **_ERR}}
+
+
+def discovery() -> Any:
+    """Search and media info (ytcaption.discovery), built on first use; yt-dlp only inside its calls."""
+    global _discovery
+    if _discovery is None:
+        from ytcaption.discovery import Discovery
+        from ytcaption.settings import get_discovery_settings
+
+        _discovery = Discovery(get_discovery_settings())
+    return _discovery
 
 
 def _ok(model: Any, description: str = "OK") -> dict[int, Any]:
@@ -226,6 +245,26 @@ def cancel(job_id: Annotated[str, Path(max_length=64)]) -> dict[str, Any]:
     job = service().cancel(job_id)
     logger.info("job cancelled")
     return dict(job.public())
+
+
+@app.get("/v1/search", summary="Search YouTube videos or Shorts (no downloads; cached briefly)",
+         responses={**_ok(SearchResponse), **SITE_ERRORS})
+def search(
+    q: Annotated[str, Query(min_length=1, max_length=200, description="what to search for")],
+    limit: Annotated[int, Query(ge=1, le=50)] = 10,
+    kind: Annotated[Literal["video", "short"], Query()] = "video",
+) -> dict[str, Any]:
+    return dict(discovery().search(q, limit, kind).model_dump(mode="json"))
+
+
+@app.get("/v1/media", summary="What the site says about a URL, and whether this deployment would take it",
+         responses={**_ok(MediaInfoResponse), **SITE_ERRORS})
+def media_info(url: Annotated[str, Query(min_length=1, max_length=2048)]) -> dict[str, Any]:
+    try:
+        require_http_url(url.strip(), "url")
+    except ValueError as exc:
+        raise InvalidRequest(str(exc)) from None
+    return dict(discovery().media_info(url.strip()).model_dump(mode="json"))
 
 
 @app.get("/v1/health", summary="Liveness", responses=_ok(Health))

@@ -45,7 +45,8 @@ _S = JobStatus
 TRANSITIONS: dict[JobStatus, frozenset[JobStatus]] = {
     _S.AWAITING_UPLOAD: frozenset({_S.QUEUED, _S.FAILED, _S.CANCELLED}),
     _S.QUEUED: frozenset({_S.DOWNLOADING, _S.NORMALIZING, _S.FAILED, _S.CANCELLED}),
-    _S.DOWNLOADING: frozenset({_S.NORMALIZING, _S.FAILED, _S.CANCELLED}),
+    # DOWNLOADING -> COMPLETED: the site's own captions made the result (site_captions)
+    _S.DOWNLOADING: frozenset({_S.NORMALIZING, _S.COMPLETED, _S.FAILED, _S.CANCELLED}),
     # NORMALIZING -> COMPLETED: an upload whose bytes match a stored result reuses it
     _S.NORMALIZING: frozenset({_S.TRANSCRIBING, _S.COMPLETED, _S.FAILED, _S.CANCELLED}),
     _S.TRANSCRIBING: frozenset({_S.MERGING, _S.FAILED, _S.CANCELLED}),
@@ -96,6 +97,9 @@ def new_job_id() -> str:
 
 
 OutputFormat = Literal["json", "srt", "vtt", "txt"]
+SiteCaptionsMode = Literal["never", "fallback", "prefer"]
+#: What produced a job's captions.
+TranscriptSource = Literal["transcription", "site_captions", "site_automatic_captions"]
 ALL_FORMATS: tuple[OutputFormat, ...] = ("json", "srt", "vtt", "txt")
 
 
@@ -112,6 +116,12 @@ class JobOptions(BaseModel):
     initial_prompt: str | None = Field(None, max_length=1000)
     webhook_url: str | None = Field(None, max_length=2048)
     fresh: bool = Field(False, description="run even if the same source and options have a stored result")
+    site_captions: SiteCaptionsMode = Field(
+        "never",
+        description="`prefer`: the video's own human-made captions in the requested language when the site has "
+                    "them (no transcription); `fallback`: the site's captions (human or automatic) only when the "
+                    "audio download is refused; `never` (default): always transcribe",
+    )
 
     @field_validator("language")
     @classmethod
@@ -235,6 +245,8 @@ class Job(BaseModel):
     cache_keys: list[str] = Field(default_factory=list)
     #: The job whose result this one reused, if any.
     reused_from: str | None = None
+    #: What produced the captions: our transcription, or the site's own captions.
+    transcript_source: TranscriptSource | None = None
     version: int = 1
     events: list[JobEvent] = Field(default_factory=list)
 

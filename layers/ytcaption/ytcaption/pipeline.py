@@ -13,7 +13,7 @@ import contextlib
 import json
 import shutil
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
@@ -33,6 +33,7 @@ from ytcaption.errors import (
     error_from_name,
 )
 from ytcaption.jobs import ErrorInfo, Job, JobOptions, JobStatus, MediaInfo
+from ytcaption.media.ytdlp import ytdlp_options
 from ytcaption.netsafety import UrlPolicy, check_url, guarded
 from ytcaption.notifications import Notifier
 from ytcaption.observability import bind_job, logger
@@ -86,6 +87,7 @@ class Pipeline:
                 last[0] = now
                 self.repo.set_progress(job_id, 1 + int(8 * min(1.0, done / total)), status=JobStatus.DOWNLOADING)
 
+        ytdlp_opts = ytdlp_options(self.settings.ytdlp, tmp_dir=self.settings.work_dir)
         site = site_of(job.source.url)
         breaker = CircuitBreaker(self.settings.jobs_table, self.settings.breaker, self.repo.client)
         breaker.before_download(site)
@@ -98,6 +100,7 @@ class Pipeline:
                     max_duration_s=media.max_duration_s,
                     timeout_s=media.download_timeout_s,
                     progress=progress,
+                    ytdlp_opts=ytdlp_opts,
                 )
             key = keys.source_key(job_id, got.path.suffix)
             self.storage.upload_file(str(got.path), key)
@@ -206,7 +209,7 @@ class Pipeline:
             job.job_id, JobStatus.COMPLETED,
             message=f"reused the result of job {hit.job_id} (same media and options)",
             fields={"results": results, "language": hit.language, "reused_from": hit.job_id,
-                    "media": media.model_dump(mode="json")},
+                    "media": media.model_dump(mode="json"), "transcript_source": hit.transcript_source},
         )
         logger.info("result reused", extra={"from_job": hit.job_id})
         return {"manifest_key": "", "shards": [], "chunks": 0, "reused": True}
@@ -258,7 +261,6 @@ class Pipeline:
     # --- merge ---------------------------------------------------------------------------------
 
     def merge(self, job_id: str) -> dict[str, Any]:
-        from ytcaption.captions import render
         from ytcaption.merge import ChunkResult, merge
 
         job = self._enter(job_id, JobStatus.MERGING, "merging")
@@ -270,17 +272,13 @@ class Pipeline:
                 raise TranscriptionFailed(f"chunk {c['index']} has no transcript")
             results.append(ChunkResult.model_validate(self.storage.get_json(key)))
         transcript = merge(results, duration=manifest["duration"], model=job.options.model, task=job.options.task)
-        written: dict[str, str] = {}
-        for fmt in dict.fromkeys(["json", *job.options.formats]):
-            key = keys.result_key(job_id, fmt)
-            self.storage.put_bytes(key, render(transcript, fmt).encode("utf-8"),
-                                   keys.content_type(fmt))
-            written[fmt] = key
+        transcript.source = "transcription"
+        written = self.store_results(job_id, transcript, job.options.formats)
         done = self.repo.transition(
             job_id,
             JobStatus.COMPLETED,
             message=f"{len(transcript.segments)} segments",
-            fields={"results": written, "language": transcript.language,
+            fields={"results": written, "language": transcript.language, "transcript_source": "transcription",
                     "chunks": {**job.chunks.model_dump(mode="json"),
                                "redecoded": transcript.redecoded_chunks or 0}},
         )
@@ -289,6 +287,24 @@ class Pipeline:
             cache.remember(key, done)
         logger.info("completed", extra={"segments": len(transcript.segments), "language": transcript.language})
         return {"results": written, "language": transcript.language}
+
+    def store_results(self, job_id: str, transcript: Any, formats: Sequence[str]) -> dict[str, str]:
+        """Write the canonical JSON and every asked-for format; returns format -> key."""
+        from ytcaption.captions import render
+
+        written: dict[str, str] = {}
+        for fmt in dict.fromkeys(["json", *formats]):
+            key = keys.result_key(job_id, fmt)
+            self.storage.put_bytes(key, render(transcript, fmt).encode("utf-8"), keys.content_type(fmt))
+            written[fmt] = key
+        return written
+
+    # --- the site's own captions (site_captions: prefer / fallback) ------------------------------
+
+    def site_captions(self, job_id: str, mode: str, error: dict[str, Any] | None = None) -> dict[str, Any]:
+        from ytcaption.sitecaptions import SiteCaptionsStage
+
+        return SiteCaptionsStage(self).run(job_id, mode, error)
 
     # --- notify / fail ---------------------------------------------------------------------------
 

@@ -107,6 +107,7 @@ class JobService:
         job.results = cache.copy_results(hit, job.job_id)
         job.status, job.progress, job.completed_at = JobStatus.COMPLETED, 100, job.created_at
         job.language, job.media, job.reused_from = hit.language, hit.media, hit.job_id
+        job.transcript_source = hit.transcript_source
         job.events = [JobEvent(at=job.created_at, status=JobStatus.COMPLETED,
                                message=f"reused the result of job {hit.job_id} (same source and options)")]
 
@@ -117,6 +118,8 @@ class JobService:
         idempotency_key: str | None = None,
         correlation_id: str | None = None,
     ) -> tuple[Job, str, datetime]:
+        if req.site_captions != "never":
+            raise InvalidRequest("site_captions applies to URL submissions: an uploaded file has no site captions")
         if req.size_bytes > self.settings.max_upload_bytes:
             raise UploadTooLarge(
                 f"size_bytes {req.size_bytes} exceeds the maximum upload size "
@@ -244,7 +247,8 @@ class JobService:
     def _start(self, job: Job) -> None:
         try:
             self.executions.start(
-                job.job_id, {"job_id": job.job_id, "source_kind": job.source.kind}
+                job.job_id, {"job_id": job.job_id, "source_kind": job.source.kind,
+                             "site_captions": job.options.site_captions}
             )
         except YTCaptionError as exc:
             # the caller sees the failure (503 / a retried S3 event); the record

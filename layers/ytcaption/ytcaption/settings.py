@@ -14,6 +14,7 @@ from pydantic import BaseModel, Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from ytcaption.circuit import BreakerSettings
+from ytcaption.media.ytdlp import YtdlpSettings
 
 
 class _Base(BaseSettings):
@@ -33,6 +34,8 @@ class AwsResources(_Base):
     event_bus_name: str = "default"
     webhook_timeout_s: float = 10.0
     webhook_attempts: int = 3
+    #: yt-dlp in the cloud: cookies and proxy from Secrets Manager, extractor args, pacing.
+    ytdlp: YtdlpSettings = Field(default_factory=YtdlpSettings)
 
 
 class ApiSettings(AwsResources):
@@ -88,6 +91,37 @@ class PipelineSettings(AwsResources):
     reconcile_grace_s: float = 600.0
 
 
+class EstimateSettings(BaseModel):
+    """Inputs of GET /v1/media's processing estimate. Defaults are assumptions to calibrate
+    against your own runs (GPU speed and price depend on the model and instance type)."""
+
+    #: Audio seconds transcribed per GPU second with the default model.
+    gpu_speed_x: float = 30.0
+    #: GPU instance price (g4dn.xlarge On-Demand list price, us-east-1; Spot is usually lower).
+    gpu_usd_per_hour: float = 0.526
+    #: Batch queueing, instance start from zero and image pull before the first shard runs.
+    startup_s: float = 120.0
+    #: Download, normalize and chunk: audio seconds handled per wall second.
+    prepare_speed_x: float = 60.0
+    #: Parallel shards (the state machine's Map MaxConcurrency).
+    max_parallel_shards: int = 16
+
+
+class DiscoverySettings(AwsResources):
+    """Search and media info (GET /v1/search, GET /v1/media): the media API function."""
+
+    default_model: str = "tiny.en"
+    search_cache_ttl_s: int = 600
+    media: MediaSettings = Field(default_factory=MediaSettings)
+    estimate: EstimateSettings = Field(default_factory=EstimateSettings)
+    work_dir: str = "/tmp/ytcaption"  # noqa: S108 - Lambda's only writable dir
+
+
+@lru_cache(maxsize=1)
+def get_discovery_settings() -> DiscoverySettings:
+    return DiscoverySettings()
+
+
 @lru_cache(maxsize=1)
 def get_api_settings() -> ApiSettings:
     return ApiSettings()
@@ -101,3 +135,4 @@ def get_pipeline_settings() -> PipelineSettings:
 def clear_settings_cache() -> None:
     get_api_settings.cache_clear()
     get_pipeline_settings.cache_clear()
+    get_discovery_settings.cache_clear()

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -17,6 +17,10 @@ class StageInput(BaseModel):
 
 class FailureInput(StageInput):
     error: dict[str, Any] | None = None
+
+
+class SiteCaptionsInput(FailureInput):
+    mode: Literal["prefer", "fallback"]
 
 
 def pipeline() -> Any:

@@ -8,6 +8,7 @@ a stable code, and a failed download leaves nothing behind in its directory.
 
 from __future__ import annotations
 
+import re
 import shutil
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -18,6 +19,7 @@ from ytcaption.errors import (
     DownloadFailed,
     MediaTooLarge,
     MediaTooLong,
+    SourceBlocked,
     SourceNotFound,
     UnsafeUrl,
     UnsupportedMedia,
@@ -26,9 +28,14 @@ from ytcaption.errors import (
 )
 from ytcaption.jobs import MediaInfo
 from ytcaption.media.audio import probe
+from ytcaption.media.ytdlp import CLIENT_HINT, COOKIES_HINT, PROXY_HINT
 
 #: HTTP statuses worth retrying (the rest of 4xx are final).
 RETRYABLE_HTTP = frozenset({408, 425, 429, 500, 502, 503, 504})
+#: How sites word a refusal of this client: bot checks, sign-in and age walls.
+_SIGN_IN = re.compile(r"not a bot|sign in|log ?in|login|cookies|authenticat|confirm your age|age[- ]restricted"
+                      r"|members[- ]only|join this channel", re.I)
+_GEO = re.compile(r"your country|your location|geo[- ]?restrict|not available in your region", re.I)
 ProgressFn = Callable[[int, int | None], None]
 
 
@@ -58,6 +65,9 @@ def classify(exc: BaseException) -> YTCaptionError:
     unsafe = _find(exc, UnsafeUrl)
     if unsafe is not None:
         return UnsafeUrl(unsafe.message)
+    blocked = blocked_error(exc)
+    if blocked is not None:
+        return blocked
     cause: BaseException | None = exc
     if isinstance(exc, DownloadError) and exc.exc_info and exc.exc_info[1] is not None:
         cause = exc.exc_info[1]
@@ -71,6 +81,9 @@ def classify(exc: BaseException) -> YTCaptionError:
             return DownloadFailed(f"the source answered HTTP {status}; it may work later")
         if status in (404, 410):
             return SourceNotFound(f"the source was not found (HTTP {status})")
+        if status == 403:
+            return SourceBlocked(f"the site refused the download (HTTP 403); if it blocks this deployment's "
+                                 f"address, set {PROXY_HINT} or {COOKIES_HINT}")
         return SourceNotFound(f"the source refused the download (HTTP {status})")
     if isinstance(cause, TransportError):
         return DownloadFailed(f"could not reach the source ({type(cause).__name__})")
@@ -82,7 +95,27 @@ def classify(exc: BaseException) -> YTCaptionError:
     return DownloadFailed(f"download failed: {_short(str(cause))}")
 
 
-def _find(exc: BaseException, kind: type[YTCaptionError]) -> Any:
+def blocked_error(exc: BaseException) -> SourceBlocked | None:
+    """A refusal of this client by the site (bot check, sign-in, geo block), or None."""
+    from yt_dlp.utils import ExtractorError, GeoRestrictedError
+
+    geo = _find(exc, GeoRestrictedError)
+    if geo is not None:
+        return SourceBlocked(f"the site does not serve this video where the deployment runs (geo block); "
+                             f"set {PROXY_HINT} in a country it is available in")
+    extractor = _find(exc, ExtractorError)
+    text = str(getattr(extractor, "orig_msg", None) or extractor or "")
+    if extractor is not None and getattr(extractor, "expected", False):
+        if _GEO.search(text):
+            return SourceBlocked(f"the site does not serve this video where the deployment runs (geo block); "
+                                 f"set {PROXY_HINT} in a country it is available in")
+        if _SIGN_IN.search(text):
+            return SourceBlocked(f"the site asks for a sign-in or bot check ({_short(text, 160)}); "
+                                 f"set {COOKIES_HINT}, or try {CLIENT_HINT} or {PROXY_HINT}")
+    return None
+
+
+def _find(exc: BaseException, kind: type[BaseException]) -> Any:
     """The first ``kind`` in an exception's causes (yt-dlp wraps what sockets raise)."""
     seen: set[int] = set()
     todo: list[BaseException | None] = [exc]
@@ -118,6 +151,7 @@ def download(
     max_duration_s: float,
     timeout_s: float = 30.0,
     progress: ProgressFn | None = None,
+    ytdlp_opts: dict[str, Any] | None = None,
 ) -> Downloaded:
     """Download the best audio of ``url`` into ``work_dir`` (created, and removed on failure)."""
     import yt_dlp
@@ -146,6 +180,7 @@ def download(
         "progress_hooks": [hook],
         "overwrites": True,
         "cachedir": False,
+        **(ytdlp_opts or {}),  # cookies, proxy, extractor args, pacing (ytcaption.media.ytdlp)
     }
     try:
         with yt_dlp.YoutubeDL(opts) as ydl:

@@ -1,0 +1,18 @@
+"""Search and media info routes (GET /v1/search, GET /v1/media): the same API resolver as
+the API function, run from the media image because these routes need yt-dlp."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from aws_lambda_powertools.utilities.typing import LambdaContext
+
+from ytcaption.http_api import handle
+from ytcaption.observability import logger, metrics, tracer
+
+
+@logger.inject_lambda_context(log_event=False)
+@metrics.log_metrics
+@tracer.capture_lambda_handler
+def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+    return handle(event, context)
