@@ -93,6 +93,10 @@ class LocalRuntime:
         #: Real AWS error responses for chosen requests (see ytcaption_local.faults).
         self.faults = FaultInjector()
         self._stopping = threading.Event()
+        from ytcaption.telemetry import MemorySink
+
+        #: Every metric the stages emitted (what CloudWatch would receive on AWS).
+        self.metrics = MemorySink()
         #: Functions that raise on their next invocations: logical id -> exceptions to raise.
         self.lambda_faults: dict[str, list[BaseException]] = {}
         self.api_key = self.options.api_key or os.environ.get("YTCAPTION_LOCAL_API_KEY") or secrets.token_urlsafe(24)
@@ -133,6 +137,9 @@ class LocalRuntime:
         # one process, so they are dropped (Powertools' disabled mode never clears them)
         provider = metrics.provider
         provider.flush_metrics = lambda *args, **kwargs: provider.clear_metrics()  # type: ignore[method-assign]
+        from ytcaption import telemetry
+
+        telemetry.set_sink(self.metrics)  # stage metrics kept in memory (bench, console, tests)
         self._reset_cached_clients()
         self._deploy()
         from ytcaption_local.gateway import Gateway
@@ -161,6 +168,9 @@ class LocalRuntime:
                 os.environ[k] = v
         self._saved_env.clear()
         self._reset_cached_clients()
+        from ytcaption import telemetry
+
+        telemetry.set_sink(None)
         if self._tmp is not None:
             self._tmp.cleanup()
 
@@ -482,7 +492,10 @@ class LocalRuntime:
                     hook(job_id, shard)
                 from ytcaption import worker
 
-                ok = worker.main(["--job-id", job_id, "--shard", str(shard)]) == 0
+                args = ["--job-id", job_id, "--shard", str(shard)]
+                if env.get("SUBMITTED_AT"):
+                    args += ["--submitted-at", env["SUBMITTED_AT"]]
+                ok = worker.main(args) == 0
             except Exception:
                 ok = False
         self.batch_runs.append((job_id, shard, ok))

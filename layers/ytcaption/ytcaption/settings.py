@@ -14,6 +14,7 @@ from pydantic import BaseModel, Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from ytcaption.circuit import BreakerSettings
+from ytcaption.costs import Prices
 
 
 class _Base(BaseSettings):
@@ -33,6 +34,8 @@ class AwsResources(_Base):
     event_bus_name: str = "default"
     webhook_timeout_s: float = 10.0
     webhook_attempts: int = 3
+    #: Prices for each job's cost estimate (``COST__GPU_USD_PER_HOUR`` etc.).
+    cost: Prices = Field(default_factory=Prices)
 
 
 class ApiSettings(AwsResources):
