@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import io
 import json
+import logging
 from collections.abc import Iterator
 from typing import Any
 
@@ -110,8 +112,7 @@ def test_a_failed_job_counts_its_error_code_and_the_gpu_time_it_used(
 
 @pytest.mark.slow
 def test_every_worker_log_line_is_json_with_the_job_correlation_and_trace_ids(
-        pipeline: Pipeline, server: LoopbackServer, capsys: pytest.CaptureFixture[str],
-        monkeypatch: pytest.MonkeyPatch) -> None:
+        pipeline: Pipeline, server: LoopbackServer, monkeypatch: pytest.MonkeyPatch) -> None:
     from ytcaption import worker
     from ytcaption.observability import logger
 
@@ -122,9 +123,15 @@ def test_every_worker_log_line_is_json_with_the_job_correlation_and_trace_ids(
     monkeypatch.setenv("_X_AMZN_TRACE_ID", trace)
     monkeypatch.setenv("MEDIA__CHUNK_MAX_S", "10")
     logger.setLevel("INFO")
-    capsys.readouterr()
-    assert worker.main(["--job-id", job.job_id, "--shard", "0", "--submitted-at", "2026-01-01T00:00:00Z"]) == 0
-    lines = [ln for ln in capsys.readouterr().out.splitlines() if ln.strip()]
+    out = io.StringIO()  # what the awslogs driver would ship: the logger's own JSON lines
+    handler = logging.StreamHandler(out)
+    handler.setFormatter(logger.registered_formatter)
+    logger.addHandler(handler)
+    try:
+        assert worker.main(["--job-id", job.job_id, "--shard", "0", "--submitted-at", "2026-01-01T00:00:00Z"]) == 0
+    finally:
+        logger.removeHandler(handler)
+    lines = [ln for ln in out.getvalue().splitlines() if ln.strip()]
     logs = [json.loads(ln) for ln in lines if '"level"' in ln]
     assert len(logs) >= 2  # "shard done", "shard finished"
     for doc in logs:
