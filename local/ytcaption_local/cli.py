@@ -252,6 +252,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
                                           reconcile_every_s=60.0)).start()
     print(f"YTCaption local runtime\n  API:           {runtime.api_url}/v1\n"
           f"  API key:       {runtime.api_key}   (send it as X-Api-Key)\n"
+          f"  admin key:     {runtime.admin_key}   (X-Admin-Key, for ytcaption stats)\n"
           f"  AWS endpoint:  {runtime.endpoint} (moto)\n"
           f"  state machine: {runtime.outputs['StateMachineArn']}\nCtrl-C to stop.", flush=True)
     try:
@@ -308,6 +309,10 @@ def parser() -> argparse.ArgumentParser:
     ls.add_argument("--limit", type=int, default=20)
     api_args(ls)
     ls.set_defaults(func=cmd_list)
+
+    from ytcaption_local.stats_cli import add_parser as add_stats
+
+    add_stats(sub, api_args, _client)
 
     local = sub.add_parser("local", help="the embedded local runtime")
     lsub = local.add_subparsers(dest="local_command", required=True)

@@ -16,6 +16,7 @@
 from __future__ import annotations
 
 import copy
+import hashlib
 import io
 import json
 import logging
@@ -75,6 +76,8 @@ class RuntimeOptions:
     log_level: str = "WARNING"
     #: The key clients send in X-Api-Key (API Gateway checks it on AWS); random if unset.
     api_key: str | None = None
+    #: The key GET /v1/admin/* wants in X-Admin-Key; random if unset.
+    admin_key: str | None = None
     #: Run the reconciler this often (seconds); None: only when asked (tests).
     reconcile_every_s: float | None = None
     extra_env: dict[str, str] = field(default_factory=dict)
@@ -99,6 +102,8 @@ class LocalRuntime:
         self.metrics = MemorySink()
         #: Functions that raise on their next invocations: logical id -> exceptions to raise.
         self.lambda_faults: dict[str, list[BaseException]] = {}
+        self.admin_key = (self.options.admin_key or os.environ.get("YTCAPTION_LOCAL_ADMIN_KEY")
+                          or secrets.token_urlsafe(24))
         self.api_key = self.options.api_key or os.environ.get("YTCAPTION_LOCAL_API_KEY") or secrets.token_urlsafe(24)
         self._moto: Any = None
         self._gateway: Any = None
@@ -322,6 +327,7 @@ class LocalRuntime:
             "POWERTOOLS_LOG_LEVEL": self.options.log_level,
             # the local runtime fetches from this machine (the demo, tests): allowed explicitly
             "ALLOW_LOOPBACK_URLS": "true",
+            "ADMIN_KEY_SHA256": hashlib.sha256(self.admin_key.encode()).hexdigest(),
             "WORK_DIR": str(Path(self._tmp.name if self._tmp else tempfile.gettempdir()) / "work"),
             **self.options.extra_env,
         })

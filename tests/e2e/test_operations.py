@@ -61,5 +61,5 @@ def test_bad_hand_written_input_fails_the_execution_without_a_job(runtime: Local
                                                                   payload: dict[str, Any]) -> None:
     ex = run_by_hand(runtime, payload, timeout=30)
     assert ex["status"] == "FAILED" and ex.get("error") == "InvalidInput", ex
-    with pytest.raises(Exception, match="NOT_FOUND|no job"):
+    with pytest.raises(Exception, match=r"no job"):
         client.job(job_id_for(ex["executionArn"]))

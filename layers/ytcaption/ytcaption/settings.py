@@ -47,6 +47,8 @@ class ApiSettings(AwsResources):
     inline_result_max_bytes: int = 4 * 1024**2
     default_model: str = "tiny.en"
     uploads_prefix: str = "uploads/"
+    #: sha256 (hex) of the admin key that GET /v1/admin/* requires in X-Admin-Key; empty: admin off.
+    admin_key_sha256: str = ""
 
 
 class WhisperSettings(BaseModel):

@@ -83,7 +83,7 @@ def put(name: str, value: float, unit: str = "Count", **dims: str) -> None:
     """Emit one metric. A metrics failure never fails the work it describes."""
     try:
         _sink(name, float(value), unit, {k: str(v) for k, v in dims.items()})
-    except Exception:  # noqa: BLE001 - observability must not break the pipeline
+    except Exception:
         from ytcaption.observability import logger
 
         logger.exception("metric not emitted", extra={"metric": name})
