@@ -149,8 +149,10 @@ def shard_records(storage: Any, job_id: str) -> list[ShardRecord]:
     for key in storage.list_keys(shard_records_prefix(job_id)):
         try:
             out.append(ShardRecord.model_validate(storage.get_json(key)))
-        except Exception:
-            continue
+        except Exception:  # a cost estimate must not fail the job's end
+            from ytcaption.observability import logger
+
+            logger.warning("unreadable shard record skipped", extra={"key": key})
     return sorted(out, key=lambda r: (r.shard, r.started_at))
 
 

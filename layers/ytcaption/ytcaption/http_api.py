@@ -61,7 +61,7 @@ def set_service(svc: Any) -> None:
     _service = svc
 
 
-ADMIN_KEY_ERROR: dict[str, Any] = {"description": "No or wrong X-Admin-Key", **_ERR}
+ADMIN_KEY_ERROR: Any = {"description": "No or wrong X-Admin-Key", **_ERR}
 
 
 def _ok(model: Any, description: str = "OK") -> dict[int, Any]:

@@ -16,8 +16,8 @@ Batch workers never contend on the version.
 from __future__ import annotations
 
 import base64
-import builtins
 import binascii
+import builtins
 import hashlib
 import json
 import time
