@@ -74,10 +74,18 @@ class Reconciler:
         return Orphaned(f"the job's execution ended ({status}) without finishing the job")
 
     def _fail(self, job: Job, problem: YTCaptionError) -> bool:
+        from ytcaption.costs import ending_fields
+        from ytcaption.storage import Storage
+        from ytcaption.telemetry import RECONCILER_FAILED, emit_job_end, put
+
         try:
             failed = self.repo.transition(job.job_id, JobStatus.FAILED, message=problem.message,
-                                          error=ErrorInfo(code=problem.code, message=problem.message))
+                                          error=ErrorInfo(code=problem.code, message=problem.message),
+                                          fields=ending_fields(job, Storage(self.settings.bucket_name),
+                                                               self.settings.cost))
         except IllegalTransition:
             return False  # it ended on its own meanwhile
+        put(RECONCILER_FAILED, 1)
+        emit_job_end(failed)
         self.notifier.job_finished(failed)
         return True

@@ -109,6 +109,9 @@ class JobService:
         job.language, job.media, job.reused_from = hit.language, hit.media, hit.job_id
         job.events = [JobEvent(at=job.created_at, status=JobStatus.COMPLETED,
                                message=f"reused the result of job {hit.job_id} (same source and options)")]
+        from ytcaption.telemetry import CACHE_HITS, put
+
+        put(CACHE_HITS, 1, Kind="url")
 
     def create_upload(
         self,
@@ -302,14 +305,19 @@ class JobService:
         job = self.get(job_id)
         if job.status.terminal:
             raise JobAlreadyFinished(f"job {job_id} already ended {job.status}")
+        from ytcaption.costs import ending_fields
+        from ytcaption.telemetry import emit_job_end
+
         try:
-            job = self.repo.transition(job_id, JobStatus.CANCELLED, message="cancelled by request")
+            job = self.repo.transition(job_id, JobStatus.CANCELLED, message="cancelled by request",
+                                       fields=ending_fields(job, self.storage, self.settings.cost))
         except IllegalTransition as exc:
             raise JobAlreadyFinished(f"job {job_id} ended before it could be cancelled") from exc
         if job.execution_arn:
             self.executions.stop(job.execution_arn, error="JobCancelled", cause="cancelled by request")
         from ytcaption.notifications import Notifier
 
+        emit_job_end(job)
         Notifier(self.settings, self.repo).job_finished(job, attempts=1)  # every terminal state is announced
         return job
 
