@@ -233,6 +233,8 @@ class LocalRuntime:
             "AWS::Partition": "aws", "AWS::URLSuffix": "amazonaws.com",
             "JobsTable": table, "MediaBucket": bucket, "TranscriptionStateMachine": sm_arn,
             "TranscriberRepository": names["TranscriberRepository"].lower(),
+            # known before Batch is deployed: the reconciler's environment names it
+            "TranscriberJobQueue": f"arn:aws:batch:{REGION}:{ACCOUNT}:job-queue/{names['TranscriberJobQueue']}",
         }
         for pname, p in template.get("Parameters", {}).items():
             default = p.get("Default")
@@ -308,15 +310,21 @@ class LocalRuntime:
                 dest = (p.get("DestinationConfig") or {}).get("OnFailure", {}).get("Destination")
                 if isinstance(dest, dict) and "Fn::GetAtt" in dest:
                     spec.on_failure_queue = queue_urls[dest["Fn::GetAtt"][0]]
+        cloudwatch = self.client("cloudwatch")
         for lid, r in res.items():
             if r["Type"] == "AWS::CloudWatch::Alarm":
-                a = resolve(r["Properties"])
-                self.client("cloudwatch").put_metric_alarm(
-                    AlarmName=names[lid], AlarmDescription=a.get("AlarmDescription", ""),
-                    Namespace=a["Namespace"], MetricName=a["MetricName"], Dimensions=a.get("Dimensions", []),
-                    Statistic=a["Statistic"], Period=a["Period"], EvaluationPeriods=a["EvaluationPeriods"],
-                    Threshold=float(a["Threshold"]), ComparisonOperator=a["ComparisonOperator"],
-                )
+                getatt[(lid, "Arn")] = f"arn:aws:cloudwatch:{REGION}:{ACCOUNT}:alarm:{names[lid]}"
+                # notifications go to an SNS topic given as a parameter: none locally
+                a = resolve({k: v for k, v in r["Properties"].items() if k not in ("AlarmActions", "OKActions")})
+                alarm = {k: a[k] for k in ("AlarmDescription", "Namespace", "MetricName", "Dimensions", "Statistic",
+                                           "ExtendedStatistic", "Period", "Metrics", "TreatMissingData") if k in a}
+                cloudwatch.put_metric_alarm(
+                    AlarmName=names[lid], EvaluationPeriods=int(a["EvaluationPeriods"]),
+                    Threshold=float(a["Threshold"]), ComparisonOperator=a["ComparisonOperator"], **alarm)
+        for lid, r in res.items():
+            if r["Type"] == "AWS::CloudWatch::Dashboard":
+                p = resolve(r["Properties"])
+                cloudwatch.put_dashboard(DashboardName=p["DashboardName"], DashboardBody=p["DashboardBody"])
         self._set_env({
             **env_union,
             "WHISPER__DEVICE": "cpu",

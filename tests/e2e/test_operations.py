@@ -63,3 +63,17 @@ def test_bad_hand_written_input_fails_the_execution_without_a_job(runtime: Local
     assert ex["status"] == "FAILED" and ex.get("error") == "InvalidInput", ex
     with pytest.raises(Exception, match=r"no job"):
         client.job(job_id_for(ex["executionArn"]))
+
+
+def test_reconciler_reports_the_batch_queue_depth(runtime: LocalRuntime) -> None:
+    out = runtime.reconcile(grace_s=3600)
+    assert out["batch_queue_depth"] == 0  # nothing waits for a GPU between tests
+    assert runtime.metrics.values("BatchQueueDepth")[-1] == 0.0
+
+
+def test_alarms_and_dashboard_are_deployed_from_the_template(runtime: LocalRuntime) -> None:
+    cw = runtime.client("cloudwatch")
+    names = {a["AlarmName"].removeprefix("ytcaption-local-") for a in cw.describe_alarms()["MetricAlarms"]}
+    assert {"FailedExecutionsAlarm", "EndToEndP95Alarm", "LambdaErrorsAlarm"} <= names
+    body = json.loads(cw.get_dashboard(DashboardName="ytcaption-local-operations")["DashboardBody"])
+    assert any(w["type"] == "alarm" for w in body["widgets"])

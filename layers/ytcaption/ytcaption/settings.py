@@ -85,6 +85,8 @@ class PipelineSettings(AwsResources):
     presign_expiry_s: int = 900
     #: How long a job may sit in a live status with no execution before the reconciler acts.
     reconcile_grace_s: float = 600.0
+    #: The GPU job queue (name or ARN): the reconciler reports how many shards wait in it.
+    transcriber_job_queue: str = ""
 
 
 @lru_cache(maxsize=1)

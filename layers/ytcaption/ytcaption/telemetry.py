@@ -37,6 +37,7 @@ CHUNKS_REDECODED = "ChunksRedecoded"  # dims: Model
 CACHE_HITS = "CacheHits"  # dims: Kind (url | content)
 BREAKER_OPENED = "BreakerOpened"  # no dims (the site would be high-cardinality)
 RECONCILER_FAILED = "ReconcilerFailedJobs"  # no dims
+BATCH_QUEUE_DEPTH = "BatchQueueDepth"  # no dims: shards submitted to Batch and not yet running
 JOB_COST = "JobCostUSD"  # no dims: summed with JobAudioSeconds for cost per audio hour
 JOB_AUDIO_SECONDS = "JobAudioSeconds"  # no dims
 
