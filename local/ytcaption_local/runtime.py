@@ -321,7 +321,7 @@ class LocalRuntime:
                 cloudwatch.put_metric_alarm(
                     AlarmName=names[lid], EvaluationPeriods=int(a["EvaluationPeriods"]),
                     Threshold=float(a["Threshold"]), ComparisonOperator=a["ComparisonOperator"], **alarm)
-        for lid, r in res.items():
+        for r in res.values():
             if r["Type"] == "AWS::CloudWatch::Dashboard":
                 p = resolve(r["Properties"])
                 cloudwatch.put_dashboard(DashboardName=p["DashboardName"], DashboardBody=p["DashboardBody"])
