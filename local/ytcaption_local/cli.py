@@ -253,6 +253,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
     print(f"YTCaption local runtime\n  API:           {runtime.api_url}/v1\n"
           f"  API key:       {runtime.api_key}   (send it as X-Api-Key)\n"
           f"  admin key:     {runtime.admin_key}   (X-Admin-Key, for ytcaption stats)\n"
+          f"  console:       {runtime.api_url}/console/#key={runtime.api_key}\n"
           f"  AWS endpoint:  {runtime.endpoint} (moto)\n"
           f"  state machine: {runtime.outputs['StateMachineArn']}\nCtrl-C to stop.", flush=True)
     try:

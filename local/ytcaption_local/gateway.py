@@ -19,6 +19,7 @@ from urllib.parse import parse_qsl, unquote, urlsplit
 Handler = Callable[[dict[str, Any], Any], dict[str, Any]]
 MAX_BODY = 6 * 1024 * 1024  # Lambda's synchronous payload limit
 STAGE = "local"
+CONSOLE_MAX_BODY = 512 * 1024 * 1024  # the console's upload helper
 
 
 def build_event(
@@ -89,6 +90,8 @@ class Gateway:
         self.context_factory = context_factory
         self.host, self.port = host, port
         self._server: ThreadingHTTPServer | None = None
+        #: The web console (ytcaption_local.console) serves /console paths when set.
+        self.console: Any = None
 
     @property
     def url(self) -> str:
@@ -105,6 +108,9 @@ class Gateway:
 
             def _handle(self) -> None:
                 length = int(self.headers.get("Content-Length") or 0)
+                if gateway.console is not None and self.path.split("?")[0].split("/")[1:2] == ["console"]:
+                    self._console(length)
+                    return
                 if gateway.api_key is not None and not hmac.compare_digest(
                         (self.headers.get("X-Api-Key") or "").encode(), gateway.api_key.encode()):
                     # what API Gateway answers (GatewayResponses API_KEY in template.yaml)
@@ -136,6 +142,14 @@ class Gateway:
                 payload = resp.get("body") or ""
                 data = base64.b64decode(payload) if resp.get("isBase64Encoded") else payload.encode("utf-8")
                 self._reply(int(resp.get("statusCode", 200)), out_headers, data)
+
+            def _console(self, length: int) -> None:
+                if length > CONSOLE_MAX_BODY:
+                    self.close_connection = True
+                    self._reply(413, {"Content-Type": "text/plain"}, b"")
+                    return
+                body = self.rfile.read(length) if length else None
+                self._reply(*gateway.console.handle(self.command, self.path, dict(self.headers.items()), body))
 
             def _reply(self, status: int, headers: dict[str, str], data: bytes) -> None:
                 with gateway._count_lock:

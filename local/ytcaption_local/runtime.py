@@ -153,6 +153,9 @@ class LocalRuntime:
         self._gateway = Gateway(lambda ev, ctx: self._call(api, ev, ctx),
                                 lambda: LambdaContext(function_name=api.name), port=self.options.api_port,
                                 api_key=self.api_key)
+        from ytcaption_local.console import Console
+
+        self._gateway.console = Console(self)  # the web console at /console
         self._gateway.start()
         self.api_url = self._gateway.url
         if self.options.reconcile_every_s:
