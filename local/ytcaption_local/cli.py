@@ -189,7 +189,7 @@ def cmd_transcribe(args: argparse.Namespace) -> int:
         secs = sum((t.get("seconds") or 0) for t in final.get("timings", {}).values())
         duration = (final.get("media") or {}).get("duration_s")
         print(f"completed: {duration or 0:.1f} s of media, language {final.get('language')}, "
-              f"{secs:.1f} s in stages", file=sys.stderr)
+              f"{secs:.1f} s in stages{_cost(final)}", file=sys.stderr)
         for path in written:
             print(path)
         return 0
@@ -202,6 +202,11 @@ def cmd_transcribe(args: argparse.Namespace) -> int:
     finally:
         if runtime is not None:
             runtime.stop()
+
+
+def _cost(job: dict[str, Any]) -> str:
+    cost = job.get("cost") or {}
+    return f", estimated cost ${cost['total_usd']:.6f}" if cost.get("total_usd") is not None else ""
 
 
 def _client(args: argparse.Namespace) -> Client:

@@ -22,7 +22,7 @@ from ytcaption.jobs import Job, JobOptions, JobStatus, Source, describe_errors
 from ytcaption.netsafety import UrlPolicy, check_url
 from ytcaption.observability import bind_job, logger
 from ytcaption.repository import JobRepository
-from ytcaption.settings import PipelineSettings
+from ytcaption.settings import IntakeSettings
 from ytcaption.storage import Storage
 
 
@@ -31,7 +31,7 @@ def job_id_for(execution_arn: str) -> str:
 
 
 class Intake:
-    def __init__(self, settings: PipelineSettings, repo: JobRepository | None = None,
+    def __init__(self, settings: IntakeSettings, repo: JobRepository | None = None,
                  storage: Storage | None = None) -> None:
         self.settings = settings
         self.repo = repo or JobRepository(settings.jobs_table)
@@ -40,7 +40,7 @@ class Intake:
     def create(self, raw: Any, execution_arn: str) -> dict[str, str]:
         if not isinstance(raw, dict):
             raise InvalidRequest("the execution input must be a JSON object with url or s3_uri")
-        data = dict(raw)
+        data = {"model": self.settings.default_model, **raw}
         s3_uri = data.pop("s3_uri", None)
         if s3_uri is not None and "url" in data:
             raise InvalidRequest("give either url or s3_uri, not both")

@@ -89,6 +89,17 @@ class PipelineSettings(AwsResources):
     transcriber_job_queue: str = ""
 
 
+class IntakeSettings(PipelineSettings):
+    """The Lambda that creates jobs for executions started by hand: options default like the API's."""
+
+    default_model: str = "tiny.en"
+
+
+@lru_cache(maxsize=1)
+def get_intake_settings() -> IntakeSettings:
+    return IntakeSettings()
+
+
 @lru_cache(maxsize=1)
 def get_api_settings() -> ApiSettings:
     return ApiSettings()
@@ -102,3 +113,4 @@ def get_pipeline_settings() -> PipelineSettings:
 def clear_settings_cache() -> None:
     get_api_settings.cache_clear()
     get_pipeline_settings.cache_clear()
+    get_intake_settings.cache_clear()

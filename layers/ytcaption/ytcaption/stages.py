@@ -39,9 +39,9 @@ def reconciler() -> Any:
 
 def intake() -> Any:
     from ytcaption.intake import Intake
-    from ytcaption.settings import get_pipeline_settings
+    from ytcaption.settings import get_intake_settings
 
-    return Intake(get_pipeline_settings())
+    return Intake(get_intake_settings())
 
 
 def reset() -> None:
