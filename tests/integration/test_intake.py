@@ -7,7 +7,7 @@ from typing import Any
 import pytest
 
 from tests.conftest import BUCKET, TABLE
-from ytcaption.errors import InvalidRequest, UnsupportedMedia, UnsafeUrl
+from ytcaption.errors import InvalidRequest, UnsafeUrl, UnsupportedMedia
 from ytcaption.intake import Intake, job_id_for
 from ytcaption.jobs import JobStatus
 from ytcaption.settings import IntakeSettings
