@@ -79,6 +79,11 @@ def build_event(
     }
 
 
+class _Server(ThreadingHTTPServer):
+    #: The listen backlog (socketserver's default is 5): 20 clients connecting at once were reset.
+    request_queue_size = 128
+
+
 class Gateway:
     def __init__(self, handler: Handler, context_factory: Callable[[], Any], *, host: str = "127.0.0.1",
                  port: int = 3000, api_key: str | None = None) -> None:
@@ -171,7 +176,7 @@ class Gateway:
                     return self._handle
                 raise AttributeError(name)
 
-        self._server = ThreadingHTTPServer((self.host, self.port), RequestHandler)
+        self._server = _Server((self.host, self.port), RequestHandler)
         self._server.daemon_threads = True
         self.port = self._server.server_address[1]
         threading.Thread(target=self._server.serve_forever, name="gateway", daemon=True).start()

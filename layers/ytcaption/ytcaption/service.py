@@ -96,6 +96,10 @@ class JobService:
         if job.status == JobStatus.QUEUED:
             # also on a retry: finishes a start that a crashed first attempt missed
             self._start(job)
+        elif created and job.status == JobStatus.COMPLETED:  # a cache hit ends at once
+            from ytcaption.telemetry import emit_job_end
+
+            emit_job_end(job)
         return job, created
 
     def _reuse(self, job: Job) -> None:
