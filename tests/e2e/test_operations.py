@@ -77,3 +77,19 @@ def test_alarms_and_dashboard_are_deployed_from_the_template(runtime: LocalRunti
     assert {"FailedExecutionsAlarm", "EndToEndP95Alarm", "LambdaErrorsAlarm"} <= names
     body = json.loads(cw.get_dashboard(DashboardName="ytcaption-local-operations")["DashboardBody"])
     assert any(w["type"] == "alarm" for w in body["widgets"])
+
+
+def test_ytcaption_stats_prints_percentiles_and_cost(runtime: LocalRuntime, client: Client,
+                                                    media_server: LoopbackServer,
+                                                    capsys: pytest.CaptureFixture[str]) -> None:
+    from ytcaption_local.cli import main
+
+    job = client.submit_url(media_server.url("/talk.mp3"), {"fresh": True})
+    assert client.wait(job["job_id"], poll_s=0.3, timeout_s=180)["status"] == "COMPLETED"
+    capsys.readouterr()
+    assert main(["stats", "--since", "1h", "--api", runtime.api_url, "--api-key", runtime.api_key,
+                 "--admin-key", runtime.admin_key]) == 0
+    out = capsys.readouterr().out
+    assert "end_to_end" in out and "per audio hour" in out and "COMPLETED" in out
+    assert main(["stats", "--api", runtime.api_url, "--api-key", runtime.api_key, "--admin-key", "wrong"]) == 1
+    assert "ADMIN_KEY_REQUIRED" in capsys.readouterr().err
