@@ -193,7 +193,7 @@ def cmd_transcribe(args: argparse.Namespace) -> int:
         secs = sum((t.get("seconds") or 0) for t in final.get("timings", {}).values())
         duration = (final.get("media") or {}).get("duration_s")
         print(f"completed: {duration or 0:.1f} s of media, language {final.get('language')}, "
-              f"{secs:.1f} s in stages", file=sys.stderr)
+              f"{secs:.1f} s in stages{_cost(final)}", file=sys.stderr)
         for path in written:
             print(path)
         return 0
@@ -206,6 +206,11 @@ def cmd_transcribe(args: argparse.Namespace) -> int:
     finally:
         if runtime is not None:
             runtime.stop()
+
+
+def _cost(job: dict[str, Any]) -> str:
+    cost = job.get("cost") or {}
+    return f", estimated cost ${cost['total_usd']:.6f}" if cost.get("total_usd") is not None else ""
 
 
 def _client(args: argparse.Namespace) -> Client:
@@ -256,6 +261,8 @@ def cmd_serve(args: argparse.Namespace) -> int:
                                           reconcile_every_s=60.0)).start()
     print(f"YTCaption local runtime\n  API:           {runtime.api_url}/v1\n"
           f"  API key:       {runtime.api_key}   (send it as X-Api-Key)\n"
+          f"  admin key:     {runtime.admin_key}   (X-Admin-Key, for ytcaption stats)\n"
+          f"  console:       {runtime.api_url}/console/#key={runtime.api_key}\n"
           f"  AWS endpoint:  {runtime.endpoint} (moto)\n"
           f"  state machine: {runtime.outputs['StateMachineArn']}\nCtrl-C to stop.", flush=True)
     try:
@@ -318,6 +325,9 @@ def parser() -> argparse.ArgumentParser:
     from ytcaption_local.cli_site import add_commands
 
     add_commands(sub, api_args)
+    from ytcaption_local.stats_cli import add_parser as add_stats
+
+    add_stats(sub, api_args, _client)
 
     local = sub.add_parser("local", help="the embedded local runtime")
     lsub = local.add_subparsers(dest="local_command", required=True)

@@ -19,6 +19,7 @@ from urllib.parse import parse_qsl, unquote, urlsplit
 Handler = Callable[[dict[str, Any], Any], dict[str, Any]]
 MAX_BODY = 6 * 1024 * 1024  # Lambda's synchronous payload limit
 STAGE = "local"
+CONSOLE_MAX_BODY = 512 * 1024 * 1024  # the console's upload helper
 
 
 def build_event(
@@ -78,6 +79,11 @@ def build_event(
     }
 
 
+class _Server(ThreadingHTTPServer):
+    #: The listen backlog (socketserver's default is 5): 20 clients connecting at once were reset.
+    request_queue_size = 128
+
+
 class Gateway:
     def __init__(self, handler: Handler, context_factory: Callable[[], Any], *, host: str = "127.0.0.1",
                  port: int = 3000, api_key: str | None = None) -> None:
@@ -89,6 +95,8 @@ class Gateway:
         self.context_factory = context_factory
         self.host, self.port = host, port
         self._server: ThreadingHTTPServer | None = None
+        #: The web console (ytcaption_local.console) serves /console paths when set.
+        self.console: Any = None
 
     @property
     def url(self) -> str:
@@ -105,6 +113,9 @@ class Gateway:
 
             def _handle(self) -> None:
                 length = int(self.headers.get("Content-Length") or 0)
+                if gateway.console is not None and self.path.split("?")[0].split("/")[1:2] == ["console"]:
+                    self._console(length)
+                    return
                 if gateway.api_key is not None and not hmac.compare_digest(
                         (self.headers.get("X-Api-Key") or "").encode(), gateway.api_key.encode()):
                     # what API Gateway answers (GatewayResponses API_KEY in template.yaml)
@@ -137,6 +148,14 @@ class Gateway:
                 data = base64.b64decode(payload) if resp.get("isBase64Encoded") else payload.encode("utf-8")
                 self._reply(int(resp.get("statusCode", 200)), out_headers, data)
 
+            def _console(self, length: int) -> None:
+                if length > CONSOLE_MAX_BODY:
+                    self.close_connection = True
+                    self._reply(413, {"Content-Type": "text/plain"}, b"")
+                    return
+                body = self.rfile.read(length) if length else None
+                self._reply(*gateway.console.handle(self.command, self.path, dict(self.headers.items()), body))
+
             def _reply(self, status: int, headers: dict[str, str], data: bytes) -> None:
                 with gateway._count_lock:
                     gateway.status_counts[status] = gateway.status_counts.get(status, 0) + 1
@@ -157,7 +176,7 @@ class Gateway:
                     return self._handle
                 raise AttributeError(name)
 
-        self._server = ThreadingHTTPServer((self.host, self.port), RequestHandler)
+        self._server = _Server((self.host, self.port), RequestHandler)
         self._server.daemon_threads = True
         self.port = self._server.server_address[1]
         threading.Thread(target=self._server.serve_forever, name="gateway", daemon=True).start()

@@ -16,6 +16,7 @@
 from __future__ import annotations
 
 import copy
+import hashlib
 import io
 import json
 import logging
@@ -75,6 +76,8 @@ class RuntimeOptions:
     log_level: str = "WARNING"
     #: The key clients send in X-Api-Key (API Gateway checks it on AWS); random if unset.
     api_key: str | None = None
+    #: The key GET /v1/admin/* wants in X-Admin-Key; random if unset.
+    admin_key: str | None = None
     #: Run the reconciler this often (seconds); None: only when asked (tests).
     reconcile_every_s: float | None = None
     extra_env: dict[str, str] = field(default_factory=dict)
@@ -94,8 +97,14 @@ class LocalRuntime:
         #: Real AWS error responses for chosen requests (see ytcaption_local.faults).
         self.faults = FaultInjector()
         self._stopping = threading.Event()
+        from ytcaption.telemetry import MemorySink
+
+        #: Every metric the stages emitted (what CloudWatch would receive on AWS).
+        self.metrics = MemorySink()
         #: Functions that raise on their next invocations: logical id -> exceptions to raise.
         self.lambda_faults: dict[str, list[BaseException]] = {}
+        self.admin_key = (self.options.admin_key or os.environ.get("YTCAPTION_LOCAL_ADMIN_KEY")
+                          or secrets.token_urlsafe(24))
         self.api_key = self.options.api_key or os.environ.get("YTCAPTION_LOCAL_API_KEY") or secrets.token_urlsafe(24)
         self._moto: Any = None
         self._gateway: Any = None
@@ -134,6 +143,9 @@ class LocalRuntime:
         # one process, so they are dropped (Powertools' disabled mode never clears them)
         provider = metrics.provider
         provider.flush_metrics = lambda *args, **kwargs: provider.clear_metrics()  # type: ignore[method-assign]
+        from ytcaption import telemetry
+
+        telemetry.set_sink(self.metrics)  # stage metrics kept in memory (bench, console, tests)
         self._reset_cached_clients()
         self._deploy()
         from ytcaption_local.gateway import Gateway
@@ -150,6 +162,9 @@ class LocalRuntime:
         self._gateway = Gateway(dispatch,
                                 lambda: LambdaContext(function_name=api.name), port=self.options.api_port,
                                 api_key=self.api_key)
+        from ytcaption_local.console import Console
+
+        self._gateway.console = Console(self)  # the web console at /console
         self._gateway.start()
         self.api_url = self._gateway.url
         if self.options.reconcile_every_s:
@@ -170,6 +185,9 @@ class LocalRuntime:
                 os.environ[k] = v
         self._saved_env.clear()
         self._reset_cached_clients()
+        from ytcaption import telemetry
+
+        telemetry.set_sink(None)
         if self._tmp is not None:
             self._tmp.cleanup()
 
@@ -227,6 +245,8 @@ class LocalRuntime:
             "AWS::Partition": "aws", "AWS::URLSuffix": "amazonaws.com",
             "JobsTable": table, "MediaBucket": bucket, "TranscriptionStateMachine": sm_arn,
             "TranscriberRepository": names["TranscriberRepository"].lower(),
+            # known before Batch is deployed: the reconciler's environment names it
+            "TranscriberJobQueue": f"arn:aws:batch:{REGION}:{ACCOUNT}:job-queue/{names['TranscriberJobQueue']}",
         }
         for pname, p in template.get("Parameters", {}).items():
             default = p.get("Default")
@@ -302,15 +322,21 @@ class LocalRuntime:
                 dest = (p.get("DestinationConfig") or {}).get("OnFailure", {}).get("Destination")
                 if isinstance(dest, dict) and "Fn::GetAtt" in dest:
                     spec.on_failure_queue = queue_urls[dest["Fn::GetAtt"][0]]
+        cloudwatch = self.client("cloudwatch")
         for lid, r in res.items():
             if r["Type"] == "AWS::CloudWatch::Alarm":
-                a = resolve(r["Properties"])
-                self.client("cloudwatch").put_metric_alarm(
-                    AlarmName=names[lid], AlarmDescription=a.get("AlarmDescription", ""),
-                    Namespace=a["Namespace"], MetricName=a["MetricName"], Dimensions=a.get("Dimensions", []),
-                    Statistic=a["Statistic"], Period=a["Period"], EvaluationPeriods=a["EvaluationPeriods"],
-                    Threshold=float(a["Threshold"]), ComparisonOperator=a["ComparisonOperator"],
-                )
+                getatt[(lid, "Arn")] = f"arn:aws:cloudwatch:{REGION}:{ACCOUNT}:alarm:{names[lid]}"
+                # notifications go to an SNS topic given as a parameter: none locally
+                a = resolve({k: v for k, v in r["Properties"].items() if k not in ("AlarmActions", "OKActions")})
+                alarm = {k: a[k] for k in ("AlarmDescription", "Namespace", "MetricName", "Dimensions", "Statistic",
+                                           "ExtendedStatistic", "Period", "Metrics", "TreatMissingData") if k in a}
+                cloudwatch.put_metric_alarm(
+                    AlarmName=names[lid], EvaluationPeriods=int(a["EvaluationPeriods"]),
+                    Threshold=float(a["Threshold"]), ComparisonOperator=a["ComparisonOperator"], **alarm)
+        for r in res.values():
+            if r["Type"] == "AWS::CloudWatch::Dashboard":
+                p = resolve(r["Properties"])
+                cloudwatch.put_dashboard(DashboardName=p["DashboardName"], DashboardBody=p["DashboardBody"])
         self._set_env({
             **env_union,
             "WHISPER__DEVICE": "cpu",
@@ -321,6 +347,7 @@ class LocalRuntime:
             "POWERTOOLS_LOG_LEVEL": self.options.log_level,
             # the local runtime fetches from this machine (the demo, tests): allowed explicitly
             "ALLOW_LOOPBACK_URLS": "true",
+            "ADMIN_KEY_SHA256": hashlib.sha256(self.admin_key.encode()).hexdigest(),
             "WORK_DIR": str(Path(self._tmp.name if self._tmp else tempfile.gettempdir()) / "work"),
             **self.options.extra_env,
         })
@@ -491,7 +518,10 @@ class LocalRuntime:
                     hook(job_id, shard)
                 from ytcaption import worker
 
-                ok = worker.main(["--job-id", job_id, "--shard", str(shard)]) == 0
+                args = ["--job-id", job_id, "--shard", str(shard)]
+                if env.get("SUBMITTED_AT"):
+                    args += ["--submitted-at", env["SUBMITTED_AT"]]
+                ok = worker.main(args) == 0
             except Exception:
                 ok = False
         self.batch_runs.append((job_id, shard, ok))

@@ -54,6 +54,13 @@ class MethodNotAllowed(YTCaptionError):
     http_status = 405
 
 
+class AdminKeyRequired(YTCaptionError):
+    """Admin routes need the separate admin key (``X-Admin-Key``), not just the API key."""
+
+    code = "ADMIN_KEY_REQUIRED"
+    http_status = 403
+
+
 class JobNotFound(YTCaptionError):
     code = "JOB_NOT_FOUND"
     http_status = 404

@@ -80,6 +80,9 @@ def discovery() -> Any:
     return _discovery
 
 
+ADMIN_KEY_ERROR: Any = {"description": "No or wrong X-Admin-Key", **_ERR}
+
+
 def _ok(model: Any, description: str = "OK") -> dict[int, Any]:
     return {200: {"description": description, "content": {"application/json": {"model": model}}}}
 
@@ -270,6 +273,30 @@ def media_info(url: Annotated[str, Query(min_length=1, max_length=2048)]) -> dic
 @app.get("/v1/health", summary="Liveness", responses=_ok(Health))
 def health() -> dict[str, str]:
     return {"status": "ok"}
+
+
+@app.get("/v1/health/ready", summary="Readiness: the table, the bucket and the state machine answer",
+         responses={**_ok(dict), 503: {"description": "A dependency does not answer"}})
+def ready() -> Response[Any]:
+    from ytcaption.admin import readiness
+
+    svc = service()
+    doc = readiness(dynamodb=svc.repo.client, table=svc.settings.jobs_table, s3=svc.storage.client,
+                    bucket=svc.settings.bucket_name, sfn=svc.executions.client,
+                    state_machine_arn=svc.settings.state_machine_arn)
+    return Response(200 if doc["status"] == "ready" else 503, "application/json", json.dumps(doc))
+
+
+@app.get("/v1/admin/stats", summary="Counts, stage percentiles, audio hours and cost since a time (admin key)",
+         responses={**_ok(dict), **ERRORS, 403: ADMIN_KEY_ERROR})
+def admin_stats(since: Annotated[str | None, Query(max_length=64)] = None) -> dict[str, Any]:
+    from ytcaption import admin
+
+    svc = service()
+    admin.check_admin_key(app.current_event.headers.get("X-Admin-Key"), svc.settings.admin_key_sha256)
+    start = admin.parse_since(since)
+    jobs, truncated = svc.repo.created_since(start, limit=admin.STAT_LIMIT)
+    return admin.stats(jobs, since=start, truncated=truncated)
 
 
 @app.get("/v1/openapi.json", summary="This API's OpenAPI document", include_in_schema=False)

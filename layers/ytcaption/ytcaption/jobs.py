@@ -15,6 +15,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from ytcaption.costs import Cost, Usage
 from ytcaption.errors import IllegalTransition, InvalidRequest, JobCancelled
 from ytcaption.languages import WHISPER_LANGUAGES, WHISPER_MODELS
 
@@ -247,6 +248,9 @@ class Job(BaseModel):
     reused_from: str | None = None
     #: What produced the captions: our transcription, or the site's own captions.
     transcript_source: TranscriptSource | None = None
+    #: What the job used and its estimated cost (see ytcaption.costs), set when it ends.
+    usage: Usage | None = None
+    cost: Cost | None = None
     version: int = 1
     events: list[JobEvent] = Field(default_factory=list)
 

@@ -11,8 +11,10 @@ from __future__ import annotations
 
 import contextlib
 import json
+import os
 import shutil
 import time
+import uuid
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -21,6 +23,7 @@ from typing import Any
 from ytcaption import storage as keys
 from ytcaption.cache import ResultCache, cache_key, file_sha256
 from ytcaption.circuit import CircuitBreaker, site_of
+from ytcaption.costs import ending_fields
 from ytcaption.errors import (
     DownloadFailed,
     IllegalTransition,
@@ -32,7 +35,7 @@ from ytcaption.errors import (
     YTCaptionError,
     error_from_name,
 )
-from ytcaption.jobs import ErrorInfo, Job, JobOptions, JobStatus, MediaInfo
+from ytcaption.jobs import ErrorInfo, Job, JobOptions, JobStatus, MediaInfo, now_iso
 from ytcaption.media.ytdlp import ytdlp_options
 from ytcaption.netsafety import UrlPolicy, check_url, guarded
 from ytcaption.notifications import Notifier
@@ -40,6 +43,15 @@ from ytcaption.observability import bind_job, logger
 from ytcaption.repository import JobRepository
 from ytcaption.settings import PipelineSettings
 from ytcaption.storage import Storage
+from ytcaption.telemetry import (
+    BREAKER_OPENED,
+    CACHE_HITS,
+    ShardRecord,
+    emit_job_end,
+    put,
+    seconds_between,
+    stage_timer,
+)
 
 PROGRESS_EVERY_S = 2.0
 
@@ -70,6 +82,10 @@ class Pipeline:
     # --- download ------------------------------------------------------------------------
 
     def download(self, job_id: str) -> dict[str, Any]:
+        with stage_timer("download"):
+            return self._download(job_id)
+
+    def _download(self, job_id: str) -> dict[str, Any]:
         from ytcaption.media.download import download
 
         job = self._enter(job_id, JobStatus.DOWNLOADING, "downloading")
@@ -106,6 +122,7 @@ class Pipeline:
             self.storage.upload_file(str(got.path), key)
         except DownloadFailed:
             if breaker.record_failure(site):
+                put(BREAKER_OPENED, 1)
                 logger.warning("circuit opened for a source site", extra={"site": site})
             raise
         finally:
@@ -122,6 +139,10 @@ class Pipeline:
     # --- normalize and chunk --------------------------------------------------------------
 
     def normalize(self, job_id: str) -> dict[str, Any]:
+        with stage_timer("normalize"):
+            return self._normalize(job_id)
+
+    def _normalize(self, job_id: str) -> dict[str, Any]:
         from ytcaption.engine import prepare
         from ytcaption.media.audio import wav_bytes
         from ytcaption.media.chunking import assign_shards, shard_count, slice_audio
@@ -190,7 +211,7 @@ class Pipeline:
         )
         logger.info("chunked", extra={"chunks": len(chunks), "shards": shards, **plan.seconds})
         return {"manifest_key": keys.manifest_key(job_id), "shards": list(range(shards)), "chunks": len(chunks),
-                "reused": False}
+                "reused": False, "trace_header": _trace_header()}
 
     def _reuse_by_content(self, job: Job, digest: str, size: int) -> dict[str, Any] | None:
         """Same bytes, same options as a completed job: complete this one from its result."""
@@ -205,19 +226,54 @@ class Pipeline:
             return None
         results = cache.copy_results(hit, job.job_id)
         media = (hit.media or MediaInfo()).model_copy(update={"size_bytes": size})
-        self.repo.transition(
+        priced = job.model_copy(update={"media": media})
+        done = self.repo.transition(
             job.job_id, JobStatus.COMPLETED,
             message=f"reused the result of job {hit.job_id} (same media and options)",
             fields={"results": results, "language": hit.language, "reused_from": hit.job_id,
-                    "media": media.model_dump(mode="json"), "transcript_source": hit.transcript_source},
+                    "media": media.model_dump(mode="json"), "transcript_source": hit.transcript_source,
+                    **ending_fields(priced, self.storage, self.settings.cost)},
         )
+        put(CACHE_HITS, 1, Kind="content")
+        emit_job_end(done)
         logger.info("result reused", extra={"from_job": hit.job_id})
-        return {"manifest_key": "", "shards": [], "chunks": 0, "reused": True}
+        return {"manifest_key": "", "shards": [], "chunks": 0, "reused": True, "trace_header": _trace_header()}
 
     # --- one shard (the GPU Batch worker) ------------------------------------------------------
 
     def transcribe_shard(
-        self, job_id: str, shard: int, *, transcriber_factory: Callable[[JobOptions], Any] | None = None
+        self, job_id: str, shard: int, *, transcriber_factory: Callable[[JobOptions], Any] | None = None,
+        submitted_at: str | None = None,
+    ) -> dict[str, Any]:
+        """One worker attempt; its record (GPU seconds, queue wait, audio) is kept in S3 whatever happens."""
+        started, t0 = now_iso(), time.monotonic()
+        bind_job(job_id)
+        job = self.repo.get(job_id)
+        if job.correlation_id:
+            bind_job(job_id, job.correlation_id)
+        logger.append_keys(shard=shard, stage="transcribe")
+        if job.status != JobStatus.TRANSCRIBING:
+            logger.info("shard skipped: job is not transcribing", extra={"status": job.status})
+            return {"skipped": True, "status": job.status.value}
+        rec = ShardRecord(shard=shard, model=job.options.model, started_at=started, ended_at=started, seconds=0.0,
+                          queue_wait_s=seconds_between(submitted_at, started))
+        try:
+            out = self._transcribe_shard(job_id, shard, rec, transcriber_factory)
+        except BaseException:
+            rec.outcome = "error"
+            raise
+        finally:
+            rec.ended_at, rec.seconds = now_iso(), round(time.monotonic() - t0, 3)
+            try:
+                self.storage.put_json(keys.shard_record_key(job_id, shard, uuid.uuid4().hex[:12]),
+                                      rec.model_dump(mode="json"))
+            except YTCaptionError:
+                logger.warning("shard record not stored")
+            logger.remove_keys(["shard", "stage"])
+        return out
+
+    def _transcribe_shard(
+        self, job_id: str, shard: int, rec: ShardRecord, transcriber_factory: Callable[[JobOptions], Any] | None
     ) -> dict[str, Any]:
         from ytcaption.engine import transcribe_shard
         from ytcaption.media.audio import read_wav
@@ -225,11 +281,6 @@ class Pipeline:
         from ytcaption.merge import ChunkResult
         from ytcaption.transcription import WhisperTranscriber
 
-        bind_job(job_id)
-        job = self.repo.get(job_id)
-        if job.status != JobStatus.TRANSCRIBING:
-            logger.info("shard skipped: job is not transcribing", extra={"status": job.status})
-            return {"skipped": True, "status": job.status.value}
         manifest = self.storage.get_json(keys.manifest_key(job_id))
         options = JobOptions.model_validate(manifest["options"])
         mine = [c for c in manifest["chunks"] if c["shard"] == shard]
@@ -241,9 +292,14 @@ class Pipeline:
             key = keys.chunk_result_key(job_id, c.index)
             if not self.storage.exists(key):
                 return None
+            rec.chunks_skipped += 1
             return ChunkResult.model_validate(self.storage.get_json(key))
 
         def on_result(r: ChunkResult) -> bool:
+            rec.chunks += 1
+            rec.audio_s = round(rec.audio_s + (r.end - r.start), 3)
+            # the fidelity guard marks chunks it decoded a second time
+            rec.redecoded += int(bool(getattr(r, "redecoded", False)))
             self.storage.put_json(keys.chunk_result_key(job_id, r.index), r.model_dump(mode="json"))
             if self.repo.add_chunks_done(job_id, 1) is None:
                 stopped[0] = True
@@ -261,6 +317,10 @@ class Pipeline:
     # --- merge ---------------------------------------------------------------------------------
 
     def merge(self, job_id: str) -> dict[str, Any]:
+        with stage_timer("merge"):
+            return self._merge(job_id)
+
+    def _merge(self, job_id: str) -> dict[str, Any]:
         from ytcaption.merge import ChunkResult, merge
 
         job = self._enter(job_id, JobStatus.MERGING, "merging")
@@ -280,8 +340,10 @@ class Pipeline:
             message=f"{len(transcript.segments)} segments",
             fields={"results": written, "language": transcript.language, "transcript_source": "transcription",
                     "chunks": {**job.chunks.model_dump(mode="json"),
-                               "redecoded": transcript.redecoded_chunks or 0}},
+                               "redecoded": transcript.redecoded_chunks or 0},
+                    **ending_fields(self.repo.get(job_id), self.storage, self.settings.cost)},
         )
+        emit_job_end(done)
         cache = ResultCache(self.repo, self.storage)
         for key in done.cache_keys:
             cache.remember(key, done)
@@ -316,8 +378,11 @@ class Pipeline:
         bind_job(job_id)
         exc = failure_from_step_functions(error or {})
         try:
+            current = self.repo.get(job_id)
+            fields = {} if current.status.terminal else ending_fields(current, self.storage, self.settings.cost)
             job = self.repo.transition(
-                job_id, JobStatus.FAILED, message=exc.message, error=ErrorInfo(code=exc.code, message=exc.message)
+                job_id, JobStatus.FAILED, message=exc.message, error=ErrorInfo(code=exc.code, message=exc.message),
+                fields=fields,
             )
         except JobCancelled:
             return {"status": JobStatus.CANCELLED.value, "notified": False}
@@ -325,7 +390,13 @@ class Pipeline:
             job = self.repo.get(job_id)  # already ended: keep what is there
             return {"status": job.status.value, "notified": False}
         logger.warning("job failed", extra={"code": exc.code, "error": exc.message})
+        emit_job_end(job)
         return {"status": job.status.value, "code": exc.code, **self.notifier.job_finished(job)}
+
+
+def _trace_header() -> str:
+    """This invocation's X-Ray trace header (the execution's trace): the Batch workers log it."""
+    return os.environ.get("_X_AMZN_TRACE_ID", "")
 
 
 def failure_from_step_functions(error: dict[str, Any]) -> YTCaptionError:

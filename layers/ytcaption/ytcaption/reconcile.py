@@ -29,8 +29,10 @@ def _age_s(ts: str, now: datetime) -> float:
 
 class Reconciler:
     def __init__(self, settings: PipelineSettings, repo: JobRepository | None = None,
-                 executions: Executions | None = None, notifier: Notifier | None = None) -> None:
+                 executions: Executions | None = None, notifier: Notifier | None = None,
+                 batch_client: Any | None = None) -> None:
         self.settings = settings
+        self._batch = batch_client
         self.repo = repo or JobRepository(settings.jobs_table)
         self.executions = executions or Executions("")
         self.notifier = notifier or Notifier(settings, self.repo)
@@ -52,7 +54,32 @@ class Reconciler:
                     break
         if failed:
             logger.warning("reconciler failed stuck jobs", extra={"failed": failed})
-        return {"checked": checked, "failed": failed}
+        return {"checked": checked, "failed": failed, "batch_queue_depth": self.batch_queue_depth()}
+
+    def batch_queue_depth(self) -> int | None:
+        """Shards waiting for a GPU (SUBMITTED..STARTING), as a metric; None without a queue."""
+        queue = self.settings.transcriber_job_queue
+        if not queue:
+            return None
+        from ytcaption import aws
+        from ytcaption.telemetry import BATCH_QUEUE_DEPTH, put
+
+        batch = self._batch or aws.client("batch")
+        depth = 0
+        try:
+            for status in ("SUBMITTED", "PENDING", "RUNNABLE", "STARTING"):
+                kwargs: dict[str, Any] = {"jobQueue": queue, "jobStatus": status}
+                while True:
+                    resp = batch.list_jobs(**kwargs)
+                    depth += len(resp.get("jobSummaryList", []))
+                    if not resp.get("nextToken"):
+                        break
+                    kwargs["nextToken"] = resp["nextToken"]
+        except Exception:  # the metric is best effort; the reconciler's real work is done
+            logger.exception("could not count the Batch queue")
+            return None
+        put(BATCH_QUEUE_DEPTH, depth)
+        return depth
 
     def _problem(self, job: Job, now: datetime, grace: float) -> YTCaptionError | None:
         if job.status == JobStatus.AWAITING_UPLOAD:
@@ -74,10 +101,18 @@ class Reconciler:
         return Orphaned(f"the job's execution ended ({status}) without finishing the job")
 
     def _fail(self, job: Job, problem: YTCaptionError) -> bool:
+        from ytcaption.costs import ending_fields
+        from ytcaption.storage import Storage
+        from ytcaption.telemetry import RECONCILER_FAILED, emit_job_end, put
+
         try:
             failed = self.repo.transition(job.job_id, JobStatus.FAILED, message=problem.message,
-                                          error=ErrorInfo(code=problem.code, message=problem.message))
+                                          error=ErrorInfo(code=problem.code, message=problem.message),
+                                          fields=ending_fields(job, Storage(self.settings.bucket_name),
+                                                               self.settings.cost))
         except IllegalTransition:
             return False  # it ended on its own meanwhile
+        put(RECONCILER_FAILED, 1)
+        emit_job_end(failed)
         self.notifier.job_finished(failed)
         return True

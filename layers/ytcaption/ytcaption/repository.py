@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import builtins
 import hashlib
 import json
 import time
@@ -367,6 +368,23 @@ class JobRepository:
         jobs = [self._job(i) for i in resp.get("Items", [])]
         lek = resp.get("LastEvaluatedKey")
         return jobs, encode_cursor(lek, status) if lek else None
+
+    def created_since(self, since: str, *, limit: int = 5000) -> tuple[builtins.list[Job], bool]:
+        """Jobs created at or after ``since`` (ISO time), newest first; True if more were left out."""
+        jobs: builtins.list[Job] = []
+        kwargs: dict[str, Any] = {
+            "TableName": self.table_name, "IndexName": BY_CREATED_INDEX, "ScanIndexForward": False,
+            "KeyConditionExpression": "entity = :e AND created_at >= :since",
+            "ExpressionAttributeValues": {":e": {"S": JOB_ENTITY}, ":since": {"S": since}},
+        }
+        while True:
+            resp = self._call("query", Limit=min(500, limit - len(jobs) + 1), **kwargs)
+            jobs += [self._job(i) for i in resp.get("Items", [])]
+            if len(jobs) > limit:
+                return jobs[:limit], True
+            if not resp.get("LastEvaluatedKey"):
+                return jobs, False
+            kwargs["ExclusiveStartKey"] = resp["LastEvaluatedKey"]
 
     # --- once-only claims ---------------------------------------------------------------
 

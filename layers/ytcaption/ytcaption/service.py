@@ -96,6 +96,10 @@ class JobService:
         if job.status == JobStatus.QUEUED:
             # also on a retry: finishes a start that a crashed first attempt missed
             self._start(job)
+        elif created and job.status == JobStatus.COMPLETED:  # a cache hit ends at once
+            from ytcaption.telemetry import emit_job_end
+
+            emit_job_end(job)
         return job, created
 
     def _reuse(self, job: Job) -> None:
@@ -110,6 +114,9 @@ class JobService:
         job.transcript_source = hit.transcript_source
         job.events = [JobEvent(at=job.created_at, status=JobStatus.COMPLETED,
                                message=f"reused the result of job {hit.job_id} (same source and options)")]
+        from ytcaption.telemetry import CACHE_HITS, put
+
+        put(CACHE_HITS, 1, Kind="url")
 
     def create_upload(
         self,
@@ -306,14 +313,19 @@ class JobService:
         job = self.get(job_id)
         if job.status.terminal:
             raise JobAlreadyFinished(f"job {job_id} already ended {job.status}")
+        from ytcaption.costs import ending_fields
+        from ytcaption.telemetry import emit_job_end
+
         try:
-            job = self.repo.transition(job_id, JobStatus.CANCELLED, message="cancelled by request")
+            job = self.repo.transition(job_id, JobStatus.CANCELLED, message="cancelled by request",
+                                       fields=ending_fields(job, self.storage, self.settings.cost))
         except IllegalTransition as exc:
             raise JobAlreadyFinished(f"job {job_id} ended before it could be cancelled") from exc
         if job.execution_arn:
             self.executions.stop(job.execution_arn, error="JobCancelled", cause="cancelled by request")
         from ytcaption.notifications import Notifier
 
+        emit_job_end(job)
         Notifier(self.settings, self.repo).job_finished(job, attempts=1)  # every terminal state is announced
         return job
 

@@ -14,6 +14,7 @@ from pydantic import BaseModel, Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from ytcaption.circuit import BreakerSettings
+from ytcaption.costs import Prices
 from ytcaption.media.ytdlp import YtdlpSettings
 
 
@@ -36,6 +37,8 @@ class AwsResources(_Base):
     webhook_attempts: int = 3
     #: yt-dlp in the cloud: cookies and proxy from Secrets Manager, extractor args, pacing.
     ytdlp: YtdlpSettings = Field(default_factory=YtdlpSettings)
+    #: Prices for each job's cost estimate (``COST__GPU_USD_PER_HOUR`` etc.).
+    cost: Prices = Field(default_factory=Prices)
 
 
 class ApiSettings(AwsResources):
@@ -47,6 +50,8 @@ class ApiSettings(AwsResources):
     inline_result_max_bytes: int = 4 * 1024**2
     default_model: str = "tiny.en"
     uploads_prefix: str = "uploads/"
+    #: sha256 (hex) of the admin key that GET /v1/admin/* requires in X-Admin-Key; empty: admin off.
+    admin_key_sha256: str = ""
 
 
 class WhisperSettings(BaseModel):
@@ -89,6 +94,19 @@ class PipelineSettings(AwsResources):
     presign_expiry_s: int = 900
     #: How long a job may sit in a live status with no execution before the reconciler acts.
     reconcile_grace_s: float = 600.0
+    #: The GPU job queue (name or ARN): the reconciler reports how many shards wait in it.
+    transcriber_job_queue: str = ""
+
+
+class IntakeSettings(PipelineSettings):
+    """The Lambda that creates jobs for executions started by hand: options default like the API's."""
+
+    default_model: str = "tiny.en"
+
+
+@lru_cache(maxsize=1)
+def get_intake_settings() -> IntakeSettings:
+    return IntakeSettings()
 
 
 class EstimateSettings(BaseModel):
@@ -136,3 +154,4 @@ def clear_settings_cache() -> None:
     get_api_settings.cache_clear()
     get_pipeline_settings.cache_clear()
     get_discovery_settings.cache_clear()
+    get_intake_settings.cache_clear()

@@ -41,6 +41,13 @@ def reconciler() -> Any:
     return Reconciler(get_pipeline_settings())
 
 
+def intake() -> Any:
+    from ytcaption.intake import Intake
+    from ytcaption.settings import get_intake_settings
+
+    return Intake(get_intake_settings())
+
+
 def reset() -> None:
     global _pipeline
     _pipeline = None

@@ -62,6 +62,15 @@ def chunk_result_key(job_id: str, index: int) -> str:
     return f"{WORK_PREFIX}{job_id}/transcripts/{index:05d}.json"
 
 
+def shard_record_key(job_id: str, shard: int, attempt: str) -> str:
+    """One Batch attempt's record (see ytcaption.telemetry.ShardRecord)."""
+    return f"{WORK_PREFIX}{job_id}/shards/{shard:04d}-{attempt}.json"
+
+
+def shard_records_prefix(job_id: str) -> str:
+    return f"{WORK_PREFIX}{job_id}/shards/"
+
+
 def result_key(job_id: str, fmt: str) -> str:
     return f"{RESULTS_PREFIX}{job_id}/captions.{fmt}"
 
@@ -117,6 +126,17 @@ class Storage:
             if aws.error_code(exc) in ("404", "NoSuchKey", "NotFound"):
                 return None
             raise aws.translate(exc, "S3 head_object") from exc
+
+    def list_keys(self, prefix: str, limit: int = 10000) -> list[str]:
+        keys: list[str] = []
+        kwargs: dict[str, Any] = {"Prefix": prefix}
+        while len(keys) < limit:
+            resp = self._wrap("list_objects_v2", **kwargs)
+            keys += [o["Key"] for o in resp.get("Contents", [])]
+            if not resp.get("IsTruncated"):
+                break
+            kwargs["ContinuationToken"] = resp["NextContinuationToken"]
+        return keys[:limit]
 
     def exists(self, key: str) -> bool:
         return self.head(key) is not None
