@@ -164,6 +164,8 @@ def require_http_url(url: str, field: str = "url") -> str:
         raise ValueError(f"{field} must be an http(s) URL with a host")
     if any(c.isspace() for c in url):
         raise ValueError(f"{field} must not contain whitespace")
+    if any(ord(c) < 0x20 or ord(c) == 0x7F or 0xD800 <= ord(c) <= 0xDFFF for c in url):
+        raise ValueError(f"{field} must not contain control characters or unpaired surrogates")
     return url
 
 

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import contextlib
 import ipaddress
+import os
 import socket
 import threading
 from collections.abc import Iterator
@@ -76,12 +77,19 @@ def _unwrap(ip: ipaddress.IPv4Address | ipaddress.IPv6Address) -> ipaddress.IPv4
     return ip
 
 
-def address_problem(address: str, policy: UrlPolicy) -> str | None:
-    """Why connecting to ``address`` is not allowed, or None if it is."""
+def address_problem(address: str, policy: UrlPolicy, *, trusted: bool = False) -> str | None:
+    """Why connecting to ``address`` is not allowed, or None if it is.
+
+    ``trusted``: the host is named in the allow list, so loopback and private
+    addresses are fine for it; link-local (instance metadata), multicast,
+    reserved and unspecified addresses never are, whatever the lists say.
+    """
     try:
         ip = _unwrap(ipaddress.ip_address(address.split("%", 1)[0]))
     except ValueError:
         return "not an IP address"
+    if trusted:
+        policy = UrlPolicy(allow_loopback=True, allow_private=True)
     if ip.is_loopback:
         return None if policy.allow_loopback else "a loopback address"
     if ip.is_unspecified:
@@ -99,6 +107,11 @@ def address_problem(address: str, policy: UrlPolicy) -> str | None:
     if ip.is_private or not ip.is_global:
         return None if policy.allow_private else "a private address"
     return None
+
+
+def _trusted(host: str, policy: UrlPolicy) -> bool:
+    """Named in the allow list (``*`` names no host: it never switches the IP rules off)."""
+    return _host_matches(host, tuple(p for p in policy.allowed_hosts if p != "*"))
 
 
 def _resolve(host: str, port: int) -> list[str]:
@@ -119,6 +132,8 @@ def check_url(url: str, policy: UrlPolicy, *, resolve: bool = True) -> None:
         raise UnsafeUrl("only http and https URLs are allowed")
     if parts.username is not None or parts.password is not None or "@" in parts.netloc:
         raise UnsafeUrl("URLs with credentials are not allowed")
+    if any(ord(c) < 0x21 or ord(c) == 0x7F for c in parts.netloc):
+        raise UnsafeUrl("the host name is not valid")
     host = (parts.hostname or "").rstrip(".")
     if not host:
         raise UnsafeUrl("the URL has no host")
@@ -128,11 +143,10 @@ def check_url(url: str, policy: UrlPolicy, *, resolve: bool = True) -> None:
         raise UnsafeUrl("the host name is not valid") from exc
     if _host_matches(host, policy.denied_hosts):
         raise UnsafeUrl(f"the host {host} is not allowed")
-    if _host_matches(host, policy.allowed_hosts):
-        return
+    trusted = _trusted(host, policy)
     literal = _literal_ip(host)
     if literal is not None:
-        problem = address_problem(literal, policy)
+        problem = address_problem(literal, policy, trusted=trusted)
         if problem:
             raise UnsafeUrl(f"the URL points at {problem}")
         return
@@ -140,10 +154,10 @@ def check_url(url: str, policy: UrlPolicy, *, resolve: bool = True) -> None:
         return
     try:
         addresses = _resolve(host, port or (443 if parts.scheme == "https" else 80))
-    except (OSError, UnicodeError):
+    except (OSError, UnicodeError, ValueError):
         return
     for address in addresses:
-        problem = address_problem(address, policy)
+        problem = address_problem(address, policy, trusted=trusted)
         if problem:
             raise UnsafeUrl(f"the host {host} resolves to {problem}")
 
@@ -174,12 +188,11 @@ def _guarded_getaddrinfo(host: Any, port: Any, *args: Any, **kwargs: Any) -> Any
     if policy is None or host is None:
         return infos
     name = host.decode() if isinstance(host, bytes) else str(host)
-    if _host_matches(name, policy.allowed_hosts):
-        return infos
     if _host_matches(name, policy.denied_hosts):
         raise UnsafeUrl(f"the host {name} is not allowed")
+    trusted = _trusted(name, policy)
     for info in infos:
-        problem = address_problem(str(info[4][0]), policy)
+        problem = address_problem(str(info[4][0]), policy, trusted=trusted)
         if problem:
             raise UnsafeUrl(f"refused to connect to {name}: {problem}")
     return infos
@@ -189,11 +202,51 @@ def _install() -> None:
     with _install_lock:
         if socket.getaddrinfo is not _guarded_getaddrinfo:
             socket.getaddrinfo = _guarded_getaddrinfo
+        if threading.Thread.start is not _inheriting_start:
+            threading.Thread.start = _inheriting_start  # type: ignore[method-assign]
+
+
+_real_thread_start = threading.Thread.start
+
+
+def _inheriting_start(self: threading.Thread) -> None:
+    """A thread started inside a guarded block is guarded too (yt-dlp and HTTP
+    libraries may fetch from worker threads)."""
+    policy = getattr(_local, "policy", None)
+    if policy is not None:
+        run = self.run
+
+        def run_guarded() -> None:
+            _local.policy = policy
+            run()
+
+        self.run = run_guarded  # type: ignore[method-assign]
+    _real_thread_start(self)
+
+
+def proxy_problem() -> str | None:
+    """Why fetching is refused in this environment: with ``HTTP(S)_PROXY`` set the
+    connection goes to the proxy, which resolves the real target where the guard
+    cannot see it. ``NO_PROXY=*`` (proxies never used) is fine."""
+    import urllib.request
+
+    proxies = {k: v for k, v in urllib.request.getproxies().items() if k != "no" and v}
+    if not proxies:
+        return None
+    no_proxy = (os.environ.get("no_proxy") or os.environ.get("NO_PROXY") or "").strip()
+    if no_proxy == "*":
+        return None
+    return (f"outbound fetches refuse to run through a proxy ({', '.join(sorted(proxies))}_proxy is set): "
+            "the guard cannot check the addresses a proxy connects to; unset it or set NO_PROXY=*")
 
 
 @contextlib.contextmanager
 def guarded(policy: UrlPolicy) -> Iterator[None]:
-    """Inside the block, this thread connects only to addresses the policy allows."""
+    """Inside the block, this thread (and threads it starts) connects only to
+    addresses the policy allows."""
+    problem = proxy_problem()
+    if problem:
+        raise UnsafeUrl(problem)
     _install()
     previous = getattr(_local, "policy", None)
     _local.policy = policy
