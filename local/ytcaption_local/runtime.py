@@ -31,7 +31,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ytcaption_local import motopatch
+from ytcaption_local import lockdown, motopatch
 from ytcaption_local.faults import FaultInjector
 from ytcaption_local.handlers import FUNCTIONS_DIR, LambdaContext, load_handler
 from ytcaption_local.template import ROOT, create_bucket, create_table, load_template
@@ -123,7 +123,11 @@ class LocalRuntime:
             "MOTO_ALLOW_NONEXISTENT_REGION": "true",
         })
         motopatch.install(self._invoke, self._run_batch_job)
-        self._moto = _MotoServer(port, self.faults)
+        secret = secrets.token_urlsafe(24)  # only the runtime reaches its AWS endpoint (lockdown.py)
+        self._aws_endpoints = (self.endpoint, f"http://localhost:{port}")  # moto's own clients use localhost
+        for endpoint in self._aws_endpoints:
+            lockdown.install(endpoint, secret)
+        self._moto = _MotoServer(port, self.faults, secret)
         self._moto.start()
         self._configure_moto()
         from ytcaption.observability import logger, metrics
@@ -143,6 +147,8 @@ class LocalRuntime:
                                 api_key=self.api_key)
         self._gateway.start()
         self.api_url = self._gateway.url
+        self._set_env({"DENIED_LOOPBACK_PORTS": f"{port},{self._gateway.port}"})  # no webhook at ourselves
+        self._reset_cached_clients()
         if self.options.reconcile_every_s:
             threading.Thread(target=self._reconcile_loop, args=(self.options.reconcile_every_s,),
                              name="reconciler", daemon=True).start()
@@ -154,6 +160,8 @@ class LocalRuntime:
             self._gateway.stop()
         if self._moto is not None:
             self._moto.stop()
+        for endpoint in getattr(self, "_aws_endpoints", ()):
+            lockdown.uninstall(endpoint)
         for k, v in self._saved_env.items():
             if v is None:
                 os.environ.pop(k, None)
@@ -183,7 +191,8 @@ class LocalRuntime:
         # _invoke_lambda, the method the runtime routes to the real handlers.
         config = {"batch": {"use_docker": False}, "stepfunctions": {"execute_state_machine": True}}
         req = urllib.request.Request(f"{self.endpoint}/moto-api/config", data=json.dumps(config).encode(),  # noqa: S310
-                                     method="POST", headers={"Content-Type": "application/json"})
+                                     method="POST", headers={"Content-Type": "application/json",
+                                                             lockdown.HEADER: self._moto.secret})
         with urllib.request.urlopen(req, timeout=10) as resp:  # noqa: S310 - our own loopback server
             resp.read()
         # moto's ASL engine logs parse trees at ERROR even for errors the machine handles
@@ -574,8 +583,8 @@ def _stub_zip() -> bytes:
 class _MotoServer:
     """moto's server app behind the fault injector, on a loopback port."""
 
-    def __init__(self, port: int, faults: FaultInjector) -> None:
-        self.port, self.faults = port, faults
+    def __init__(self, port: int, faults: FaultInjector, secret: str) -> None:
+        self.port, self.faults, self.secret = port, faults, secret
         self._server: Any = None
         self._thread: threading.Thread | None = None
 
@@ -588,7 +597,8 @@ class _MotoServer:
         from werkzeug.serving import make_server
 
         self.faults.app = DomainDispatcherApplication(create_backend_app)
-        self._server = make_server("127.0.0.1", self.port, self.faults, True, request_handler=MotoRequestHandler)
+        app = lockdown.Lockdown(self.faults, self.secret)
+        self._server = make_server("127.0.0.1", self.port, app, True, request_handler=MotoRequestHandler)
         self._thread = threading.Thread(target=self._server.serve_forever, name="moto", daemon=True)
         self._thread.start()
 

@@ -42,6 +42,9 @@ class UrlPolicy:
     allowed_hosts: tuple[str, ...] = ()
     #: Hosts always refused (same forms, ``*`` for every host: no outbound fetches); checked first.
     denied_hosts: tuple[str, ...] = field(default=("metadata.google.internal",))
+    #: Loopback ports never reached, whatever else is allowed: the local runtime's own
+    #: API and AWS endpoint (a webhook to ``/moto-api/reset`` would wipe its state).
+    denied_loopback_ports: frozenset[int] = frozenset()
 
     @classmethod
     def from_settings(cls, settings: Any) -> UrlPolicy:
@@ -50,6 +53,8 @@ class UrlPolicy:
             allow_private=bool(getattr(settings, "allow_private_urls", False)),
             allowed_hosts=tuple(_split(getattr(settings, "allowed_url_hosts", ""))),
             denied_hosts=("metadata.google.internal", *_split(getattr(settings, "denied_url_hosts", ""))),
+            denied_loopback_ports=frozenset(
+                int(p) for p in _split(getattr(settings, "denied_loopback_ports", "")) if p.isdigit()),
         )
 
 
@@ -77,6 +82,19 @@ def _unwrap(ip: ipaddress.IPv4Address | ipaddress.IPv6Address) -> ipaddress.IPv4
     return ip
 
 
+def endpoint_problem(address: str, port: Any, policy: UrlPolicy, *, trusted: bool = False) -> str | None:
+    """As :func:`address_problem`, for an address and port (the runtime's own ports refused)."""
+    problem = address_problem(address, policy, trusted=trusted)
+    if problem is None and policy.denied_loopback_ports and str(port).isdigit() \
+            and int(port) in policy.denied_loopback_ports:
+        try:
+            if _unwrap(ipaddress.ip_address(address.split("%", 1)[0])).is_loopback:
+                return "the local runtime's own port"
+        except ValueError:
+            pass
+    return problem
+
+
 def address_problem(address: str, policy: UrlPolicy, *, trusted: bool = False) -> str | None:
     """Why connecting to ``address`` is not allowed, or None if it is.
 
@@ -89,7 +107,8 @@ def address_problem(address: str, policy: UrlPolicy, *, trusted: bool = False) -
     except ValueError:
         return "not an IP address"
     if trusted:
-        policy = UrlPolicy(allow_loopback=True, allow_private=True)
+        policy = UrlPolicy(allow_loopback=True, allow_private=True,
+                           denied_loopback_ports=policy.denied_loopback_ports)
     if ip.is_loopback:
         return None if policy.allow_loopback else "a loopback address"
     if ip.is_unspecified:
@@ -145,19 +164,20 @@ def check_url(url: str, policy: UrlPolicy, *, resolve: bool = True) -> None:
         raise UnsafeUrl(f"the host {host} is not allowed")
     trusted = _trusted(host, policy)
     literal = _literal_ip(host)
+    effective_port = port or (443 if parts.scheme == "https" else 80)
     if literal is not None:
-        problem = address_problem(literal, policy, trusted=trusted)
+        problem = endpoint_problem(literal, effective_port, policy, trusted=trusted)
         if problem:
             raise UnsafeUrl(f"the URL points at {problem}")
         return
     if not resolve:
         return
     try:
-        addresses = _resolve(host, port or (443 if parts.scheme == "https" else 80))
+        addresses = _resolve(host, effective_port)
     except (OSError, UnicodeError, ValueError):
         return
     for address in addresses:
-        problem = address_problem(address, policy, trusted=trusted)
+        problem = endpoint_problem(address, effective_port, policy, trusted=trusted)
         if problem:
             raise UnsafeUrl(f"the host {host} resolves to {problem}")
 
@@ -192,6 +212,8 @@ def _guarded_getaddrinfo(host: Any, port: Any, *args: Any, **kwargs: Any) -> Any
         raise UnsafeUrl(f"the host {name} is not allowed")
     trusted = _trusted(name, policy)
     for info in infos:
+        # not the port rule: the runtime's own AWS calls run inside the guard too (a redirect
+        # to its ports meets the API key and the AWS endpoint's secret instead)
         problem = address_problem(str(info[4][0]), policy, trusted=trusted)
         if problem:
             raise UnsafeUrl(f"refused to connect to {name}: {problem}")

@@ -30,6 +30,8 @@ class AwsResources(_Base):
     allow_private_urls: bool = False
     allowed_url_hosts: str = ""
     denied_url_hosts: str = ""
+    #: Loopback ports no source or webhook may reach (the local runtime's own ports).
+    denied_loopback_ports: str = ""
     event_bus_name: str = "default"
     webhook_timeout_s: float = 10.0
     webhook_attempts: int = 3
