@@ -40,6 +40,9 @@ class AwsResources(_Base):
 class ApiSettings(AwsResources):
     state_machine_arn: str
     presign_expiry_s: int = 900
+    #: Slowest upload the service waits for (bytes/s): a PUT begun just before its URL
+    #: expires may run on for size / rate seconds before the job is failed UPLOAD_MISSING.
+    upload_min_rate_bps: int = 256 * 1024
     max_upload_bytes: int = 2 * 1024**3
     #: Results larger than this are served by a redirect to a presigned S3 URL:
     #: Lambda responses are limited to 6 MB.
@@ -80,6 +83,7 @@ class PipelineSettings(AwsResources):
     media: MediaSettings = Field(default_factory=MediaSettings)
     work_dir: str = "/tmp/ytcaption"  # noqa: S108 - Lambda's only writable dir
     presign_expiry_s: int = 900
+    upload_min_rate_bps: int = 256 * 1024
     #: How long a job may sit in a live status with no execution before the reconciler acts.
     reconcile_grace_s: float = 600.0
 

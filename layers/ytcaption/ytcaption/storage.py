@@ -118,6 +118,9 @@ class Storage:
                 return None
             raise aws.translate(exc, "S3 head_object") from exc
 
+    def delete(self, key: str) -> None:
+        self._wrap("delete_object", Key=key)
+
     def exists(self, key: str) -> bool:
         return self.head(key) is not None
 
