@@ -252,6 +252,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
                                           reconcile_every_s=60.0)).start()
     print(f"YTCaption local runtime\n  API:           {runtime.api_url}/v1\n"
           f"  API key:       {runtime.api_key}   (send it as X-Api-Key)\n"
+          f"  webhook key:   {runtime.webhook_secret}   (verifies X-YTCaption-Signature)\n"
           f"  AWS endpoint:  {runtime.endpoint} (moto)\n"
           f"  state machine: {runtime.outputs['StateMachineArn']}\nCtrl-C to stop.", flush=True)
     try:

@@ -77,6 +77,8 @@ class RuntimeOptions:
     api_key: str | None = None
     #: Run the reconciler this often (seconds); None: only when asked (tests).
     reconcile_every_s: float | None = None
+    #: HMAC key webhooks are signed with; random if unset.
+    webhook_secret: str | None = None
     extra_env: dict[str, str] = field(default_factory=dict)
 
 
@@ -96,6 +98,8 @@ class LocalRuntime:
         #: Functions that raise on their next invocations: logical id -> exceptions to raise.
         self.lambda_faults: dict[str, list[BaseException]] = {}
         self.api_key = self.options.api_key or os.environ.get("YTCAPTION_LOCAL_API_KEY") or secrets.token_urlsafe(24)
+        #: The key every webhook is signed with (X-YTCaption-Signature).
+        self.webhook_secret = self.options.webhook_secret or secrets.token_hex(32)
         self._moto: Any = None
         self._gateway: Any = None
         self._saved_env: dict[str, str | None] = {}
@@ -266,6 +270,10 @@ class LocalRuntime:
                 getatt[(lid, "Arn")] = f"arn:aws:sqs:{REGION}:{ACCOUNT}:{names[lid]}"
                 getatt[(lid, "QueueName")] = names[lid]
                 refs[lid] = url
+        for lid, r in res.items():
+            if r["Type"] == "AWS::SecretsManager::Secret":  # the webhook signing key
+                refs[lid] = self.client("secretsmanager").create_secret(
+                    Name=names[lid], SecretString=self.webhook_secret)["ARN"]
         s3 = self.client("s3")
         create_bucket(s3, bucket)
 

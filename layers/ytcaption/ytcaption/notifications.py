@@ -8,6 +8,9 @@ the job, which has already ended.
 
 from __future__ import annotations
 
+import functools
+import hashlib
+import hmac
 import json
 import time
 import urllib.error
@@ -24,6 +27,25 @@ from ytcaption.settings import AwsResources
 
 EVENT_SOURCE = "ytcaption"
 USER_AGENT = "YTCaption-Webhook/1.0"
+SIGNATURE_HEADER = "X-YTCaption-Signature"
+
+
+def sign(secret: str, timestamp: int, body: bytes) -> str:
+    """``t=<unix seconds>,v1=<hex HMAC-SHA256 of "<t>." + body>``: the timestamp is signed
+    with the body, so a receiver can refuse replays of an old delivery."""
+    mac = hmac.new(secret.encode(), f"{timestamp}.".encode() + body, hashlib.sha256).hexdigest()
+    return f"t={timestamp},v1={mac}"
+
+
+@functools.cache
+def _secret_value(arn: str) -> str:
+    """The signing key, read once per process (a Lambda container) from Secrets Manager."""
+    return str(aws.client("secretsmanager").get_secret_value(SecretId=arn)["SecretString"])
+
+
+def signing_secret(settings: AwsResources) -> str | None:
+    arn = getattr(settings, "webhook_secret_arn", "")
+    return _secret_value(arn) if arn else None
 
 
 def payload(job: Job) -> dict[str, Any]:
@@ -100,11 +122,18 @@ class Notifier:
 
     def _post(self, url: str, body: dict[str, Any], *, event: str, attempts: int) -> bool:
         data = json.dumps(body).encode()
+        try:
+            secret = signing_secret(self.settings)
+        except Exception:  # never send unsigned what should be signed: a later retry may work
+            logger.exception("webhook signing key unavailable")
+            return False
         for attempt in range(attempts):
+            headers = {"Content-Type": "application/json", "User-Agent": USER_AGENT,
+                       "X-YTCaption-Event": event, "X-YTCaption-Delivery": f"{body['job_id']}:{event}"}
+            if secret:
+                headers[SIGNATURE_HEADER] = sign(secret, int(time.time()), data)  # fresh per attempt
             request = urllib.request.Request(  # noqa: S310 - http(s) only, checked at submission
-                url, data=data, method="POST",
-                headers={"Content-Type": "application/json", "User-Agent": USER_AGENT,
-                         "X-YTCaption-Event": event, "X-YTCaption-Delivery": f"{body['job_id']}:{event}"},
+                url, data=data, method="POST", headers=headers,
             )
             try:
                 with urllib.request.urlopen(request, timeout=self.settings.webhook_timeout_s) as resp:  # noqa: S310

@@ -35,6 +35,8 @@ class AwsResources(_Base):
     event_bus_name: str = "default"
     webhook_timeout_s: float = 10.0
     webhook_attempts: int = 3
+    #: Secrets Manager secret holding the webhook signing key (set by the template).
+    webhook_secret_arn: str = ""
 
 
 class ApiSettings(AwsResources):
