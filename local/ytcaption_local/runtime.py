@@ -31,7 +31,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ytcaption_local import lockdown, motopatch
+from ytcaption_local import lockdown, motopatch, state
 from ytcaption_local.faults import FaultInjector
 from ytcaption_local.handlers import FUNCTIONS_DIR, LambdaContext, load_handler
 from ytcaption_local.template import ROOT, create_bucket, create_table, load_template
@@ -40,6 +40,17 @@ REGION = "us-east-1"
 ACCOUNT = "123456789012"
 STACK = "ytcaption-local"
 ARTIFACTS = "ytcaption-local-artifacts"
+
+
+def _port_if_free(port: int) -> int:
+    if not port:
+        return 0
+    with socket.socket() as s:
+        try:
+            s.bind(("127.0.0.1", port))
+        except OSError:
+            return 0
+    return port
 
 
 def free_port() -> int:
@@ -79,6 +90,8 @@ class RuntimeOptions:
     reconcile_every_s: float | None = None
     #: HMAC key webhooks are signed with; random if unset.
     webhook_secret: str | None = None
+    #: Keep jobs, results and keys here across restarts (see ytcaption_local.state); None: in memory.
+    state_dir: str | None = None
     extra_env: dict[str, str] = field(default_factory=dict)
 
 
@@ -103,6 +116,8 @@ class LocalRuntime:
         self._moto: Any = None
         self._gateway: Any = None
         self._saved_env: dict[str, str | None] = {}
+        self._state: state.StateDir | None = None
+        self._snapshot_lock = threading.Lock()
         self._tmp: tempfile.TemporaryDirectory[str] | None = None
         self.api_url = ""
         self.endpoint = ""
@@ -111,9 +126,17 @@ class LocalRuntime:
 
     def start(self) -> LocalRuntime:
         logging.getLogger("werkzeug").setLevel(logging.ERROR)
-        port = self.options.moto_port or free_port()
+        state.clean_stale_temp_dirs()  # left behind by a runtime killed with -9
+        if self.options.state_dir:
+            self._state = state.StateDir(self.options.state_dir)
+            given = self.options.api_key or os.environ.get("YTCAPTION_LOCAL_API_KEY")
+            self.api_key = self._state.secret("api_key", given, lambda: self.api_key)
+            self.webhook_secret = self._state.secret("webhook_secret", self.options.webhook_secret,
+                                                     lambda: self.webhook_secret)
+        port = self.options.moto_port or (self._state and _port_if_free(self._state.moto_port())) or free_port()
         self.endpoint = f"http://127.0.0.1:{port}"
-        self._tmp = tempfile.TemporaryDirectory(prefix="ytcaption-local-")
+        self._tmp = tempfile.TemporaryDirectory(prefix=state.TEMP_PREFIX)
+        state.claim_temp_dir(Path(self._tmp.name))
         self._set_env({
             "MOTO_PORT": str(port),
             "AWS_ENDPOINT_URL": self.endpoint,
@@ -143,6 +166,8 @@ class LocalRuntime:
         provider.flush_metrics = lambda *args, **kwargs: provider.clear_metrics()  # type: ignore[method-assign]
         self._reset_cached_clients()
         self._deploy()
+        if self._state is not None:
+            self._restore_state(self._state)
         from ytcaption_local.gateway import Gateway
 
         api = self.functions["ApiFunction"]
@@ -153,6 +178,9 @@ class LocalRuntime:
         self.api_url = self._gateway.url
         self._set_env({"DENIED_LOOPBACK_PORTS": f"{port},{self._gateway.port}"})  # no webhook at ourselves
         self._reset_cached_clients()
+        if self._state is not None:
+            self.reconcile(grace_s=0)  # jobs the previous run left running have no execution now
+            threading.Thread(target=self._snapshot_loop, name="state-snapshots", daemon=True).start()
         if self.options.reconcile_every_s:
             threading.Thread(target=self._reconcile_loop, args=(self.options.reconcile_every_s,),
                              name="reconciler", daemon=True).start()
@@ -162,6 +190,9 @@ class LocalRuntime:
         self._stopping.set()
         if self._gateway is not None:
             self._gateway.stop()
+        if self._state is not None and self._moto is not None:
+            with self._snapshot_lock:
+                self._snapshot()
         if self._moto is not None:
             self._moto.stop()
         for endpoint in getattr(self, "_aws_endpoints", ()):
@@ -423,6 +454,32 @@ class LocalRuntime:
     def reconcile(self, grace_s: float | None = None) -> Any:
         """Run the scheduled reconciler once (EventBridge's rate(5 minutes) on AWS)."""
         return self.invoke("ReconcilerFunction", {} if grace_s is None else {"grace_s": grace_s})
+
+    # --- the state directory (ytcaption_local.state) ---------------------------------------------
+
+    def _restore_state(self, saved: state.StateDir) -> None:
+        s3, bucket = self.client("s3"), self.outputs["BucketName"]
+        notifications = s3.get_bucket_notification_configuration(Bucket=bucket)
+        notifications.pop("ResponseMetadata", None)
+        # restored uploads must not start their jobs again
+        s3.put_bucket_notification_configuration(Bucket=bucket, NotificationConfiguration={})
+        saved.restore(self.client("dynamodb"), s3, self.outputs["JobsTableName"], bucket)
+        s3.put_bucket_notification_configuration(Bucket=bucket, NotificationConfiguration=notifications)
+        saved.save_moto_port(int(self.endpoint.rsplit(":", 1)[1]))
+        self._set_env({"WORK_DIR": str(saved.work)})
+
+    def _snapshot(self) -> None:
+        if self._state is not None:
+            self._state.snapshot(self.client("dynamodb"), self.client("s3"), self.outputs["JobsTableName"],
+                                 self.outputs["BucketName"])
+
+    def _snapshot_loop(self, every_s: float = 2.0) -> None:
+        while not self._stopping.wait(every_s):
+            try:
+                with self._snapshot_lock:
+                    self._snapshot()
+            except Exception:  # keep trying; the next snapshot covers this one
+                logging.getLogger(__name__).exception("state snapshot failed")
 
     def _reconcile_loop(self, every_s: float) -> None:
         while not self._stopping.wait(every_s):
