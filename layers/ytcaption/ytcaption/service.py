@@ -324,9 +324,10 @@ class JobService:
             raise JobAlreadyFinished(f"job {job_id} ended before it could be cancelled") from exc
         if job.execution_arn:
             self.executions.stop(job.execution_arn, error="JobCancelled", cause="cancelled by request")
-        from ytcaption.notifications import Notifier
+        from ytcaption.notifications import IN_REQUEST_TIMEOUT_S, Notifier
 
-        Notifier(self.settings, self.repo).job_finished(job, attempts=1)  # every terminal state is announced
+        # every terminal state is announced: one brief try, inside the request
+        Notifier(self.settings, self.repo).job_finished(job, attempts=1, timeout_s=IN_REQUEST_TIMEOUT_S)
         return job
 
 
