@@ -137,7 +137,7 @@ class JobService:
         )
         job.source.key = upload_key(job.job_id, req.filename)
         job.source.upload_expires_at = _iso(datetime.now(UTC) + timedelta(seconds=self.settings.presign_expiry_s))
-        job, _ = self.repo.create(
+        job, created = self.repo.create(
             job,
             idempotency_key=idempotency_key,
             request_fingerprint=fingerprint(req.model_dump(mode="json")),
@@ -145,11 +145,12 @@ class JobService:
         # a retried request gets a URL that expires when the first one does: the reconciler's
         # UPLOAD_MISSING deadline is based on the stored expiry
         expires = upload_expiry(job, self.settings.presign_expiry_s)
+        remaining = int((expires - datetime.now(UTC)).total_seconds())
         url = self.storage.presign_put(
             job.source.key or upload_key(job.job_id, req.filename),
             content_type=req.content_type,
             content_length=req.size_bytes,
-            expires_s=max(1, int((expires - datetime.now(UTC)).total_seconds())),
+            expires_s=self.settings.presign_expiry_s if created else max(1, remaining),
         )
         return job, url, expires
 
