@@ -118,6 +118,7 @@ class LocalRuntime:
         self._saved_env: dict[str, str | None] = {}
         self._state: state.StateDir | None = None
         self._snapshot_lock = threading.Lock()
+        self._aws_endpoints: tuple[str, ...] = ()
         self._tmp: tempfile.TemporaryDirectory[str] | None = None
         self.api_url = ""
         self.endpoint = ""
@@ -179,7 +180,10 @@ class LocalRuntime:
         self._set_env({"DENIED_LOOPBACK_PORTS": f"{port},{self._gateway.port}"})  # no webhook at ourselves
         self._reset_cached_clients()
         if self._state is not None:
-            self.reconcile(grace_s=0)  # jobs the previous run left running have no execution now
+            try:
+                self.reconcile(grace_s=0)  # jobs the previous run left running have no execution now
+            except Exception:  # the scheduled runs will try again
+                logging.getLogger(__name__).exception("reconciler run at start failed")
             threading.Thread(target=self._snapshot_loop, name="state-snapshots", daemon=True).start()
         if self.options.reconcile_every_s:
             threading.Thread(target=self._reconcile_loop, args=(self.options.reconcile_every_s,),
@@ -195,7 +199,7 @@ class LocalRuntime:
                 self._snapshot()
         if self._moto is not None:
             self._moto.stop()
-        for endpoint in getattr(self, "_aws_endpoints", ()):
+        for endpoint in self._aws_endpoints:
             lockdown.uninstall(endpoint)
         for k, v in self._saved_env.items():
             if v is None:

@@ -43,10 +43,14 @@ def default_state_dir() -> Path:
     return base / "ytcaption" / "local"
 
 
-def _write_atomic(path: Path, data: bytes, mode: int = 0o644) -> None:
+def _write_atomic(path: Path, data: bytes | Any, mode: int = 0o644) -> None:
+    """Write ``data`` (bytes, or a stream: uploads may be large) so a crash leaves the old file."""
     tmp = path.with_name(path.name + ".tmp")
     with open(tmp, "wb") as f:
-        f.write(data)
+        if isinstance(data, bytes):
+            f.write(data)
+        else:
+            shutil.copyfileobj(data, f, 1024 * 1024)
         f.flush()
         os.fsync(f.fileno())
     os.chmod(tmp, mode)
@@ -136,7 +140,7 @@ class StateDir:
                     except s3.exceptions.NoSuchKey:
                         continue  # deleted meanwhile
                     name = hashlib.sha256(key.encode()).hexdigest()
-                    _write_atomic(self.path / "objects" / name, got["Body"].read())
+                    _write_atomic(self.path / "objects" / name, got["Body"])
                     entry = {"etag": etag, "file": name, "content_type": got.get("ContentType"),
                              "metadata": got.get("Metadata") or {}}
                 new[key] = entry
@@ -162,8 +166,9 @@ class StateDir:
             if not path.exists():
                 continue
             extra = {"ContentType": entry["content_type"]} if entry.get("content_type") else {}
-            resp = s3.put_object(Bucket=bucket, Key=key, Body=path.read_bytes(),
-                                 Metadata=entry.get("metadata") or {}, **extra)
+            with open(path, "rb") as body:
+                resp = s3.put_object(Bucket=bucket, Key=key, Body=body,
+                                     Metadata=entry.get("metadata") or {}, **extra)
             restored[key] = {**entry, "etag": resp["ETag"]}
         _write_atomic(self.path / "objects.json", json.dumps(restored).encode())
         return len(items), len(restored)
