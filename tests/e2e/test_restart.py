@@ -92,6 +92,7 @@ def test_crash_and_restart_mid_job(tmp_path: Path, media_server: LoopbackServer,
         assert client.job(upload["job_id"])["status"] == "CANCELLED"
         interrupted = client.job(running["job_id"])
         assert interrupted["status"] == "FAILED" and interrupted["error"]["code"] == "ORPHANED"
+        assert "local runtime running it stopped" in interrupted["error"]["message"]
         assert interrupted["events"][-1]["status"] == "FAILED"
         assert not any(d.exists() for d in left_behind)
         assert not list((state_dir / "work").iterdir())

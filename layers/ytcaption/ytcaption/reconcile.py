@@ -69,7 +69,8 @@ class Reconciler:
             return None
         if status is None:
             if _age_s(job.updated_at, now) > grace:
-                return Orphaned("the job's execution never started")
+                return Orphaned("the job's execution does not exist "
+                                "(it never started, or the local runtime running it stopped)")
             return None
         if status == "TIMED_OUT":
             return StageTimeout("the job took longer than the pipeline's time limit")
