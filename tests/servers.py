@@ -116,7 +116,7 @@ def loopback_server(host: str = "127.0.0.1") -> Iterator[LoopbackServer]:
                 doc = {"raw": raw.decode(errors="replace")}
             with lock:
                 headers = {k.lower(): v for k, v in self.headers.items()}
-                state.posts.append({"path": self.path, "headers": headers, "body": doc,
+                state.posts.append({"path": self.path, "headers": headers, "body": doc, "raw": raw,
                                     "status": (route.status if route else 404)})
             status = route.status if route else 404
             self.send_response(status)

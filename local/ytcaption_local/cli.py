@@ -255,16 +255,28 @@ def cmd_list(args: argparse.Namespace) -> int:
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
-    from ytcaption_local.runtime import LocalRuntime, RuntimeOptions
+    import signal
 
+    from ytcaption_local.runtime import LocalRuntime, RuntimeOptions
+    from ytcaption_local.state import default_state_dir
+
+    def stop_on_term(*_: object) -> None:
+        raise KeyboardInterrupt  # SIGTERM stops cleanly too: the last snapshot is written
+
+    signal.signal(signal.SIGTERM, stop_on_term)
+
+    state_dir = str(args.state_dir or default_state_dir())
     runtime = LocalRuntime(RuntimeOptions(api_port=args.port, api_key=args.api_key,
-                                          reconcile_every_s=60.0)).start()
+                                          reconcile_every_s=60.0, state_dir=state_dir)).start()
     print(f"YTCaption local runtime\n  API:           {runtime.api_url}/v1\n"
           f"  API key:       {runtime.api_key}   (send it as X-Api-Key)\n"
           f"  admin key:     {runtime.admin_key}   (X-Admin-Key, for ytcaption stats)\n"
           f"  console:       {runtime.api_url}/console/#key={runtime.api_key}\n"
+          f"  webhook key:   {runtime.webhook_secret}   (verifies X-YTCaption-Signature)\n"
           f"  AWS endpoint:  {runtime.endpoint} (moto)\n"
-          f"  state machine: {runtime.outputs['StateMachineArn']}\nCtrl-C to stop.", flush=True)
+          f"  state machine: {runtime.outputs['StateMachineArn']}\n"
+          f"  state:         {state_dir} (jobs, results and keys kept across restarts)\nCtrl-C to stop.",
+          flush=True)
     try:
         while True:
             time.sleep(3600)
@@ -334,7 +346,9 @@ def parser() -> argparse.ArgumentParser:
     serve = lsub.add_parser("serve", help="serve the API on 127.0.0.1 with moto behind it")
     serve.add_argument("--port", type=int, default=3000)
     serve.add_argument("--api-key", default=os.environ.get("YTCAPTION_LOCAL_API_KEY"),
-                       help="the key clients must send (default: a random one, printed)")
+                       help="the key clients must send (default: the stored one, or a random one; printed)")
+    serve.add_argument("--state-dir", help="where jobs, results and keys are kept across restarts "
+                                           "(default: ~/.local/share/ytcaption/local, or $XDG_DATA_HOME)")
     serve.set_defaults(func=cmd_serve)
     return p
 

@@ -1,6 +1,11 @@
 """A local stand-in for API Gateway (REST, Lambda proxy): HTTP in, proxy event to the
 API handler, proxy response back out. moto's API Gateway ignores AWS_PROXY
 integrations, so this is what serves ``http://127.0.0.1:3000`` locally.
+
+HTTP itself is Werkzeug's (already installed with moto): the standard library's
+server had a listen backlog of 5 (connections reset under 20 clients), kept a
+refused body to be read as a second request, and answered some bad requests
+in HTML or not at all.
 """
 
 from __future__ import annotations
@@ -12,14 +17,17 @@ import threading
 import time
 import uuid
 from collections.abc import Callable
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http import HTTPStatus
 from typing import Any
 from urllib.parse import parse_qsl, unquote, urlsplit
 
+from werkzeug.datastructures import EnvironHeaders
+from werkzeug.serving import WSGIRequestHandler, make_server
+
 Handler = Callable[[dict[str, Any], Any], dict[str, Any]]
 MAX_BODY = 6 * 1024 * 1024  # Lambda's synchronous payload limit
-STAGE = "local"
 CONSOLE_MAX_BODY = 512 * 1024 * 1024  # the console's upload helper
+STAGE = "local"
 
 
 def build_event(
@@ -79,12 +87,41 @@ def build_event(
     }
 
 
-class _Server(ThreadingHTTPServer):
-    #: The listen backlog (socketserver's default is 5): 20 clients connecting at once were reset.
-    request_queue_size = 128
+def _error_body(code: str, message: str) -> bytes:
+    return json.dumps({"error": {"code": code, "message": message}}).encode()
+
+
+class _RequestHandler(WSGIRequestHandler):
+    """Werkzeug's handler (backlog of 128, one request per connection, the unread
+    rest of a refused body drained, not parsed as a next request), quiet, and
+    answering even unparseable requests in the API's error shape instead of HTML."""
+
+    timeout = 30  # a client that declares more body than it sends does not hold a thread forever
+
+    def log_request(self, *args: Any, **kwargs: Any) -> None:
+        pass
+
+    def log_error(self, *args: Any) -> None:
+        pass
+
+    def send_error(self, code: int, message: str | None = None, explain: str | None = None) -> None:
+        self.close_connection = True
+        if self.request_version == "HTTP/0.9":  # an unparseable line: still answer with a status line
+            self.request_version = "HTTP/1.0"
+        data = _error_body("INVALID_REQUEST" if code < 500 else "INTERNAL_ERROR",
+                           f"the HTTP request could not be parsed ({code})")
+        self.send_response(code, message)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(data)))
+        self.send_header("Connection", "close")
+        self.end_headers()
+        if self.command != "HEAD" and code >= 200 and code not in (204, 304):
+            self.wfile.write(data)
 
 
 class Gateway:
+    """The WSGI app between HTTP clients and the API handler, served by Werkzeug."""
+
     def __init__(self, handler: Handler, context_factory: Callable[[], Any], *, host: str = "127.0.0.1",
                  port: int = 3000, api_key: str | None = None) -> None:
         self.handler = handler
@@ -94,7 +131,7 @@ class Gateway:
         self._count_lock = threading.Lock()
         self.context_factory = context_factory
         self.host, self.port = host, port
-        self._server: ThreadingHTTPServer | None = None
+        self._server: Any = None
         #: The web console (ytcaption_local.console) serves /console paths when set.
         self.console: Any = None
 
@@ -102,82 +139,71 @@ class Gateway:
     def url(self) -> str:
         return f"http://{self.host}:{self.port}"
 
+    def __call__(self, environ: dict[str, Any], start_response: Callable[..., Any]) -> list[bytes]:
+        try:
+            status, headers, data = self._respond(environ)
+        except Exception:
+            status, headers = 502, {"Content-Type": "application/json"}
+            data = _error_body("INTERNAL_ERROR", "the API handler failed; see the runtime's log")
+        with self._count_lock:
+            self.status_counts[status] = self.status_counts.get(status, 0) + 1
+        out = [(k, str(v)) for k, v in headers.items()
+               if k.lower() not in ("content-length", "connection", "transfer-encoding")]
+        out.append(("Content-Length", str(len(data))))
+        try:
+            phrase = HTTPStatus(status).phrase
+        except ValueError:
+            phrase = "Unknown"
+        start_response(f"{status} {phrase}", out)
+        return [] if environ.get("REQUEST_METHOD") == "HEAD" else [data]
+
+    def _respond(self, environ: dict[str, Any]) -> tuple[int, dict[str, str], bytes]:
+        json_type = {"Content-Type": "application/json"}
+        declared = environ.get("CONTENT_LENGTH") or ""
+        chunked = bool(environ.get("wsgi.input_terminated"))
+        if declared and not (declared.isascii() and declared.isdigit()):
+            return 400, json_type, _error_body("INVALID_REQUEST", "Content-Length must be a non-negative integer")
+        length = int(declared) if declared else 0
+        headers = {k: v for k, v in EnvironHeaders(environ).items()}
+        if self.console is not None and (environ.get("PATH_INFO") or "/").split("/")[1:2] == ["console"]:
+            if length > CONSOLE_MAX_BODY:
+                return 413, {"Content-Type": "text/plain"}, b""
+            query = environ.get("QUERY_STRING") or ""
+            path = (environ.get("PATH_INFO") or "/") + (f"?{query}" if query else "")
+            body = environ["wsgi.input"].read(length) if length else None
+            status, out, data = self.console.handle(environ["REQUEST_METHOD"], path, headers, body)
+            return status, out, data
+        if self.api_key is not None and not hmac.compare_digest(
+                (headers.get("X-Api-Key") or "").encode(), self.api_key.encode()):
+            # what API Gateway answers (GatewayResponses API_KEY in template.yaml)
+            return 403, json_type, _error_body("INVALID_API_KEY", "a valid X-Api-Key header is required")
+        if length > MAX_BODY:
+            return 413, json_type, _error_body("PAYLOAD_TOO_LARGE", "request body over 6 MB")
+        stream = environ["wsgi.input"]
+        body = stream.read(MAX_BODY + 1) if chunked else (stream.read(length) if length else b"")
+        if len(body) > MAX_BODY:
+            return 413, json_type, _error_body("PAYLOAD_TOO_LARGE", "request body over 6 MB")
+        if length and len(body) < length:
+            return 400, json_type, _error_body("INVALID_REQUEST", "the body is shorter than its Content-Length")
+        # the gateway's own name, never the client's Host: it ends up in Location headers
+        headers["Host"] = f"{self.host}:{self.port}"
+        headers["X-Forwarded-Proto"] = "http"
+        # werkzeug hands the request target over latin-1 encoded twice; recover its bytes
+        raw = environ.get("REQUEST_URI") or environ.get("PATH_INFO") or "/"
+        target = raw.encode("latin-1").decode("utf-8", "replace").encode("latin-1", "replace")
+        event = build_event(environ["REQUEST_METHOD"], target.decode("utf-8", "replace"), headers=headers,
+                            body=body or None, source_ip=str(environ.get("REMOTE_ADDR") or "127.0.0.1"))
+        resp = self.handler(event, self.context_factory())
+        out_headers = dict(resp.get("headers") or {})
+        for k, vs in (resp.get("multiValueHeaders") or {}).items():
+            if vs:
+                out_headers[k] = vs[-1]
+        payload = resp.get("body") or ""
+        data = base64.b64decode(payload) if resp.get("isBase64Encoded") else payload.encode("utf-8")
+        return int(resp.get("statusCode", 200)), out_headers, data
+
     def start(self) -> None:
-        gateway = self
-
-        class RequestHandler(BaseHTTPRequestHandler):
-            protocol_version = "HTTP/1.1"
-
-            def log_message(self, *args: Any) -> None:
-                pass
-
-            def _handle(self) -> None:
-                length = int(self.headers.get("Content-Length") or 0)
-                if gateway.console is not None and self.path.split("?")[0].split("/")[1:2] == ["console"]:
-                    self._console(length)
-                    return
-                if gateway.api_key is not None and not hmac.compare_digest(
-                        (self.headers.get("X-Api-Key") or "").encode(), gateway.api_key.encode()):
-                    # what API Gateway answers (GatewayResponses API_KEY in template.yaml)
-                    self.rfile.read(min(length, MAX_BODY))
-                    self._reply(403, {"Content-Type": "application/json"}, json.dumps(
-                        {"error": {"code": "INVALID_API_KEY",
-                                   "message": "a valid X-Api-Key header is required"}}).encode())
-                    return
-                if length > MAX_BODY:
-                    self._reply(413, {"Content-Type": "application/json"},
-                                json.dumps({"error": {"code": "PAYLOAD_TOO_LARGE",
-                                                      "message": "request body over 6 MB"}}).encode())
-                    return
-                body = self.rfile.read(length) if length else None
-                headers = {k: v for k, v in self.headers.items()}
-                headers.setdefault("X-Forwarded-Proto", "http")
-                event = build_event(self.command, self.path, headers=headers, body=body,
-                                    source_ip=self.client_address[0])
-                try:
-                    resp = gateway.handler(event, gateway.context_factory())
-                except Exception:
-                    self._reply(502, {"Content-Type": "application/json"},
-                                b'{"message": "Internal server error"}')
-                    return
-                out_headers = dict(resp.get("headers") or {})
-                for k, vs in (resp.get("multiValueHeaders") or {}).items():
-                    if vs:
-                        out_headers[k] = vs[-1]
-                payload = resp.get("body") or ""
-                data = base64.b64decode(payload) if resp.get("isBase64Encoded") else payload.encode("utf-8")
-                self._reply(int(resp.get("statusCode", 200)), out_headers, data)
-
-            def _console(self, length: int) -> None:
-                if length > CONSOLE_MAX_BODY:
-                    self.close_connection = True
-                    self._reply(413, {"Content-Type": "text/plain"}, b"")
-                    return
-                body = self.rfile.read(length) if length else None
-                self._reply(*gateway.console.handle(self.command, self.path, dict(self.headers.items()), body))
-
-            def _reply(self, status: int, headers: dict[str, str], data: bytes) -> None:
-                with gateway._count_lock:
-                    gateway.status_counts[status] = gateway.status_counts.get(status, 0) + 1
-                self.send_response(status)
-                for k, v in headers.items():
-                    if k.lower() not in ("content-length", "connection"):
-                        self.send_header(k, str(v))
-                self.send_header("Content-Length", str(len(data)))
-                self.end_headers()
-                if self.command != "HEAD":
-                    self.wfile.write(data)
-
-            do_GET = do_POST = do_PUT = do_DELETE = do_PATCH = do_HEAD = do_OPTIONS = _handle
-
-            def __getattr__(self, name: str) -> Any:
-                # any other method (TRACE, QUERY, ...) reaches the API, as with API Gateway's ANY
-                if name.startswith("do_"):
-                    return self._handle
-                raise AttributeError(name)
-
-        self._server = _Server((self.host, self.port), RequestHandler)
-        self._server.daemon_threads = True
+        self._server = make_server(self.host, self.port, self, threaded=True, request_handler=_RequestHandler)
         self.port = self._server.server_address[1]
         threading.Thread(target=self._server.serve_forever, name="gateway", daemon=True).start()
 

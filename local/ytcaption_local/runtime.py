@@ -32,7 +32,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ytcaption_local import motopatch
+from ytcaption_local import lockdown, motopatch, state
 from ytcaption_local.faults import FaultInjector
 from ytcaption_local.handlers import FUNCTIONS_DIR, LambdaContext, load_handler
 from ytcaption_local.template import ROOT, create_bucket, create_table, load_template
@@ -41,6 +41,17 @@ REGION = "us-east-1"
 ACCOUNT = "123456789012"
 STACK = "ytcaption-local"
 ARTIFACTS = "ytcaption-local-artifacts"
+
+
+def _port_if_free(port: int) -> int:
+    if not port:
+        return 0
+    with socket.socket() as s:
+        try:
+            s.bind(("127.0.0.1", port))
+        except OSError:
+            return 0
+    return port
 
 
 def free_port() -> int:
@@ -80,6 +91,10 @@ class RuntimeOptions:
     admin_key: str | None = None
     #: Run the reconciler this often (seconds); None: only when asked (tests).
     reconcile_every_s: float | None = None
+    #: HMAC key webhooks are signed with; random if unset.
+    webhook_secret: str | None = None
+    #: Keep jobs, results and keys here across restarts (see ytcaption_local.state); None: in memory.
+    state_dir: str | None = None
     extra_env: dict[str, str] = field(default_factory=dict)
 
 
@@ -106,9 +121,14 @@ class LocalRuntime:
         self.admin_key = (self.options.admin_key or os.environ.get("YTCAPTION_LOCAL_ADMIN_KEY")
                           or secrets.token_urlsafe(24))
         self.api_key = self.options.api_key or os.environ.get("YTCAPTION_LOCAL_API_KEY") or secrets.token_urlsafe(24)
+        #: The key every webhook is signed with (X-YTCaption-Signature).
+        self.webhook_secret = self.options.webhook_secret or secrets.token_hex(32)
         self._moto: Any = None
         self._gateway: Any = None
         self._saved_env: dict[str, str | None] = {}
+        self._state: state.StateDir | None = None
+        self._snapshot_lock = threading.Lock()
+        self._aws_endpoints: tuple[str, ...] = ()
         self._tmp: tempfile.TemporaryDirectory[str] | None = None
         self.api_url = ""
         self.endpoint = ""
@@ -117,9 +137,17 @@ class LocalRuntime:
 
     def start(self) -> LocalRuntime:
         logging.getLogger("werkzeug").setLevel(logging.ERROR)
-        port = self.options.moto_port or free_port()
+        state.clean_stale_temp_dirs()  # left behind by a runtime killed with -9
+        if self.options.state_dir:
+            self._state = state.StateDir(self.options.state_dir)
+            given = self.options.api_key or os.environ.get("YTCAPTION_LOCAL_API_KEY")
+            self.api_key = self._state.secret("api_key", given, lambda: self.api_key)
+            self.webhook_secret = self._state.secret("webhook_secret", self.options.webhook_secret,
+                                                     lambda: self.webhook_secret)
+        port = self.options.moto_port or (self._state and _port_if_free(self._state.moto_port())) or free_port()
         self.endpoint = f"http://127.0.0.1:{port}"
-        self._tmp = tempfile.TemporaryDirectory(prefix="ytcaption-local-")
+        self._tmp = tempfile.TemporaryDirectory(prefix=state.TEMP_PREFIX)
+        state.claim_temp_dir(Path(self._tmp.name))
         self._set_env({
             "MOTO_PORT": str(port),
             "AWS_ENDPOINT_URL": self.endpoint,
@@ -133,7 +161,11 @@ class LocalRuntime:
             "MOTO_ALLOW_NONEXISTENT_REGION": "true",
         })
         motopatch.install(self._invoke, self._run_batch_job)
-        self._moto = _MotoServer(port, self.faults)
+        secret = secrets.token_urlsafe(24)  # only the runtime reaches its AWS endpoint (lockdown.py)
+        self._aws_endpoints = (self.endpoint, f"http://localhost:{port}")  # moto's own clients use localhost
+        for endpoint in self._aws_endpoints:
+            lockdown.install(endpoint, secret)
+        self._moto = _MotoServer(port, self.faults, secret)
         self._moto.start()
         self._configure_moto()
         from ytcaption.observability import logger, metrics
@@ -148,6 +180,8 @@ class LocalRuntime:
         telemetry.set_sink(self.metrics)  # stage metrics kept in memory (bench, console, tests)
         self._reset_cached_clients()
         self._deploy()
+        if self._state is not None:
+            self._restore_state(self._state)
         from ytcaption_local.gateway import Gateway
         from ytcaption_local.template import api_routes, route_for
 
@@ -167,6 +201,14 @@ class LocalRuntime:
         self._gateway.console = Console(self)  # the web console at /console
         self._gateway.start()
         self.api_url = self._gateway.url
+        self._set_env({"DENIED_LOOPBACK_PORTS": f"{port},{self._gateway.port}"})  # no webhook at ourselves
+        self._reset_cached_clients()
+        if self._state is not None:
+            try:
+                self.reconcile(grace_s=0)  # jobs the previous run left running have no execution now
+            except Exception:  # the scheduled runs will try again
+                logging.getLogger(__name__).exception("reconciler run at start failed")
+            threading.Thread(target=self._snapshot_loop, name="state-snapshots", daemon=True).start()
         if self.options.reconcile_every_s:
             threading.Thread(target=self._reconcile_loop, args=(self.options.reconcile_every_s,),
                              name="reconciler", daemon=True).start()
@@ -176,8 +218,13 @@ class LocalRuntime:
         self._stopping.set()
         if self._gateway is not None:
             self._gateway.stop()
+        if self._state is not None and self._moto is not None:
+            with self._snapshot_lock:
+                self._snapshot()
         if self._moto is not None:
             self._moto.stop()
+        for endpoint in self._aws_endpoints:
+            lockdown.uninstall(endpoint)
         for k, v in self._saved_env.items():
             if v is None:
                 os.environ.pop(k, None)
@@ -210,7 +257,8 @@ class LocalRuntime:
         # _invoke_lambda, the method the runtime routes to the real handlers.
         config = {"batch": {"use_docker": False}, "stepfunctions": {"execute_state_machine": True}}
         req = urllib.request.Request(f"{self.endpoint}/moto-api/config", data=json.dumps(config).encode(),  # noqa: S310
-                                     method="POST", headers={"Content-Type": "application/json"})
+                                     method="POST", headers={"Content-Type": "application/json",
+                                                             lockdown.HEADER: self._moto.secret})
         with urllib.request.urlopen(req, timeout=10) as resp:  # noqa: S310 - our own loopback server
             resp.read()
         # moto's ASL engine logs parse trees at ERROR even for errors the machine handles
@@ -286,6 +334,10 @@ class LocalRuntime:
                 getatt[(lid, "Arn")] = f"arn:aws:sqs:{REGION}:{ACCOUNT}:{names[lid]}"
                 getatt[(lid, "QueueName")] = names[lid]
                 refs[lid] = url
+        for lid, r in res.items():
+            if r["Type"] == "AWS::SecretsManager::Secret":  # the webhook signing key
+                refs[lid] = self.client("secretsmanager").create_secret(
+                    Name=names[lid], SecretString=self.webhook_secret)["ARN"]
         s3 = self.client("s3")
         create_bucket(s3, bucket)
 
@@ -442,6 +494,32 @@ class LocalRuntime:
     def reconcile(self, grace_s: float | None = None) -> Any:
         """Run the scheduled reconciler once (EventBridge's rate(5 minutes) on AWS)."""
         return self.invoke("ReconcilerFunction", {} if grace_s is None else {"grace_s": grace_s})
+
+    # --- the state directory (ytcaption_local.state) ---------------------------------------------
+
+    def _restore_state(self, saved: state.StateDir) -> None:
+        s3, bucket = self.client("s3"), self.outputs["BucketName"]
+        notifications = s3.get_bucket_notification_configuration(Bucket=bucket)
+        notifications.pop("ResponseMetadata", None)
+        # restored uploads must not start their jobs again
+        s3.put_bucket_notification_configuration(Bucket=bucket, NotificationConfiguration={})
+        saved.restore(self.client("dynamodb"), s3, self.outputs["JobsTableName"], bucket)
+        s3.put_bucket_notification_configuration(Bucket=bucket, NotificationConfiguration=notifications)
+        saved.save_moto_port(int(self.endpoint.rsplit(":", 1)[1]))
+        self._set_env({"WORK_DIR": str(saved.work)})
+
+    def _snapshot(self) -> None:
+        if self._state is not None:
+            self._state.snapshot(self.client("dynamodb"), self.client("s3"), self.outputs["JobsTableName"],
+                                 self.outputs["BucketName"])
+
+    def _snapshot_loop(self, every_s: float = 2.0) -> None:
+        while not self._stopping.wait(every_s):
+            try:
+                with self._snapshot_lock:
+                    self._snapshot()
+            except Exception:  # keep trying; the next snapshot covers this one
+                logging.getLogger(__name__).exception("state snapshot failed")
 
     def _reconcile_loop(self, every_s: float) -> None:
         while not self._stopping.wait(every_s):
@@ -641,8 +719,8 @@ def _stub_zip() -> bytes:
 class _MotoServer:
     """moto's server app behind the fault injector, on a loopback port."""
 
-    def __init__(self, port: int, faults: FaultInjector) -> None:
-        self.port, self.faults = port, faults
+    def __init__(self, port: int, faults: FaultInjector, secret: str) -> None:
+        self.port, self.faults, self.secret = port, faults, secret
         self._server: Any = None
         self._thread: threading.Thread | None = None
 
@@ -655,7 +733,8 @@ class _MotoServer:
         from werkzeug.serving import make_server
 
         self.faults.app = DomainDispatcherApplication(create_backend_app)
-        self._server = make_server("127.0.0.1", self.port, self.faults, True, request_handler=MotoRequestHandler)
+        app = lockdown.Lockdown(self.faults, self.secret)
+        self._server = make_server("127.0.0.1", self.port, app, True, request_handler=MotoRequestHandler)
         self._thread = threading.Thread(target=self._server.serve_forever, name="moto", daemon=True)
         self._thread.start()
 

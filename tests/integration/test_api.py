@@ -44,7 +44,8 @@ def test_submit_records_job_and_starts_execution(api: ApiClient, moto_stack: dic
     assert status == 200
     assert job["correlation_id"] == "corr-123"
     assert job["source"] == {"kind": "url", "url": URL, "bucket": None, "key": None,
-                             "filename": None, "content_type": None, "size_bytes": None}
+                             "filename": None, "content_type": None, "size_bytes": None,
+                             "upload_expires_at": None}
     assert job["options"]["formats"] == ["srt", "vtt"]
     assert job["execution_arn"] == runs[0]["executionArn"]
     assert job["events"][0]["status"] == "QUEUED"

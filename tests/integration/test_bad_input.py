@@ -8,7 +8,7 @@ import pytest
 
 from tests.conftest import ApiClient, SpeechClip
 from ytcaption.engine import transcribe_file
-from ytcaption.errors import YTCaptionError
+from ytcaption.errors import Throttled, YTCaptionError
 
 pytestmark = pytest.mark.integration
 
@@ -88,3 +88,98 @@ def test_very_long_strings_are_refused(api: ApiClient, field: str) -> None:
     body = {"filename": "a.mp3", "content_type": "audio/mpeg", "size_bytes": 10, field: "x" * 100_000}
     status, _, resp = api("POST", "/v1/uploads", body)
     assert status == 400 and resp["error"]["code"] == "INVALID_REQUEST"
+
+
+# --- client input that used to make 5xx (issue 11, finding 5) -------------------------------
+
+GOOD = '{"url": "https://media.example.test/a.mp3"}'
+
+
+@pytest.mark.parametrize(("name", "kwargs", "status", "code"), [
+    ("array nested 1000 deep", {"raw_body": "[" * 1000 + "]" * 1000}, 400, "INVALID_REQUEST"),
+    ("object nested 1000 deep", {"raw_body": '{"a":' * 1000 + "1" + "}" * 1000}, 400, "INVALID_REQUEST"),
+    ("NUL in the URL host", {"body": {"url": "https://exa\x00mple.test/a.mp3"}}, 400, "INVALID_REQUEST"),
+    ("NUL in the webhook host", {"body": {"url": "https://media.example.test/a.mp3",
+                                          "webhook_url": "https://ho\x00ok.example.test/h"}}, 400, "INVALID_REQUEST"),
+    ("lone surrogate in the URL", {"raw_body": '{"url": "https://media.example.test/\\ud800.mp3"}'},
+     400, "INVALID_REQUEST"),
+    ("lone surrogate in a key", {"raw_body": '{"url": "https://media.example.test/a.mp3", "\\udc00": 1}'},
+     400, "INVALID_REQUEST"),
+    ("Content-Type text/plain", {"raw_body": GOOD, "headers": {"Content-Type": "text/plain"}},
+     415, "UNSUPPORTED_MEDIA_TYPE"),
+])
+def test_hostile_bodies_get_a_4xx_in_the_error_shape(api: ApiClient, name: str, kwargs: dict[str, object],
+                                                     status: int, code: str) -> None:
+    got, headers, body = api("POST", "/v1/transcriptions", **kwargs)  # type: ignore[arg-type]
+    assert (got, body["error"]["code"]) == (status, code), (name, body)
+    assert headers["Content-Type"].startswith("application/json")
+
+
+@pytest.mark.parametrize("ctype", ["Application/Json", "APPLICATION/JSON; charset=UTF-8",
+                                   "application/vnd.ytcaption+json", "application/json;charset=utf-8"])
+def test_json_media_type_variants_are_accepted(api: ApiClient, ctype: str) -> None:
+    status, _, body = api("POST", "/v1/transcriptions", raw_body=GOOD, headers={"Content-Type": ctype})
+    assert status == 202, body
+
+
+def test_lone_surrogate_in_a_header_is_refused(api: ApiClient) -> None:
+    status, _, body = api("POST", "/v1/transcriptions", raw_body=GOOD, headers={"Idempotency-Key": "k\ud800"})
+    assert status == 400 and body["error"]["code"] == "INVALID_REQUEST"
+
+
+def _cursor(doc: object) -> str:
+    import base64
+    import json
+
+    return base64.urlsafe_b64encode(json.dumps(doc).encode()).decode().rstrip("=")
+
+
+def test_forged_cursors_are_refused(api: ApiClient) -> None:
+    # Given a real cursor from a listing
+    for i in range(3):
+        assert api("POST", "/v1/transcriptions", {"url": f"https://media.example.test/{i}.mp3"})[0] == 202
+    status, _, page = api("GET", "/v1/transcriptions", query={"limit": "1"})
+    assert status == 200 and page["next_cursor"]
+    assert api("GET", "/v1/transcriptions", query={"limit": "1", "cursor": page["next_cursor"]})[0] == 200
+    job = "0" * 32
+    forged = [
+        {"k": {"pk": {"S": "x"}, "foo": {"S": "y"}}, "s": None},                      # not the index's key
+        {"k": {"pk": {"S": f"JOB#{job}"}, "entity": {"S": "CLAIM"},
+               "created_at": {"S": "2026-01-01T00:00:00Z"}}, "s": None},            # another partition
+        {"k": {"pk": {"S": "IDEMPOTENCY#abc"}, "entity": {"S": "JOB"},
+               "created_at": {"S": "2026-01-01T00:00:00Z"}}, "s": None},            # not a job's key
+        {"k": {"pk": {"S": f"JOB#{job}"}, "entity": {"S": "JOB"},
+               "created_at": {"S": "yesterday"}}, "s": None},                        # not a timestamp
+        {"k": {"pk": {"S": f"JOB#{job}"}, "status": {"S": "FAILED"},
+               "created_at": {"S": "2026-01-01T00:00:00Z"}}, "s": "QUEUED"},          # status mismatch
+        {"k": [], "s": None},
+        "a string",
+    ]
+    for doc in forged:
+        status, _, body = api("GET", "/v1/transcriptions", query={"cursor": _cursor(doc)})
+        assert status == 400 and body["error"]["code"] == "INVALID_CURSOR", (doc, body)
+
+
+def test_a_5xx_body_never_names_an_internal_operation(api: ApiClient, monkeypatch: pytest.MonkeyPatch) -> None:
+    from botocore.exceptions import ClientError
+
+    from ytcaption.repository import JobRepository
+
+    def broken(self: JobRepository, op: str, **kwargs: object) -> object:
+        from ytcaption import aws
+
+        raise aws.translate(ClientError({"Error": {"Code": "AccessDeniedException", "Message": "no"}}, op),
+                            f"DynamoDB {op}")
+
+    monkeypatch.setattr(JobRepository, "_call", broken)
+    status, _, body = api("GET", "/v1/transcriptions")
+    assert status == 500 and body["error"]["code"] == "INTERNAL_ERROR"
+    assert "DynamoDB" not in body["error"]["message"] and "query" not in body["error"]["message"]
+
+    def throttled(self: JobRepository, op: str, **kwargs: object) -> object:
+        raise Throttled(f"DynamoDB {op}: AWS throttled the request")
+
+    monkeypatch.setattr(JobRepository, "_call", throttled)
+    status, _, body = api("GET", "/v1/transcriptions")
+    assert status == 503 and body["error"]["code"] == "THROTTLED"
+    assert "DynamoDB" not in body["error"]["message"]

@@ -134,3 +134,56 @@ def test_policy_lists_and_local_allowance() -> None:
     check_url("http://intranet.corp/", UrlPolicy(allowed_hosts=(".corp",)))
     with pytest.raises(UnsafeUrl):
         check_url("https://www.youtube.com/watch?v=x", UrlPolicy(denied_hosts=(".youtube.com",)))
+
+
+# --- issue 11, low findings -------------------------------------------------------------------
+
+def test_an_allow_list_never_switches_off_the_ip_rules() -> None:
+    # "*" names no host: every IP rule still applies
+    for url in ("http://169.254.169.254/latest/meta-data/", "http://10.0.0.1/", "http://127.0.0.1/",
+                "http://[::ffff:169.254.169.254]/"):
+        with pytest.raises(UnsafeUrl):
+            check_url(url, UrlPolicy(allowed_hosts=("*",)))
+    # a host named in the list may reach private space (an intranet media server), never metadata
+    check_url("http://10.0.0.1/", UrlPolicy(allowed_hosts=("10.0.0.1",)))
+    with pytest.raises(UnsafeUrl):
+        check_url("http://169.254.169.254/", UrlPolicy(allowed_hosts=("169.254.169.254",)))
+    assert address_problem("169.254.169.254", UrlPolicy(), trusted=True) is not None
+
+
+def test_the_guard_holds_for_threads_started_inside_it(target: LoopbackServer) -> None:
+    import threading
+    import urllib.request
+
+    errors: list[BaseException] = []
+
+    def fetch() -> None:
+        try:
+            urllib.request.urlopen(target.url("/latest/meta-data/iam"), timeout=3).read()
+        except BaseException as exc:
+            errors.append(exc)
+
+    with guarded(UrlPolicy()):
+        worker = threading.Thread(target=fetch)
+        worker.start()
+        worker.join(10)
+    assert target.hits == []
+    assert errors and (isinstance(errors[0], UnsafeUrl) or isinstance(getattr(errors[0], "reason", None), UnsafeUrl))
+
+
+def test_proxy_variables_do_not_blind_the_guard(monkeypatch: pytest.MonkeyPatch) -> None:
+    import urllib.request
+
+    # Given a "proxy" the policy allows (loopback here) that would fetch private targets for us
+    with loopback_server() as proxy:
+        proxy.serve("/", b"proxied", "text/plain")
+        monkeypatch.setenv("HTTP_PROXY", proxy.url("/"))
+        monkeypatch.setenv("http_proxy", proxy.url("/"))
+        with pytest.raises(UnsafeUrl, match="proxy"), guarded(UrlPolicy(allow_loopback=True)):
+            urllib.request.urlopen("http://10.0.0.1/admin", timeout=3).read()
+        assert proxy.hits == []
+        # proxies switched off for every host: fine
+        monkeypatch.setenv("NO_PROXY", "*")
+        monkeypatch.setenv("no_proxy", "*")
+        with guarded(UrlPolicy()):
+            pass

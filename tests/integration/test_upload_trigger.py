@@ -110,3 +110,59 @@ def test_upload_for_cancelled_job_is_ignored(api: ApiClient, moto_stack: dict[st
 def test_keys_outside_uploads_and_folders_are_ignored(moto_stack: dict[str, Any]) -> None:
     assert trigger(s3_event("results/x/captions.srt", 10)) == {"jobs": []}
     assert trigger(s3_event("uploads/folder/", 0)) == {"jobs": []}
+
+
+# --- late uploads (issue 11, finding 8) -----------------------------------------------------------
+
+def test_upload_that_lands_after_its_job_failed_is_deleted(api: ApiClient, moto_stack: dict[str, Any]) -> None:
+    job = reserve(api)
+    repo = JobRepository(TABLE, moto_stack["dynamodb"])
+    repo.transition(job["job_id"], JobStatus.FAILED, message="upload missing")
+    key = f"uploads/{job['job_id']}/talk.wav"
+    moto_stack["s3"].put_object(Bucket=BUCKET, Key=key, Body=b"RIFF")
+    assert trigger(s3_event(key, 4)) == {"jobs": []}
+    assert moto_stack["s3"].list_objects_v2(Bucket=BUCKET, Prefix=key).get("KeyCount") == 0
+    assert repo.get(job["job_id"]).status == JobStatus.FAILED
+    assert executions(moto_stack) == []
+
+
+def test_upload_for_cancelled_or_oversized_job_is_deleted(api: ApiClient, moto_stack: dict[str, Any]) -> None:
+    cancelled, oversized = reserve(api), reserve(api, size=4)
+    api("DELETE", f"/v1/transcriptions/{cancelled['job_id']}")
+    for job, size in ((cancelled, 4), (oversized, 4096)):
+        key = f"uploads/{job['job_id']}/talk.wav"
+        moto_stack["s3"].put_object(Bucket=BUCKET, Key=key, Body=b"x" * size)
+        trigger(s3_event(key, size))
+        assert moto_stack["s3"].list_objects_v2(Bucket=BUCKET, Prefix=key).get("KeyCount") == 0
+
+
+def test_upload_missing_waits_for_a_put_begun_before_the_url_expired(
+    api: ApiClient, moto_stack: dict[str, Any], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import time
+
+    from ytcaption.reconcile import Reconciler
+    from ytcaption.settings import PipelineSettings, clear_settings_cache
+
+    monkeypatch.setenv("PRESIGN_EXPIRY_S", "1")
+    clear_settings_cache()
+    small, large = reserve(api, size=4), reserve(api, size=100 * 1024 * 1024)
+    time.sleep(2.2)  # both URLs have expired
+    settings = PipelineSettings(jobs_table=TABLE, bucket_name=BUCKET, presign_expiry_s=1)
+    out = Reconciler(settings, executions=None).run(grace_s=0)
+    failed = {f["job_id"]: f["code"] for f in out["failed"]}
+    # the 4-byte upload cannot still be running; 100 MB at the slowest rate waited for (256 KiB/s) can
+    assert failed.get(small["job_id"]) == "UPLOAD_MISSING"
+    assert large["job_id"] not in failed
+    assert JobRepository(TABLE, moto_stack["dynamodb"]).get(large["job_id"]).status == JobStatus.AWAITING_UPLOAD
+
+
+def test_a_retried_reservation_keeps_the_first_urls_expiry(api: ApiClient, moto_stack: dict[str, Any]) -> None:
+    import time
+
+    body = {"filename": "talk.wav", "content_type": "audio/wav", "size_bytes": 4}
+    first = api("POST", "/v1/uploads", body, headers={"Idempotency-Key": "late-1"})[2]
+    time.sleep(1.1)
+    again = api("POST", "/v1/uploads", body, headers={"Idempotency-Key": "late-1"})[2]
+    assert again["job_id"] == first["job_id"]
+    assert again["upload_expires_at"] == first["upload_expires_at"]

@@ -86,3 +86,14 @@ def test_bad_options_are_refused(bad: dict[str, object]) -> None:
 def test_options_normalise() -> None:
     opts = JobOptions(language="EN", formats=["srt", "srt", "vtt"], model="base")
     assert opts.language == "en" and opts.formats == ["srt", "vtt"]
+
+
+def test_json_depth_counts_only_structure_not_brackets_in_strings() -> None:
+    from ytcaption.request_guard import MAX_DEPTH, is_json_type, json_depth
+
+    assert json_depth('{"a": [1, {"b": []}]}') == 4
+    assert json_depth('{"prompt": "' + "[" * 100 + '\\"{{{{"}') == 1
+    assert json_depth("[" * (MAX_DEPTH + 1) + "]" * (MAX_DEPTH + 1)) == MAX_DEPTH + 1
+    assert is_json_type("Application/JSON; charset=utf-8") and is_json_type("application/problem+json")
+    assert not is_json_type("text/json") and not is_json_type("application/+json")
+    assert not is_json_type("application/jsonp")

@@ -103,3 +103,19 @@ def test_batch_parameters_normalise_to_botocore_casing() -> None:
     svc._normalise_parameters(params)
     assert params == {"jobName": "j", "jobQueue": "q", "jobDefinition": "d",
                       "containerOverrides": {"environment": [{"name": "A", "value": "1"}]}}
+
+
+def test_botocore_send_path_the_lockdown_hooks_exists() -> None:
+    """ytcaption_local.lockdown adds its secret header in ``Endpoint._send(self, request)``."""
+    from botocore.endpoint import Endpoint
+
+    from ytcaption_local import lockdown
+
+    assert list(inspect.signature(inspect.getattr_static(Endpoint, "_send")).parameters) == ["self", "request"]
+    endpoint = "http://127.0.0.1:9"
+    lockdown.install(endpoint, "s3cret")
+    try:
+        assert Endpoint._send.__module__ == "ytcaption_local.lockdown"
+    finally:
+        lockdown.uninstall(endpoint)
+    assert Endpoint._send.__module__ == "botocore.endpoint"

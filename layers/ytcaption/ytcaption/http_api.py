@@ -28,6 +28,7 @@ from ytcaption.api_models import (
 from ytcaption.errors import InvalidRequest, YTCaptionError
 from ytcaption.jobs import Job, JobStatus, describe_errors, require_http_url
 from ytcaption.observability import bind_job, logger, metrics
+from ytcaption.request_guard import public_message, screen
 from ytcaption.site_models import MediaInfoResponse, SearchResponse
 
 app = APIGatewayRestResolver(enable_validation=True)
@@ -98,9 +99,10 @@ def _error(status: int, code: str, message: str) -> Response[Any]:
 @app.exception_handler(YTCaptionError)
 def _domain_error(exc: YTCaptionError) -> Response[Any]:
     if exc.http_status >= 500:
+        # the message may name an internal operation ("DynamoDB put_item: ..."): logs only
         logger.error("request failed", extra={"code": exc.code, "error": exc.message})
-    if exc.http_status < 500:
-        metrics.add_metric(name="RequestsRejected", unit=MetricUnit.Count, value=1)
+        return _error(exc.http_status, exc.code, public_message(exc))
+    metrics.add_metric(name="RequestsRejected", unit=MetricUnit.Count, value=1)
     return _error(exc.http_status, exc.code, exc.message)
 
 
@@ -313,16 +315,13 @@ def handle(event: dict[str, Any], context: Any) -> dict[str, Any]:
         cid = str(uuid.uuid4())
     app.append_context(correlation_id=cid)
     logger.set_correlation_id(cid)
-    ctype = (headers.get("content-type") or "application/json").split(";")[0].strip().lower()
     response: dict[str, Any]
-    if event.get("body") and ctype != "application/json" and not ctype.endswith("+json"):
-        response = {
-            "statusCode": 415,
-            "headers": {"Content-Type": "application/json"},
-            "body": json.dumps({"error": {"code": "UNSUPPORTED_MEDIA_TYPE",
-                                          "message": "send the request body as application/json"}}),
-            "isBase64Encoded": False,
-        }
+    try:
+        screen(event)
+    except YTCaptionError as exc:
+        metrics.add_metric(name="RequestsRejected", unit=MetricUnit.Count, value=1)
+        response = {"statusCode": exc.http_status, "headers": {"Content-Type": "application/json"},
+                    "body": json.dumps({"error": exc.to_dict()}), "isBase64Encoded": False}
     else:
         response = app.resolve(event, context)
     response.setdefault("headers", {})[CORRELATION_HEADER] = cid

@@ -9,7 +9,7 @@ terminal state.
 from __future__ import annotations
 
 import uuid
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from enum import StrEnum
 from typing import Any, Literal
 
@@ -175,6 +175,8 @@ def require_http_url(url: str, field: str = "url") -> str:
         raise ValueError(f"{field} must be an http(s) URL with a host")
     if any(c.isspace() for c in url):
         raise ValueError(f"{field} must not contain whitespace")
+    if any(ord(c) < 0x20 or ord(c) == 0x7F or 0xD800 <= ord(c) <= 0xDFFF for c in url):
+        raise ValueError(f"{field} must not contain control characters or unpaired surrogates")
     return url
 
 
@@ -186,6 +188,8 @@ class Source(BaseModel):
     filename: str | None = None
     content_type: str | None = None
     size_bytes: int | None = None
+    #: When the presigned upload URL stops accepting new PUTs (a PUT started before may run on).
+    upload_expires_at: str | None = None
 
 
 class MediaInfo(BaseModel):
@@ -316,3 +320,19 @@ def describe_errors(errors: Any, limit: int = 3) -> str:
             msg = "request body is not valid JSON"
         parts.append(f"{'.'.join(loc)}: {msg}" if loc else msg)
     return "; ".join(parts) or "invalid request"
+
+
+def upload_expiry(job: Job, presign_expiry_s: int) -> datetime:
+    """When the job's upload URL expires (older records: created_at + the URL lifetime)."""
+    stored = job.source.upload_expires_at
+    if stored:
+        return datetime.fromisoformat(stored.replace("Z", "+00:00"))
+    created = datetime.fromisoformat(job.created_at.replace("Z", "+00:00"))
+    return created + timedelta(seconds=presign_expiry_s)
+
+
+def upload_deadline(job: Job, presign_expiry_s: int, min_rate_bps: int) -> datetime:
+    """The latest a started PUT can still land: the URL's expiry plus the declared size at
+    the slowest rate the service waits for."""
+    transfer_s = (job.source.size_bytes or 0) / max(1, min_rate_bps)
+    return upload_expiry(job, presign_expiry_s) + timedelta(seconds=transfer_s)

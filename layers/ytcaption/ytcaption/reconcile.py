@@ -4,7 +4,9 @@ Runs on a schedule. For every job in a live status, it asks Step Functions
 about the job's execution; an execution that ended (failed, aborted, timed
 out, or succeeded without the job being told) or never started fails the job
 with ``ORPHANED`` or ``TIMEOUT``, and the usual notifications go out. Jobs
-waiting for an upload that never came fail once their upload URL has expired.
+waiting for an upload that never came fail once their upload URL has expired and
+an upload begun just before could have finished (the declared size at the slowest
+rate waited for).
 """
 
 from __future__ import annotations
@@ -14,7 +16,7 @@ from typing import Any
 
 from ytcaption.errors import IllegalTransition, Orphaned, StageTimeout, UploadMissing, YTCaptionError
 from ytcaption.executions import Executions
-from ytcaption.jobs import ErrorInfo, Job, JobStatus
+from ytcaption.jobs import ErrorInfo, Job, JobStatus, upload_deadline
 from ytcaption.notifications import Notifier
 from ytcaption.observability import logger
 from ytcaption.repository import JobRepository
@@ -83,7 +85,8 @@ class Reconciler:
 
     def _problem(self, job: Job, now: datetime, grace: float) -> YTCaptionError | None:
         if job.status == JobStatus.AWAITING_UPLOAD:
-            if _age_s(job.created_at, now) > self.settings.presign_expiry_s + grace:
+            deadline = upload_deadline(job, self.settings.presign_expiry_s, self.settings.upload_min_rate_bps)
+            if (now - deadline).total_seconds() > grace:
                 return UploadMissing("no file was uploaded before the upload URL expired")
             return None
         if not job.execution_arn:
@@ -93,7 +96,8 @@ class Reconciler:
             return None
         if status is None:
             if _age_s(job.updated_at, now) > grace:
-                return Orphaned("the job's execution never started")
+                return Orphaned("the job's execution does not exist "
+                                "(it never started, or the local runtime running it stopped)")
             return None
         if status == "TIMED_OUT":
             return StageTimeout("the job took longer than the pipeline's time limit")

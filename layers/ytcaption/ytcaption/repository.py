@@ -20,6 +20,7 @@ import binascii
 import builtins
 import hashlib
 import json
+import re
 import time
 from decimal import Decimal
 from typing import Any
@@ -432,16 +433,38 @@ def encode_cursor(key: dict[str, Any], status: JobStatus | None) -> str:
     return base64.urlsafe_b64encode(raw.encode()).decode().rstrip("=")
 
 
+_CURSOR_PK = re.compile(r"^JOB#[0-9a-f]{32}$")
+
+
 def decode_cursor(cursor: str, status: JobStatus | None) -> dict[str, Any]:
+    """The index position a cursor names, validated strictly: exactly the key attributes
+    of the listing's index, a job's key, and the listing's own partition. A forged cursor
+    is refused here instead of reaching DynamoDB (where a bad key is a 500)."""
     try:
         padded = cursor + "=" * (-len(cursor) % 4)
         data = json.loads(base64.urlsafe_b64decode(padded.encode()))
         key = data["k"]
+        listed = data.get("s")
         ok = isinstance(key, dict) and all(
             isinstance(v, dict) and set(v) == {"S"} and isinstance(v["S"], str) for v in key.values()
         )
-    except (ValueError, KeyError, TypeError, binascii.Error) as exc:
+    except (ValueError, KeyError, TypeError, AttributeError, RecursionError, binascii.Error) as exc:
         raise InvalidCursor("cursor is not valid") from exc
-    if not ok or data.get("s") != (status.value if status else None):
+    if not ok or listed != (status.value if status else None):
         raise InvalidCursor("cursor does not belong to this listing")
-    return key
+    partition = ("status", status.value) if status else ("entity", JOB_ENTITY)
+    if set(key) != {"pk", "created_at", partition[0]} or key[partition[0]]["S"] != partition[1]:
+        raise InvalidCursor("cursor does not belong to this listing")
+    if not _CURSOR_PK.match(key["pk"]["S"]) or not _is_timestamp(key["created_at"]["S"]):
+        raise InvalidCursor("cursor is not valid")
+    return dict(key)
+
+
+def _is_timestamp(value: str) -> bool:
+    from datetime import datetime
+
+    try:
+        datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError:
+        return False
+    return len(value) <= 40

@@ -29,7 +29,7 @@ from ytcaption.errors import (
     YTCaptionError,
 )
 from ytcaption.executions import Executions, execution_arn
-from ytcaption.jobs import ErrorInfo, Job, JobEvent, JobOptions, JobStatus, Source, validate_options
+from ytcaption.jobs import ErrorInfo, Job, JobEvent, JobOptions, JobStatus, Source, upload_expiry, validate_options
 from ytcaption.netsafety import UrlPolicy, check_url
 from ytcaption.repository import JobRepository
 from ytcaption.settings import ApiSettings
@@ -146,18 +146,22 @@ class JobService:
             correlation_id=correlation_id,
         )
         job.source.key = upload_key(job.job_id, req.filename)
-        job, _ = self.repo.create(
+        job.source.upload_expires_at = _iso(datetime.now(UTC) + timedelta(seconds=self.settings.presign_expiry_s))
+        job, created = self.repo.create(
             job,
             idempotency_key=idempotency_key,
             request_fingerprint=fingerprint(req.model_dump(mode="json")),
         )
+        # a retried request gets a URL that expires when the first one does: the reconciler's
+        # UPLOAD_MISSING deadline is based on the stored expiry
+        expires = upload_expiry(job, self.settings.presign_expiry_s)
+        remaining = int((expires - datetime.now(UTC)).total_seconds())
         url = self.storage.presign_put(
             job.source.key or upload_key(job.job_id, req.filename),
             content_type=req.content_type,
             content_length=req.size_bytes,
-            expires_s=self.settings.presign_expiry_s,
+            expires_s=self.settings.presign_expiry_s if created else max(1, remaining),
         )
-        expires = datetime.now(UTC) + timedelta(seconds=self.settings.presign_expiry_s)
         return job, url, expires
 
     def _options(self, req: JobOptions) -> JobOptions:
@@ -193,12 +197,17 @@ class JobService:
     def _start_awaiting_upload(self, job: Job, key: str, size: int) -> Job | None:
         if job.source.key != key:
             return None  # not the object this job waits for
+        if job.status in (JobStatus.FAILED, JobStatus.CANCELLED):
+            self._discard_late_upload(job, key)
+            return None
         if job.status == JobStatus.AWAITING_UPLOAD:
             declared = job.source.size_bytes
             if size > self.settings.max_upload_bytes or (declared is not None and size > declared):
-                return self._fail(
+                failed = self._fail(
                     job, MediaTooLarge(f"uploaded object is {size} bytes; declared {declared}")
                 )
+                self._discard_late_upload(job, key)
+                return failed
             try:
                 job = self.repo.transition(
                     job.job_id,
@@ -214,6 +223,14 @@ class JobService:
         if job.status == JobStatus.QUEUED:
             self._start(job)
         return None if job.status.terminal else job
+
+    def _discard_late_upload(self, job: Job, key: str) -> None:
+        """An object for a job that can no longer use it (failed, cancelled, too large) is
+        deleted at once instead of being kept until the bucket's lifecycle rule."""
+        from ytcaption.observability import logger
+
+        self.storage.delete(key)
+        logger.info("upload discarded: its job has ended", extra={"job_id": job.job_id, "status": job.status})
 
     def _create_from_object(
         self, job_id: str, bucket: str, key: str, size: int, correlation_id: str | None
@@ -323,11 +340,16 @@ class JobService:
             raise JobAlreadyFinished(f"job {job_id} ended before it could be cancelled") from exc
         if job.execution_arn:
             self.executions.stop(job.execution_arn, error="JobCancelled", cause="cancelled by request")
-        from ytcaption.notifications import Notifier
+        from ytcaption.notifications import IN_REQUEST_TIMEOUT_S, Notifier
 
         emit_job_end(job)
-        Notifier(self.settings, self.repo).job_finished(job, attempts=1)  # every terminal state is announced
+        # every terminal state is announced: one brief try, inside the request
+        Notifier(self.settings, self.repo).job_finished(job, attempts=1, timeout_s=IN_REQUEST_TIMEOUT_S)
         return job
+
+
+def _iso(t: datetime) -> str:
+    return t.isoformat(timespec="seconds").replace("+00:00", "Z")
 
 
 def options_from_metadata(meta: dict[str, str], default_model: str = "tiny.en") -> JobOptions:

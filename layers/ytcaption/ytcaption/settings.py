@@ -32,6 +32,8 @@ class AwsResources(_Base):
     allow_private_urls: bool = False
     allowed_url_hosts: str = ""
     denied_url_hosts: str = ""
+    #: Loopback ports no source or webhook may reach (the local runtime's own ports).
+    denied_loopback_ports: str = ""
     event_bus_name: str = "default"
     webhook_timeout_s: float = 10.0
     webhook_attempts: int = 3
@@ -39,11 +41,16 @@ class AwsResources(_Base):
     ytdlp: YtdlpSettings = Field(default_factory=YtdlpSettings)
     #: Prices for each job's cost estimate (``COST__GPU_USD_PER_HOUR`` etc.).
     cost: Prices = Field(default_factory=Prices)
+    #: Secrets Manager secret holding the webhook signing key (set by the template).
+    webhook_secret_arn: str = ""
 
 
 class ApiSettings(AwsResources):
     state_machine_arn: str
     presign_expiry_s: int = 900
+    #: Slowest upload the service waits for (bytes/s): a PUT begun just before its URL
+    #: expires may run on for size / rate seconds before the job is failed UPLOAD_MISSING.
+    upload_min_rate_bps: int = 256 * 1024
     max_upload_bytes: int = 2 * 1024**3
     #: Results larger than this are served by a redirect to a presigned S3 URL:
     #: Lambda responses are limited to 6 MB.
@@ -92,6 +99,7 @@ class PipelineSettings(AwsResources):
     media: MediaSettings = Field(default_factory=MediaSettings)
     work_dir: str = "/tmp/ytcaption"  # noqa: S108 - Lambda's only writable dir
     presign_expiry_s: int = 900
+    upload_min_rate_bps: int = 256 * 1024
     #: How long a job may sit in a live status with no execution before the reconciler acts.
     reconcile_grace_s: float = 600.0
     #: The GPU job queue (name or ARN): the reconciler reports how many shards wait in it.

@@ -137,6 +137,8 @@ class Storage:
                 break
             kwargs["ContinuationToken"] = resp["NextContinuationToken"]
         return keys[:limit]
+    def delete(self, key: str) -> None:
+        self._wrap("delete_object", Key=key)
 
     def exists(self, key: str) -> bool:
         return self.head(key) is not None

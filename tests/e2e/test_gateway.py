@@ -1,0 +1,106 @@
+"""The local gateway speaks HTTP like a server people rely on (issue 10: it was hand-parsed
+on ``http.server``): bad framing gets a JSON 4xx, a refused body is never read as a second
+request, the client's Host is never reflected, and 20 clients at once see no reset."""
+
+from __future__ import annotations
+
+import json
+import socket
+import time
+from concurrent.futures import ThreadPoolExecutor
+from urllib.parse import urlsplit
+
+import pytest
+
+from ytcaption_local.cli import ApiError, Client
+from ytcaption_local.runtime import LocalRuntime
+
+pytestmark = pytest.mark.e2e
+
+
+def raw_exchange(runtime: LocalRuntime, request: bytes, timeout: float = 10) -> bytes:
+    """Send raw bytes; everything the server answers until it closes (or the timeout)."""
+    parts = urlsplit(runtime.api_url)
+    with socket.create_connection((parts.hostname, parts.port), timeout=timeout) as sock:
+        sock.sendall(request)
+        out = b""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            try:
+                chunk = sock.recv(65536)
+            except TimeoutError:
+                break
+            if not chunk:
+                break
+            out += chunk
+        return out
+
+
+def head_and_body(raw: bytes) -> tuple[int, dict[str, str], bytes]:
+    head, _, body = raw.partition(b"\r\n\r\n")
+    lines = head.decode("latin-1").split("\r\n")
+    headers = dict(line.split(": ", 1) for line in lines[1:] if ": " in line)
+    return int(lines[0].split()[1]), headers, body
+
+
+def request(runtime: LocalRuntime, method: str, path: str, extra: str = "", body: bytes = b"") -> bytes:
+    return (f"{method} {path} HTTP/1.1\r\nHost: x\r\nX-Api-Key: {runtime.api_key}\r\n"
+            f"Content-Type: application/json\r\n{extra}\r\n").encode() + body
+
+
+@pytest.mark.parametrize("length", ["-1", "abc", "1e3", "+5"])
+def test_bad_content_length_gets_a_json_400_at_once(runtime: LocalRuntime, length: str) -> None:
+    started = time.monotonic()
+    raw = raw_exchange(runtime, request(runtime, "POST", "/v1/transcriptions", f"Content-Length: {length}\r\n"))
+    status, headers, body = head_and_body(raw)
+    assert status == 400 and headers["Content-Type"].startswith("application/json"), raw[:300]
+    assert json.loads(body)["error"]["code"] == "INVALID_REQUEST"
+    assert time.monotonic() - started < 5
+
+
+def test_a_refused_body_is_not_read_as_a_second_request(runtime: LocalRuntime) -> None:
+    # a body that is itself a complete request: it must never be answered
+    smuggled = request(runtime, "DELETE", "/v1/transcriptions/" + "0" * 32, "Content-Length: 0\r\n")
+    raw = raw_exchange(runtime, request(runtime, "POST", "/v1/transcriptions",
+                                        f"Content-Length: {7 * 1024 * 1024}\r\n", smuggled))
+    status, _, body = head_and_body(raw)
+    assert status == 413 and json.loads(body)["error"]["code"] == "PAYLOAD_TOO_LARGE"
+    assert raw.count(b"HTTP/1.") == 1, raw
+
+
+def test_unparseable_request_line_gets_json_not_html(runtime: LocalRuntime) -> None:
+    raw = raw_exchange(runtime, b"NOT A REQUEST AT ALL\r\n\r\n")
+    status, headers, body = head_and_body(raw)
+    assert status == 400 and headers.get("Content-Type") == "application/json", raw
+    assert json.loads(body)["error"]["code"] == "INVALID_REQUEST"
+
+
+def test_the_host_header_is_not_reflected(runtime: LocalRuntime) -> None:
+    doc = json.dumps({"url": "https://media.example.test/a.mp3", "formats": ["txt"]}).encode()
+    evil = request(runtime, "POST", "/v1/transcriptions", f"Content-Length: {len(doc)}\r\n", doc)
+    evil = evil.replace(b"Host: x\r\n", b"Host: evil.example\r\nX-Forwarded-Proto: javascript\r\n")
+    status, headers, body = head_and_body(raw_exchange(runtime, evil))
+    assert status == 202, body
+    assert headers["Location"].startswith(runtime.api_url + "/v1/transcriptions/")
+    assert json.loads(body)["status_url"].startswith(runtime.api_url)
+    Client(runtime.api_url, api_key=runtime.api_key).json("DELETE", headers["Location"][len(runtime.api_url):])
+
+
+def test_twenty_concurrent_clients_see_no_reset(runtime: LocalRuntime) -> None:
+    client = Client(runtime.api_url, api_key=runtime.api_key, timeout=60)
+
+    def one_client(n: int) -> list[str]:
+        problems = []
+        for i in range(14):  # 20 clients x 14 rounds x 3 requests = 840 requests
+            try:
+                job = client.json("POST", "/v1/uploads", {"filename": f"c{n}-{i}.mp3", "content_type": "audio/mpeg",
+                                                          "size_bytes": 1000, "formats": ["txt"]})
+                client.json("GET", f"/v1/transcriptions/{job['job_id']}")
+                client.json("DELETE", f"/v1/transcriptions/{job['job_id']}")  # leaves no job waiting
+            except (OSError, ApiError) as exc:
+                problems.append(f"{type(exc).__name__}: {exc}")
+        return problems
+
+    with ThreadPoolExecutor(20) as pool:
+        problems = [p for batch in pool.map(one_client, range(20)) for p in batch]
+    assert problems == []
