@@ -98,6 +98,7 @@ class LocalRuntime:
         self.api_key = self.options.api_key or os.environ.get("YTCAPTION_LOCAL_API_KEY") or secrets.token_urlsafe(24)
         self._moto: Any = None
         self._gateway: Any = None
+        self._rest_api: dict[str, Any] = {}
         self._saved_env: dict[str, str | None] = {}
         self._tmp: tempfile.TemporaryDirectory[str] | None = None
         self.api_url = ""
@@ -135,12 +136,14 @@ class LocalRuntime:
         provider.flush_metrics = lambda *args, **kwargs: provider.clear_metrics()  # type: ignore[method-assign]
         self._reset_cached_clients()
         self._deploy()
+        from ytcaption_local.apigw import LocalApiGateway
         from ytcaption_local.gateway import Gateway
 
         api = self.functions["ApiFunction"]
-        self._gateway = Gateway(lambda ev, ctx: self._call(api, ev, ctx),
-                                lambda: LambdaContext(function_name=api.name), port=self.options.api_port,
-                                api_key=self.api_key)
+        # routes, authorizer and key check as API Gateway does them (ytcaption_local.apigw)
+        front = LocalApiGateway(self._rest_api, lambda lid, ev, ctx: self._call(self.functions[lid], ev, ctx),
+                                self.api_key, region=REGION, account=ACCOUNT)
+        self._gateway = Gateway(front, lambda: LambdaContext(function_name=api.name), port=self.options.api_port)
         self._gateway.start()
         self.api_url = self._gateway.url
         if self.options.reconcile_every_s:
@@ -225,6 +228,7 @@ class LocalRuntime:
                 default = [x.strip() for x in default.split(",")]
             refs[pname] = default
         refs["DefaultModel"] = self.options.default_model
+        refs["SyncModel"] = self.options.default_model
         getatt: dict[tuple[str, str], str] = {
             ("MediaBucket", "Arn"): f"arn:aws:s3:::{bucket}",
             ("JobsTable", "Arn"): f"arn:aws:dynamodb:{REGION}:{ACCOUNT}:table/{table}",
@@ -248,6 +252,8 @@ class LocalRuntime:
                 iam.create_role(RoleName=names[lid], AssumeRolePolicyDocument=json.dumps(
                     resolve(r["Properties"]["AssumeRolePolicyDocument"])))
         create_table(self.client("dynamodb"), table)
+        self._rest_api = next(r["Properties"] for r in res.values() if r["Type"] == "AWS::ApiGateway::RestApi")
+        self.client("apigateway").create_api_key(name=names["ApiApiKey"], value=self.api_key, enabled=True)
         sqs = self.client("sqs")
         queue_urls: dict[str, str] = {}
         for lid, r in res.items():
@@ -283,7 +289,7 @@ class LocalRuntime:
             lam.create_function(
                 FunctionName=spec.name, Runtime="python3.12", Role=resolve(props["Role"]),
                 Handler=spec.handler, Code={"ZipFile": _stub_zip()}, Timeout=spec.timeout,
-                Environment={"Variables": env}, MemorySize=int(props.get("MemorySize", 128)),
+                Environment={"Variables": env}, MemorySize=int(resolve(props.get("MemorySize", 128))),
             )
         for r in res.values():
             if r["Type"] == "AWS::Lambda::EventInvokeConfig":

@@ -20,7 +20,7 @@ from typing import Any, Protocol
 
 import numpy as np
 
-from ytcaption.captions import Segment, Word
+from ytcaption.captions import Segment, SegmentStats, Word
 from ytcaption.errors import ModelUnavailable, TranscriptionFailed
 from ytcaption.jobs import JobOptions
 from ytcaption.settings import WhisperSettings
@@ -164,6 +164,9 @@ class WhisperTranscriber:
                              probability=round(float(w.probability), 4))
                         for w in (s.words or [])
                     ],
+                    stats=SegmentStats(seek=int(s.seek), tokens=list(s.tokens), temperature=float(s.temperature),
+                                       avg_logprob=float(s.avg_logprob), compression_ratio=float(s.compression_ratio),
+                                       no_speech_prob=float(s.no_speech_prob)),
                 )
                 for s in segments
                 if s.text.strip()
