@@ -3,6 +3,7 @@ against the local runtime (real gateway front, authorizer, handler and model).""
 
 from __future__ import annotations
 
+import itertools
 import json
 import urllib.error
 import urllib.request
@@ -80,7 +81,7 @@ def test_verbose_json_with_word_and_segment_timestamps(oai: openai.OpenAI, mp3: 
     # words: in order, inside their clip, and the same words as the text
     assert wer(result.text, " ".join(w.word for w in words)) < 0.05
     assert all(w.start <= w.end for w in words)
-    assert all(a.start <= b.start for a, b in zip(words, words[1:], strict=False))
+    assert all(a.start <= b.start for a, b in itertools.pairwise(words))
     # each pause of the clip falls between two words, never inside one
     for lo, hi in short_clip.pauses[:-1]:
         assert not any(w.start < (lo + hi) / 2 - 0.3 and w.end > (lo + hi) / 2 + 0.3 for w in words)
@@ -99,10 +100,34 @@ def test_translation_with_an_english_only_model_is_refused(oai: openai.OpenAI, m
     assert "English-only" in err.value.message
 
 
+SPANISH = ["El tren llegó a la estación por la mañana.", "Los niños juegan en el parque cerca del río.",
+           "Mi hermano compró pan y leche en la tienda."]
+
+
+@pytest.fixture(scope="module")
+def spanish_mp3(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    import numpy as np
+
+    from ytcaption_local.speech import encode, read_audio, silence, synthesize
+
+    d = tmp_path_factory.mktemp("es")
+    parts = [read_audio(synthesize(s, d / f"{i}.wav", voice="es")) for i, s in enumerate(SPANISH)]
+    rate = parts[0][1]
+    samples = np.concatenate([x for p in parts for x in (p[0], silence(0.8, rate))])
+    encode(samples, rate, d / "es.mp3")
+    return d / "es.mp3"
+
+
 @pytest.mark.skipif(not _multilingual_model_available(), reason="no multilingual model on this machine yet")
-def test_translation_with_a_multilingual_model(oai: openai.OpenAI, mp3: Path, short_clip: SpeechClip) -> None:
-    result = oai.audio.translations.create(file=mp3.open("rb"), model="base", response_format="verbose_json")
-    assert result.task == "translate" and wer(short_clip.text, result.text) < 0.3  # type: ignore[attr-defined]
+def test_translation_with_a_multilingual_model(oai: openai.OpenAI, spanish_mp3: Path) -> None:
+    # Spanish speech in, English text out (base translates roughly: a few key words must come through)
+    result = oai.audio.translations.create(file=spanish_mp3.open("rb"), model="base", response_format="verbose_json")
+    assert result.task == "translate" and result.language == "spanish"  # type: ignore[attr-defined]
+    english = result.text.lower()
+    assert sum(w in english for w in ("train", "station", "morning", "children", "park", "river", "bread",
+                                      "milk", "brother", "store", "shop")) >= 4, english
+    same = oai.audio.transcriptions.create(file=spanish_mp3.open("rb"), model="base", language="es")
+    assert wer(" ".join(SPANISH), same.text) < 0.5
 
 
 def test_a_language_an_english_only_model_does_not_know_is_refused(oai: openai.OpenAI, mp3: Path) -> None:
@@ -168,7 +193,7 @@ def test_x_api_key_still_works_on_the_openai_routes(runtime: LocalRuntime) -> No
 def _get(url: str, headers: dict[str, str]) -> tuple[int, dict[str, object]]:
     req = urllib.request.Request(url, headers=headers)
     try:
-        with urllib.request.urlopen(req, timeout=30) as resp:  # noqa: S310 - loopback
+        with urllib.request.urlopen(req, timeout=30) as resp:
             return resp.status, json.loads(resp.read())
     except urllib.error.HTTPError as exc:
         return exc.code, json.loads(exc.read())
