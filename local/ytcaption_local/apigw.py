@@ -76,10 +76,12 @@ class LocalApiGateway:
         self.routes.sort(key=lambda r: (r.path.count("{"), -len(r.path)))
 
     def match(self, method: str, path: str) -> tuple[Route, dict[str, str]] | None:
+        # the most specific resource wins; a method it lacks is not found (no fallback to {proxy+})
         for route in self.routes:
             m = route.pattern.match(path)
-            if m and route.method in ("ANY", method):
-                return route, m.groupdict()
+            if m:
+                same = [r for r in self.routes if r.path == route.path and r.method in ("ANY", method)]
+                return (same[0], m.groupdict()) if same else None
         return None
 
     def gateway_response(self, kind: str, default_status: int) -> dict[str, Any]:

@@ -96,6 +96,8 @@ class LocalRuntime:
         #: Functions that raise on their next invocations: logical id -> exceptions to raise.
         self.lambda_faults: dict[str, list[BaseException]] = {}
         self.api_key = self.options.api_key or os.environ.get("YTCAPTION_LOCAL_API_KEY") or secrets.token_urlsafe(24)
+        if not 20 <= len(self.api_key) <= 128:
+            raise ValueError("an API key is 20 to 128 characters long (as API Gateway requires)")
         self._moto: Any = None
         self._gateway: Any = None
         self._rest_api: dict[str, Any] = {}
