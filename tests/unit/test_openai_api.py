@@ -202,7 +202,7 @@ def test_openai_routes_need_a_real_key(keyring: Any) -> None:
     assert ok["usageIdentifierKey"] == "good-key-0123456789abc"
     assert ok["policyDocument"]["Statement"][0]["Effect"] == "Allow"
     for headers in ({}, {"Authorization": "Bearer nope"}, {"X-Api-Key": "disabled-key-0123456789abc"}):
-        with pytest.raises(Unauthorized, match="^Unauthorized$"):
+        with pytest.raises(Unauthorized, match=r"^Unauthorized$"):
             authorize(_event("/v1/audio/translations", headers), keys)
     # a key created a moment ago works (a miss refreshes the ring)
     apigw.create_api_key(name="new", value="brand-new-key-0123456789abc", enabled=True)
