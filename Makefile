@@ -58,11 +58,12 @@ audit: dev
 lock:
 	$(BIN)/pip freeze --exclude-editable | grep -v '^-e ' > requirements.lock
 
-## bench: import time, engine quality/speed, local runtime overhead (each prints its ratio)
+## bench: import time, engine quality/speed, local runtime and OpenAI-route overhead (each prints its ratio)
 bench: dev system-deps
 	$(BIN)/python -m bench.import_time
 	$(BIN)/python -m bench.quality
 	$(BIN)/python -m bench.pipeline
+	$(BIN)/python -m bench.openai_sync
 
 ## build: sam build (the media Lambdas and the transcriber are images: needs Docker)
 build: dev

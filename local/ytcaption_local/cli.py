@@ -251,7 +251,8 @@ def cmd_serve(args: argparse.Namespace) -> int:
     runtime = LocalRuntime(RuntimeOptions(api_port=args.port, api_key=args.api_key,
                                           reconcile_every_s=60.0)).start()
     print(f"YTCaption local runtime\n  API:           {runtime.api_url}/v1\n"
-          f"  API key:       {runtime.api_key}   (send it as X-Api-Key)\n"
+          f"  API key:       {runtime.api_key}   (send it as X-Api-Key or Authorization: Bearer)\n"
+          f"  OpenAI audio:  OpenAI(base_url=\"{runtime.api_url}/v1\", api_key=KEY)\n"
           f"  AWS endpoint:  {runtime.endpoint} (moto)\n"
           f"  state machine: {runtime.outputs['StateMachineArn']}\nCtrl-C to stop.", flush=True)
     try:

@@ -205,3 +205,27 @@ def test_bearer_key_works_on_the_job_api_and_a_wrong_key_keeps_its_403(runtime: 
     assert _get(url, {"X-Api-Key": runtime.api_key})[0] == 200
     status, body = _get(url, {"Authorization": "Bearer wrong"})
     assert status == 403 and body["error"]["code"] == "INVALID_API_KEY"  # type: ignore[index]
+
+
+def test_the_readme_call_against_ytcaption_local_serve(mp3: Path, short_clip: SpeechClip) -> None:
+    """The README's example, verbatim in shape, against the ``ytcaption local serve`` process."""
+    import subprocess
+    import sys
+
+    from ytcaption_local.runtime import free_port
+
+    port, key = free_port(), "readme-example-key-0123456789"
+    proc = subprocess.Popen([sys.executable, "-m", "ytcaption_local.cli", "local", "serve", "--port", str(port),
+                             "--api-key", key], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    try:
+        assert proc.stdout is not None
+        banner = [proc.stdout.readline() for _ in range(4)]
+        assert any("OpenAI(base_url=" in line for line in banner), banner
+        client = openai.OpenAI(base_url=f"http://127.0.0.1:{port}/v1", api_key=key, max_retries=0, timeout=60)
+        for fmt in ("json", "text", "srt", "verbose_json", "vtt"):
+            result = client.audio.transcriptions.create(file=mp3.open("rb"), model="whisper-1", response_format=fmt)
+            text = result if isinstance(result, str) else result.text
+            assert "make a video useful" in text.lower().replace("\n", " "), (fmt, text)
+    finally:
+        proc.terminate()
+        proc.wait(timeout=30)
