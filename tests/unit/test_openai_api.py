@@ -275,3 +275,25 @@ def test_template_gateway_refusals(front: Any) -> None:
     forbidden = gw(_request("GET", "/v1/transcriptions", {"X-Api-Key": "wrong"}), None)
     assert forbidden["statusCode"] == 403 and json.loads(forbidden["body"])["error"]["code"] == "INVALID_API_KEY"
     assert gw(_request("GET", "/v1/transcriptions", {}), None)["statusCode"] == 403
+
+
+# --- the template ---------------------------------------------------------------------------
+
+
+def test_template_keeps_usage_plans_with_bearer_keys() -> None:
+    from ytcaption_local.template import load_template
+
+    res = load_template()["Resources"]
+    api = res["Api"]["Properties"]
+    assert api["ApiKeySourceType"] == "AUTHORIZER" and "multipart~1form-data" in api["BinaryMediaTypes"]
+    auth = api["Auth"]
+    assert auth["ApiKeyRequired"] is True and auth["UsagePlan"]["CreateUsagePlan"] == "PER_API"
+    assert auth["Authorizers"][auth["DefaultAuthorizer"]]["FunctionArn"] == {
+        "Fn::GetAtt": ["ApiKeyAuthorizerFunction", "Arn"]}
+    sync = res["OpenAiAudioFunction"]
+    assert sync["Properties"]["PackageType"] == "Image" and sync["Metadata"]["Dockerfile"].endswith("Dockerfile")
+    assert (Path(__file__).parents[2] / sync["Metadata"]["Dockerfile"]).exists()
+    assert {e["Properties"]["Path"] for e in sync["Properties"]["Events"].values()} == {
+        openai_api.TRANSCRIPTIONS, openai_api.TRANSLATIONS}
+    # the sync function runs no AWS call: it gets no policy beyond what SAM gives every function
+    assert "Policies" not in sync["Properties"]
