@@ -17,6 +17,7 @@ import base64
 import json
 import math
 import os
+import re
 import tempfile
 import threading
 import uuid
@@ -226,7 +227,9 @@ def transcribe_bytes(data: bytes, filename: str, options: JobOptions, settings: 
     transcriber, workers, whisper = _engine(options.model, settings)
     media = settings.media.model_copy(update={"max_duration_s": settings.sync.max_duration_s})
     os.makedirs(settings.work_dir, exist_ok=True)
-    suffix = os.path.splitext(filename)[1][:16] if filename else ""
+    # the client's extension, reduced to letters and digits (FFmpeg probes the content anyway)
+    ext = re.sub(r"[^A-Za-z0-9]", "", os.path.splitext(filename)[1])[:10]
+    suffix = f".{ext}" if ext else ""
     with tempfile.NamedTemporaryFile(dir=settings.work_dir, prefix="sync-", suffix=suffix) as fh:
         fh.write(data)
         fh.flush()
