@@ -204,9 +204,11 @@ def _engine(model: str, settings: SyncSettings) -> tuple[Any, int, Any]:
     from ytcaption.transcription import WhisperTranscriber, choose_device
 
     whisper = settings.whisper
-    workers = default_workers(whisper)
+    # short media is a few chunks: no more workers than chunks can keep busy, and the
+    # spare cores go to each worker's threads (6 vCPUs, 35 s: 3 workers x 2 threads)
+    most_chunks = math.ceil(settings.sync.max_duration_s / settings.media.chunk_max_s) + 1
+    workers = max(1, min(default_workers(whisper), most_chunks))
     if whisper.cpu_threads == 0 and choose_device(whisper)[0] == "cpu":
-        # as transcribe_file does: one worker per core, one thread each
         whisper = whisper.model_copy(update={"cpu_threads": max(1, (os.cpu_count() or 1) // workers)})
     key = f"{model}|{whisper.model_dump_json()}"
     with _engines_lock:
