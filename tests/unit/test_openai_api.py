@@ -81,6 +81,7 @@ def test_bad_fields_name_their_parameter(fields: dict[str, Any], task: str, para
     (b"--" + BOUNDARY.encode() + b"\r\nno headers end", CTYPE),  # malformed
     (b'{"model": "whisper-1"}', "application/json"),
     (form({"model": "whisper-1"}), "multipart/form-data"),  # no boundary
+    (form({"model": "whisper-1"}), "multipart/form-data; boundary=\u00e9t\u00e9"),  # not ASCII
 ])
 def test_malformed_forms_are_bad_requests(body: bytes, ctype: str) -> None:
     with pytest.raises(YTCaptionError) as err:

@@ -81,9 +81,10 @@ def parse_multipart(body: bytes, content_type: str) -> list[Part]:
     """A ``multipart/form-data`` body as its parts (RFC 7578), binary-safe."""
     ctype = _header_params(content_type, "content-type")
     boundary = ctype.get_param("boundary", header="content-type")
-    if ctype.get_content_type() != "multipart/form-data" or not isinstance(boundary, str) or not boundary:
-        raise InvalidRequest("send the request as multipart/form-data with a boundary")
-    delimiter = b"\r\n--" + boundary.encode("latin-1")
+    if (ctype.get_content_type() != "multipart/form-data" or not isinstance(boundary, str)
+            or not 0 < len(boundary) <= 200 or not boundary.isascii()):
+        raise InvalidRequest("send the request as multipart/form-data with a boundary (RFC 2046)")
+    delimiter = b"\r\n--" + boundary.encode("ascii")
     pieces = (b"\r\n" + body).split(delimiter)
     parts: list[Part] = []
     for piece in pieces[1:]:
