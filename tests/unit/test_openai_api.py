@@ -298,3 +298,23 @@ def test_template_keeps_usage_plans_with_bearer_keys() -> None:
         openai_api.TRANSCRIPTIONS, openai_api.TRANSLATIONS}
     # the sync function runs no AWS call: it gets no policy beyond what SAM gives every function
     assert "Policies" not in sync["Properties"]
+
+
+@pytest.mark.parametrize(("method", "ctype", "body", "b64"), [
+    ("POST", CTYPE, None, False),
+    ("POST", CTYPE, "%%%not base64%%%", True),
+    ("POST", None, "model=whisper-1", False),
+    ("POST", "application/json", '{"model": "whisper-1"}', False),
+    ("GET", None, None, False),
+    ("POST", CTYPE, base64.b64encode(form({"model": "whisper-1"}, ("empty.wav", b""))).decode(), True),
+    ("POST", CTYPE, base64.b64encode(form({"model": "whisper-1", "file": "not a file"}, None)).decode(), True),
+    ("POST", CTYPE, base64.b64encode(form({"model": "x" * 5000})).decode(), True),
+    ("POST", CTYPE, base64.b64encode(b"--" + BOUNDARY.encode() + b"\r\n\r\n\r\n--" + BOUNDARY.encode() + b"--").decode(), True),
+])
+def test_odd_requests_get_a_4xx_in_openai_shape(method: str, ctype: str | None, body: str | None, b64: bool) -> None:
+    event = {"resource": "/v1/audio/transcriptions", "path": "/v1/audio/transcriptions", "httpMethod": method,
+             "headers": {"Content-Type": ctype} if ctype else {}, "requestContext": {"stage": "v1"},
+             "body": body, "isBase64Encoded": b64}
+    resp = openai_api.handle(event, None)
+    assert 400 <= resp["statusCode"] < 500, resp
+    assert set(json.loads(resp["body"])["error"]) == {"message", "type", "param", "code"}
