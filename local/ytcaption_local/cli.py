@@ -248,8 +248,12 @@ def cmd_list(args: argparse.Namespace) -> int:
 def cmd_serve(args: argparse.Namespace) -> int:
     from ytcaption_local.runtime import LocalRuntime, RuntimeOptions
 
-    runtime = LocalRuntime(RuntimeOptions(api_port=args.port, api_key=args.api_key,
-                                          reconcile_every_s=60.0)).start()
+    try:
+        runtime = LocalRuntime(RuntimeOptions(api_port=args.port, api_key=args.api_key, reconcile_every_s=60.0))
+    except ValueError as exc:  # a key API Gateway would refuse
+        print(f"error: INVALID_API_KEY: {exc}", file=sys.stderr)
+        return 2
+    runtime.start()
     print(f"YTCaption local runtime\n  API:           {runtime.api_url}/v1\n"
           f"  API key:       {runtime.api_key}   (send it as X-Api-Key or Authorization: Bearer)\n"
           f"  OpenAI audio:  OpenAI(base_url=\"{runtime.api_url}/v1\", api_key=KEY)\n"
