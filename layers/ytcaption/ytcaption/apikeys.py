@@ -99,8 +99,9 @@ def _policy(effect: str, resource: str) -> dict[str, Any]:
 def authorize(event: Mapping[str, Any], keys: KeyRing) -> dict[str, Any]:
     """The authorizer's answer for one REQUEST event (raises :class:`Unauthorized`)."""
     key = presented_key(event.get("headers"))
-    path = str(event.get("path") or event.get("resource") or "")
-    if path.startswith(STRICT_PREFIXES) and (key is None or key not in keys):
+    # the resource template first: behind a custom domain, ``path`` carries its base path too
+    strict = any(str(event.get(k) or "").startswith(STRICT_PREFIXES) for k in ("resource", "path"))
+    if strict and (key is None or key not in keys):
         raise Unauthorized
     result: dict[str, Any] = {
         "principalId": f"key:{_digest(key)[:12]}" if key else "anonymous",
