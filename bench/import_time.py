@@ -34,6 +34,8 @@ TARGETS = {
     "baseline": ROOT / "bench" / "baseline_handler.py",
     "api": ROOT / "functions" / "api" / "app.py",
     "upload_trigger": ROOT / "functions" / "upload_trigger" / "app.py",
+    # runs in front of every request since the API's key source is AUTHORIZER
+    "authorizer": ROOT / "functions" / "authorizer" / "app.py",
 }
 
 

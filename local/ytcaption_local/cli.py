@@ -266,10 +266,16 @@ def cmd_serve(args: argparse.Namespace) -> int:
     signal.signal(signal.SIGTERM, stop_on_term)
 
     state_dir = str(args.state_dir or default_state_dir())
-    runtime = LocalRuntime(RuntimeOptions(api_port=args.port, api_key=args.api_key,
-                                          reconcile_every_s=60.0, state_dir=state_dir)).start()
+    try:
+        runtime = LocalRuntime(RuntimeOptions(api_port=args.port, api_key=args.api_key,
+                                              reconcile_every_s=60.0, state_dir=state_dir))
+    except ValueError as exc:  # a key API Gateway would refuse
+        print(f"error: INVALID_API_KEY: {exc}", file=sys.stderr)
+        return 2
+    runtime.start()
     print(f"YTCaption local runtime\n  API:           {runtime.api_url}/v1\n"
-          f"  API key:       {runtime.api_key}   (send it as X-Api-Key)\n"
+          f"  API key:       {runtime.api_key}   (send it as X-Api-Key or Authorization: Bearer)\n"
+          f"  OpenAI audio:  OpenAI(base_url=\"{runtime.api_url}/v1\", api_key=KEY)\n"
           f"  admin key:     {runtime.admin_key}   (X-Admin-Key, for ytcaption stats)\n"
           f"  console:       {runtime.api_url}/console/#key={runtime.api_key}\n"
           f"  webhook key:   {runtime.webhook_secret}   (verifies X-YTCaption-Signature)\n"

@@ -123,8 +123,11 @@ class LocalRuntime:
         self.api_key = self.options.api_key or os.environ.get("YTCAPTION_LOCAL_API_KEY") or secrets.token_urlsafe(24)
         #: The key every webhook is signed with (X-YTCaption-Signature).
         self.webhook_secret = self.options.webhook_secret or secrets.token_hex(32)
+        if not 20 <= len(self.api_key) <= 128:
+            raise ValueError("an API key is 20 to 128 characters long (as API Gateway requires)")
         self._moto: Any = None
         self._gateway: Any = None
+        self._rest_api: dict[str, Any] = {}
         self._saved_env: dict[str, str | None] = {}
         self._state: state.StateDir | None = None
         self._snapshot_lock = threading.Lock()
@@ -182,20 +185,18 @@ class LocalRuntime:
         self._deploy()
         if self._state is not None:
             self._restore_state(self._state)
+        from ytcaption_local.apigw import LocalApiGateway
         from ytcaption_local.gateway import Gateway
-        from ytcaption_local.template import api_routes, route_for
 
         api = self.functions["ApiFunction"]
-        routes = api_routes()  # GET /v1/search and /v1/media go to MediaApiFunction, as on AWS
+        # routes, authorizer and key check as API Gateway does them (ytcaption_local.apigw)
+        def invoke(lid: str, ev: dict[str, Any], ctx: Any) -> Any:
+            if ev.get("type") != "REQUEST":  # not the authorizer's own event
+                self.api_calls.append((lid, str(ev.get("httpMethod")), str(ev.get("path"))))
+            return self._call(self.functions[lid], ev, ctx)
 
-        def dispatch(ev: dict[str, Any], ctx: Any) -> Any:
-            spec = self.functions.get(route_for(routes, str(ev.get("httpMethod")), str(ev.get("path"))) or "", api)
-            self.api_calls.append((spec.logical_id, str(ev.get("httpMethod")), str(ev.get("path"))))
-            return self._call(spec, ev, ctx)
-
-        self._gateway = Gateway(dispatch,
-                                lambda: LambdaContext(function_name=api.name), port=self.options.api_port,
-                                api_key=self.api_key)
+        front = LocalApiGateway(self._rest_api, invoke, self.api_key, region=REGION, account=ACCOUNT)
+        self._gateway = Gateway(front, lambda: LambdaContext(function_name=api.name), port=self.options.api_port)
         from ytcaption_local.console import Console
 
         self._gateway.console = Console(self)  # the web console at /console
@@ -302,6 +303,7 @@ class LocalRuntime:
                 default = [x.strip() for x in default.split(",")]
             refs[pname] = default
         refs["DefaultModel"] = self.options.default_model
+        refs["SyncModel"] = self.options.default_model
         getatt: dict[tuple[str, str], str] = {
             ("MediaBucket", "Arn"): f"arn:aws:s3:::{bucket}",
             ("JobsTable", "Arn"): f"arn:aws:dynamodb:{REGION}:{ACCOUNT}:table/{table}",
@@ -325,6 +327,8 @@ class LocalRuntime:
                 iam.create_role(RoleName=names[lid], AssumeRolePolicyDocument=json.dumps(
                     resolve(r["Properties"]["AssumeRolePolicyDocument"])))
         create_table(self.client("dynamodb"), table)
+        self._rest_api = next(r["Properties"] for r in res.values() if r["Type"] == "AWS::ApiGateway::RestApi")
+        self.client("apigateway").create_api_key(name=names["ApiApiKey"], value=self.api_key, enabled=True)
         sqs = self.client("sqs")
         queue_urls: dict[str, str] = {}
         for lid, r in res.items():
@@ -364,7 +368,7 @@ class LocalRuntime:
             lam.create_function(
                 FunctionName=spec.name, Runtime="python3.12", Role=resolve(props["Role"]),
                 Handler=spec.handler, Code={"ZipFile": _stub_zip()}, Timeout=spec.timeout,
-                Environment={"Variables": env}, MemorySize=int(props.get("MemorySize", 128)),
+                Environment={"Variables": env}, MemorySize=int(resolve(props.get("MemorySize", 128))),
             )
         for r in res.values():
             if r["Type"] == "AWS::Lambda::EventInvokeConfig":

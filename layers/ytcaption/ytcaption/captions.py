@@ -32,11 +32,28 @@ class Word(BaseModel):
     probability: float | None = None
 
 
+class SegmentStats(BaseModel):
+    """Whisper's decoding figures for a segment (what OpenAI's verbose_json reports).
+
+    ``seek`` is the start of the decoding window in mel frames (100 a second) on
+    the chunk's timeline until :func:`ytcaption.merge.shift` puts it on the media's.
+    """
+
+    seek: int
+    tokens: list[int]
+    temperature: float
+    avg_logprob: float
+    compression_ratio: float
+    no_speech_prob: float
+
+
 class Segment(BaseModel):
     start: float
     end: float
     text: str
     words: list[Word] = Field(default_factory=list)
+    #: Kept in memory for the synchronous API; not stored with jobs' results.
+    stats: SegmentStats | None = Field(None, exclude=True)
 
 
 class Transcript(BaseModel):

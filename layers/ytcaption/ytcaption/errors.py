@@ -217,6 +217,39 @@ class UnsafeUrl(InvalidRequest):
     code = "UNSAFE_URL"
 
 
+# --- the synchronous OpenAI-compatible routes ---------------------------------
+
+
+class TooLongForSync(YTCaptionError):
+    """Longer than the synchronous routes answer in time; the job API takes it."""
+
+    code = "MEDIA_TOO_LONG"
+    http_status = 413
+
+
+class TooLargeForSync(YTCaptionError):
+    code = "MEDIA_TOO_LARGE"
+    http_status = 413
+
+
+class ModelNotServed(InvalidRequest):
+    """Not a model name, or not one this deployment can run."""
+
+    code = "MODEL_NOT_AVAILABLE"
+
+
+class TranslationUnsupported(InvalidRequest):
+    """The model cannot translate (English-only models)."""
+
+    code = "TRANSLATION_NOT_SUPPORTED"
+
+
+class LanguageUnsupported(InvalidRequest):
+    """The model does not know the language (English-only models)."""
+
+    code = "LANGUAGE_NOT_SUPPORTED"
+
+
 ALL_ERRORS: tuple[type[YTCaptionError], ...] = tuple(
     cls for cls in list(globals().values())
     if isinstance(cls, type) and issubclass(cls, YTCaptionError)

@@ -40,6 +40,7 @@ def shift(segments: Iterable[Segment], offset: float) -> list[Segment]:
             text=s.text,
             words=[Word(start=round(w.start + offset, 3), end=round(w.end + offset, 3), word=w.word,
                         probability=w.probability) for w in s.words],
+            stats=s.stats and s.stats.model_copy(update={"seek": s.stats.seek + round(offset * 100)}),
         )
         for s in segments
     ]
@@ -73,7 +74,7 @@ def merge(
                 we = round(_clamp(w.end, ws, end), 3)
                 words.append(Word(start=ws, end=we, word=w.word, probability=w.probability))
                 wfloor = we
-            segments.append(Segment(start=start, end=end, text=s.text.strip(), words=words))
+            segments.append(Segment(start=start, end=end, text=s.text.strip(), words=words, stats=s.stats))
             lo = floor = end
     language = max(votes, key=lambda k: votes[k]) if votes else None
     lp = probs.get(language or "", [])

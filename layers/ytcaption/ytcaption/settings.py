@@ -148,6 +148,33 @@ def get_discovery_settings() -> DiscoverySettings:
     return DiscoverySettings()
 
 
+class SyncLimits(BaseModel):
+    """The synchronous OpenAI-compatible routes: ``SYNC__MAX_DURATION_S`` etc.
+
+    The defaults keep a request inside API Gateway's 29 s integration timeout with
+    headroom (README: "OpenAI-compatible API"); the body limit keeps the base64
+    event under Lambda's 6 MB request payload.
+    """
+
+    #: What ``whisper-1`` means here; empty: ``DEFAULT_MODEL``.
+    model: str = ""
+    max_bytes: int = 4 * 1024**2
+    max_duration_s: float = 60.0
+
+
+class SyncSettings(_Base):
+    default_model: str = "tiny.en"
+    sync: SyncLimits = Field(default_factory=SyncLimits)
+    whisper: WhisperSettings = Field(default_factory=WhisperSettings)
+    media: MediaSettings = Field(default_factory=MediaSettings)
+    work_dir: str = "/tmp/ytcaption"  # noqa: S108 - Lambda's only writable dir
+
+
+@lru_cache(maxsize=1)
+def get_sync_settings() -> SyncSettings:
+    return SyncSettings()
+
+
 @lru_cache(maxsize=1)
 def get_api_settings() -> ApiSettings:
     return ApiSettings()
@@ -163,3 +190,4 @@ def clear_settings_cache() -> None:
     get_pipeline_settings.cache_clear()
     get_discovery_settings.cache_clear()
     get_intake_settings.cache_clear()
+    get_sync_settings.cache_clear()

@@ -21,7 +21,7 @@ from typing import Any, Protocol
 
 import numpy as np
 
-from ytcaption.captions import Segment, Word
+from ytcaption.captions import Segment, SegmentStats, Word
 from ytcaption.errors import ModelUnavailable, TranscriptionFailed
 from ytcaption.jobs import JobOptions
 from ytcaption.settings import WhisperSettings
@@ -190,7 +190,7 @@ class WhisperTranscriber:
     ) -> list[ChunkTranscript]:
         from faster_whisper.audio import pad_or_trim
         from faster_whisper.tokenizer import Tokenizer
-        from faster_whisper.transcribe import get_suppressed_tokens
+        from faster_whisper.transcribe import get_compression_ratio, get_suppressed_tokens
 
         m = self.model
         features = np.stack([pad_or_trim(m.feature_extractor(w)[..., :-1]) for w in windows])
@@ -244,8 +244,12 @@ class WhisperTranscriber:
                                       "\"'.。,，!！?？:：”)]}、", 0.0)
             for i, parts in zip(items, grouped, strict=True):
                 duration = len(windows[i]) / 16000
+                window = decoded[i]
                 decoded[i].segments = [
-                    _segment(p["start"], min(p["end"], duration), p["text"], p.get("words"))
+                    _segment(p["start"], min(p["end"], duration), p["text"], p.get("words"),
+                             SegmentStats(seek=int(p["seek"]), tokens=list(p["tokens"]), temperature=0.0,
+                                          avg_logprob=window.avg_logprob, no_speech_prob=window.no_speech_prob,
+                                          compression_ratio=get_compression_ratio(p["text"].strip())))
                     for p in parts
                     if p["text"].strip()
                 ]
@@ -270,18 +274,24 @@ class WhisperTranscriber:
             raw = list(segments)
         except (RuntimeError, ValueError) as exc:
             raise TranscriptionFailed(f"transcription failed: {exc}") from exc
-        out = [_segment(s.start, s.end, s.text, [w._asdict() for w in s.words or []]) for s in raw if s.text.strip()]
+        out = [_segment(s.start, s.end, s.text, [w._asdict() for w in s.words or []],
+                        SegmentStats(seek=int(s.seek), tokens=list(s.tokens), temperature=float(s.temperature),
+                                     avg_logprob=float(s.avg_logprob), compression_ratio=float(s.compression_ratio),
+                                     no_speech_prob=float(s.no_speech_prob)))
+               for s in raw if s.text.strip()]
         worst = max((s.no_speech_prob for s in raw), default=0.0)
         logprob = min((s.avg_logprob for s in raw), default=0.0)
         return ChunkTranscript(out, info.language, round(float(info.language_probability), 4),
                                no_speech_prob=round(float(worst), 4), avg_logprob=round(float(logprob), 4))
 
 
-def _segment(start: float, end: float, text: str, words: list[dict[str, Any]] | None) -> Segment:
+def _segment(start: float, end: float, text: str, words: list[dict[str, Any]] | None,
+             stats: SegmentStats | None = None) -> Segment:
     return Segment(
         start=round(float(start), 3),
         end=round(float(max(end, start)), 3),
         text=text.strip(),
         words=[Word(start=round(float(w["start"]), 3), end=round(float(w["end"]), 3), word=w["word"],
                     probability=round(float(w["probability"]), 4)) for w in (words or [])],
+        stats=stats,
     )

@@ -1,0 +1,17 @@
+"""OpenAI-compatible synchronous transcription Lambda (container image, CPU, model baked in)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from aws_lambda_powertools.utilities.typing import LambdaContext
+
+from ytcaption.observability import logger, metrics, tracer
+from ytcaption.openai_api import handle
+
+
+@logger.inject_lambda_context(log_event=False)
+@metrics.log_metrics
+@tracer.capture_lambda_handler
+def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+    return handle(event, context)
