@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import itertools
 
+import numpy as np
 import pytest
 
 from ytcaption.captions import Segment, Word
@@ -68,3 +69,31 @@ def test_merge_orders_offsets_and_clamps_spills() -> None:
     assert tr.segments[0].end == 10.0  # clamped into its chunk
     assert tr.segments[1].start == 10.0 and tr.segments[1].words[0].start == 10.0
     assert tr.language == "en"  # duration-weighted majority
+
+
+def test_a_chunk_is_decoded_packed_and_its_times_map_back_to_the_timeline() -> None:
+    from ytcaption.media.chunking import PACKED_GAP_S, Packing
+
+    # two sentences with a 2.5 s pause between them, in one chunk
+    chunks = plan_chunks([(1.0, 4.0), (6.5, 9.0)], 12.0, max_chunk_s=30.0)
+    assert len(chunks) == 1
+    packing = Packing(chunks[0])
+    window = packing.window(np.arange(int(chunks[0].duration * 16000), dtype=np.float32), chunks[0].start)
+    # the pause shrinks to PACKED_GAP_S: the window is the speech plus a little around it
+    assert len(window) / 16000 == pytest.approx(3.0 + 2.5 + 2 * PACKED_GAP_S, abs=0.01)
+    # a word at the start of the second sentence in the window is at 6.5 s on the timeline
+    second = packing.offsets[1] + PACKED_GAP_S / 2
+    assert packing.to_timeline(second) == pytest.approx(6.5, abs=0.01)
+    assert packing.to_timeline(0.0) == pytest.approx(1.0 - PACKED_GAP_S / 2, abs=0.01)
+    assert packing.to_timeline(1e9) == packing.parts[-1][1]
+
+
+def test_pauses_do_not_count_against_a_chunks_window() -> None:
+    # 4 s of speech every 6 s (2 s pauses): 30 s windows hold more than 30 s of timeline
+    speech = [(i * 6.0, i * 6.0 + 4.0) for i in range(20)]
+    chunks = plan_chunks(speech, 120.0, max_chunk_s=30.0)
+    assert len(chunks) < 120.0 / 30.0 + 1
+    assert max(c.duration for c in chunks) > 30.0
+    from ytcaption.media.chunking import WINDOW_MARGIN_S, packed_length
+
+    assert all(packed_length(c.speech, c.start, c.end) <= 30.0 - WINDOW_MARGIN_S + 1e-6 for c in chunks)

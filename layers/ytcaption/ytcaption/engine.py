@@ -23,13 +23,13 @@ from pathlib import Path
 import numpy as np
 
 from ytcaption import guard
-from ytcaption.captions import Segment, Transcript
+from ytcaption.captions import Segment, Transcript, Word
 from ytcaption.errors import MediaTooLong
 from ytcaption.jobs import JobOptions
 from ytcaption.media import audio as audio_mod
 from ytcaption.media.audio import SAMPLE_RATE
-from ytcaption.media.chunking import Chunk, balanced_shards, detect_speech, plan_chunks, slice_audio
-from ytcaption.merge import ChunkResult, merge, shift
+from ytcaption.media.chunking import Chunk, Packing, balanced_shards, detect_speech, plan_chunks, slice_audio
+from ytcaption.merge import ChunkResult, merge
 from ytcaption.settings import MediaSettings, WhisperSettings
 from ytcaption.transcription import ChunkTranscript, Transcriber, WhisperTranscriber, choose_device
 
@@ -78,13 +78,24 @@ def prepare(path: str | Path, media: MediaSettings) -> ChunkPlan:
 CONTEXT_CHARS = 200
 
 
-def _absolute(segments: Sequence[Segment], offset: float, end: float) -> list[Segment]:
-    """Window-relative segments on the media's timeline, clipped to the window's end."""
-    out = shift(segments, offset)
-    for s in out:
-        s.end = min(s.end, end)
-        s.start = min(s.start, s.end)
+def _on_timeline(segments: Sequence[Segment], to_timeline: Callable[[float], float], end: float) -> list[Segment]:
+    """Window-relative segments on the media's timeline, clipped to the chunk's end.
+
+    This is where a chunk's text gets its place in the media: a packed window's
+    times go through its Packing, a re-decoded span's are shifted by its start.
+    """
+    out = []
+    for s in segments:
+        start, stop = min(to_timeline(s.start), end), min(to_timeline(s.end), end)
+        out.append(Segment(
+            start=round(min(start, stop), 3), end=round(stop, 3), text=s.text, stats=s.stats,
+            words=[Word(start=round(min(to_timeline(w.start), end), 3), end=round(min(to_timeline(w.end), end), 3),
+                        word=w.word, probability=w.probability) for w in s.words]))
     return out
+
+
+def _shifted(offset: float) -> Callable[[float], float]:
+    return lambda t: offset + t
 
 
 def _pad(spans: Sequence[guard.Span], chunk: Chunk, pad: float = 0.25, min_len: float = 1.0) -> list[guard.Span]:
@@ -107,20 +118,21 @@ def _splice(segments: Sequence[Segment], spans: Sequence[guard.Span], new: Seque
 class _Decoded:
     """One chunk on its way through the guard."""
 
-    def __init__(self, chunk: Chunk, audio: np.ndarray, part: ChunkTranscript, context: str | None = None) -> None:
+    def __init__(self, chunk: Chunk, audio: np.ndarray, packing: Packing, part: ChunkTranscript,
+                 context: str | None = None) -> None:
         self.chunk = chunk
         self.context = context
         self.audio = audio
         self.language = part.language
         self.language_probability = part.language_probability
-        self.segments = self.clean(part, chunk.start)
+        self.segments = self.clean(part, packing.to_timeline)
         self.review = guard.Review()
         self.reasons: list[str] = []
         self.redecoded = False
 
-    def clean(self, part: ChunkTranscript, offset: float) -> list[Segment]:
+    def clean(self, part: ChunkTranscript, to_timeline: Callable[[float], float]) -> list[Segment]:
         return guard.drop_non_speech(
-            _absolute(part.segments, offset, self.chunk.end), self.chunk.speech,
+            _on_timeline(part.segments, to_timeline, self.chunk.end), self.chunk.speech,
             no_speech_prob=part.no_speech_prob, avg_logprob=part.avg_logprob,
         )
 
@@ -199,9 +211,13 @@ def transcribe_shard(
     for i in range(0, len(order), size):
         batch = order[i : i + size]
         audio = [load(c) for c in batch]
+        packings = [Packing(c) for c in batch]
         contexts = [texts.get(previous_of.get(c.index, -1)) for c in batch]
-        parts = transcriber.transcribe_batch(audio, options, contexts=contexts)
-        decoded = [_Decoded(c, a, p, x) for c, a, p, x in zip(batch, audio, parts, contexts, strict=True)]
+        parts = transcriber.transcribe_batch([p.window(a, c.start) for p, a, c in zip(packings, audio, batch,
+                                                                                       strict=True)],
+                                             options, contexts=contexts)
+        decoded = [_Decoded(c, a, k, p, x) for c, a, k, p, x in zip(batch, audio, packings, parts, contexts,
+                                                                     strict=True)]
         for d in decoded:
             rates += guard.rate_samples(d.segments, d.chunk.speech)
         cps = guard.speaking_rate(rates)
@@ -215,12 +231,12 @@ def transcribe_shard(
             group = jobs[k : k + max(1, batch_size)]
             again = transcriber.transcribe_batch([d.cut(span) for d, span in group], options)
             for (d, span), part in zip(group, again, strict=True):
-                d.offer([span], d.clean(part, span[0]), cps, prompt)
+                d.offer([span], d.clean(part, _shifted(span[0])), cps, prompt)
         # last remedy: Whisper's thorough decode of what still fails
         for d in failing:
             for span in _pad(d.review.spans, d.chunk) if not d.review.ok else []:
                 part = transcriber.transcribe(d.cut(span), options, language=d.language)
-                d.offer([span], d.clean(part, span[0]), cps, prompt)
+                d.offer([span], d.clean(part, _shifted(span[0])), cps, prompt)
         for d in decoded:
             result = d.result()
             texts[result.index] = " ".join(s.text for s in result.segments)[-CONTEXT_CHARS:] or None

@@ -28,6 +28,12 @@ from ytcaption.media.audio import SAMPLE_RATE
 SKIP_GAP_S = 3.0
 #: Silence kept around speech at the edges of a chunk.
 EDGE_PAD_S = 0.2
+#: A chunk is decoded "packed": its pauses shortened to this, so a 30 s window
+#: holds speech rather than silence (every window costs a whole encoder pass).
+PACKED_GAP_S = 0.4
+#: Packed audio per window, below Whisper's 30 s: in a full window it tends to
+#: leave the last sentence for a next window that, for a chunk, never comes.
+WINDOW_MARGIN_S = 3.0
 
 
 @dataclass(frozen=True)
@@ -54,6 +60,50 @@ class Chunk:
 
     def with_shard(self, shard: int) -> Chunk:
         return replace(self, shard=shard)
+
+    def packed(self) -> list[tuple[float, float]]:
+        """The parts of the chunk its decode window is made of (absolute seconds)."""
+        return keep_intervals(self.speech, self.start, self.end) if self.speech else [(self.start, self.end)]
+
+
+def keep_intervals(
+    speech: Sequence[tuple[float, float]], start: float, end: float, *, gap: float = PACKED_GAP_S
+) -> list[tuple[float, float]]:
+    """Speech regions with ``gap / 2`` of their surroundings, merged: pauses shrink to at most ``gap``."""
+    out: list[tuple[float, float]] = []
+    for s, e in sorted(speech):
+        a, b = max(start, s - gap / 2), min(end, e + gap / 2)
+        if b <= a:
+            continue
+        if out and a <= out[-1][1]:
+            out[-1] = (out[-1][0], max(out[-1][1], b))
+        else:
+            out.append((a, b))
+    return out
+
+
+def packed_length(speech: Sequence[tuple[float, float]], start: float, end: float) -> float:
+    return sum(b - a for a, b in keep_intervals(speech, start, end))
+
+
+class Packing:
+    """A chunk's decode window: its kept intervals back to back, and the way back to the timeline."""
+
+    def __init__(self, chunk: Chunk) -> None:
+        self.parts = chunk.packed()
+        self.offsets = list(itertools.accumulate((b - a for a, b in self.parts), initial=0.0))
+
+    def window(self, audio: np.ndarray, chunk_start: float) -> np.ndarray:
+        pieces = [audio[round((a - chunk_start) * SAMPLE_RATE) : round((b - chunk_start) * SAMPLE_RATE)]
+                  for a, b in self.parts]
+        return np.concatenate(pieces) if pieces else audio[:0]
+
+    def to_timeline(self, t: float) -> float:
+        """A time in the window -> the same moment on the media's timeline."""
+        for (a, b), at in zip(self.parts, self.offsets, strict=False):
+            if t <= at + (b - a):
+                return a + max(0.0, t - at)
+        return self.parts[-1][1] if self.parts else t
 
 
 def detect_speech(
@@ -117,18 +167,21 @@ def plan_chunks(
     skip_gap_s: float = SKIP_GAP_S,
     pad_s: float = EDGE_PAD_S,
 ) -> list[Chunk]:
-    """Group speech regions into chunks of at most ``max_chunk_s``, cut mid-pause.
+    """Group speech regions into chunks, cut mid-pause, each filling one decode window.
 
-    A region longer than the limit (no pause to cut at) is split into equal
-    parts; the VAD is asked for regions shorter than the limit, so this is a
-    last resort.
+    A chunk holds at most ``max_chunk_s - WINDOW_MARGIN_S`` of packed audio
+    (speech, pauses shortened to ``PACKED_GAP_S``); a pause of ``skip_gap_s``
+    or more ends a chunk. A region longer than that (no pause to cut at) is
+    split into equal parts; the VAD is asked for shorter regions, so this is
+    a last resort.
     """
+    fill = max(1.0, max_chunk_s - WINDOW_MARGIN_S)
     regions: list[tuple[float, float]] = []
     for s, e in speech:
         s, e = max(0.0, s), min(total_s, e)
         if e <= s:
             continue
-        n = max(1, math.ceil((e - s) / (max_chunk_s - 2 * pad_s)))
+        n = max(1, math.ceil((e - s) / (fill - 2 * pad_s)))
         step = (e - s) / n
         regions += [(s + i * step, s + (i + 1) * step) for i in range(n)]
     regions.sort()
@@ -136,21 +189,22 @@ def plan_chunks(
     spans: list[tuple[float, float]] = []
     cur_start: float | None = None
     cur_end = 0.0
+    group: list[tuple[float, float]] = []
     for s, e in regions:
         if cur_start is None:
-            cur_start, cur_end = max(0.0, s - pad_s), e
+            cur_start, cur_end, group = max(0.0, s - pad_s), e, [(s, e)]
             continue
         gap = s - cur_end
-        if gap < skip_gap_s and e - cur_start <= max_chunk_s:
+        if gap < skip_gap_s and packed_length([*group, (s, e)], cur_start, e + pad_s) <= fill:
             cur_end = max(cur_end, e)
+            group.append((s, e))
             continue
         # close the current chunk in the pause before this region
         end = cur_end + (pad_s if gap >= skip_gap_s else gap / 2)
-        end = min(end, cur_start + max_chunk_s)
         spans.append((cur_start, end))
-        cur_start, cur_end = max(end, s - pad_s), e
+        cur_start, cur_end, group = max(end, s - pad_s), e, [(s, e)]
     if cur_start is not None:
-        spans.append((cur_start, min(total_s, cur_end + pad_s, cur_start + max_chunk_s)))
+        spans.append((cur_start, min(total_s, cur_end + pad_s)))
     return [
         Chunk(i, round(a, 3), round(b, 3),
               speech=tuple((round(max(a, s), 3), round(min(b, e), 3)) for s, e in regions if min(b, e) > max(a, s)))
