@@ -91,3 +91,18 @@ def test_faster_whisper_internals_the_batched_decode_uses_are_still_there() -> N
     for name, params in expected.items():
         got = list(inspect.signature(getattr(WhisperModel, name)).parameters)[1:]
         assert got[: len(params)] == params, (name, got)
+
+
+@pytest.mark.parametrize(("gpus", "workers"), [(1, 1), (0, None)])
+def test_gpu_batches_a_shard_in_one_worker_and_cpu_runs_one_worker_per_core(
+    monkeypatch: pytest.MonkeyPatch, gpus: int, workers: int | None
+) -> None:
+    import os
+
+    import ctranslate2
+
+    from ytcaption.engine import default_workers
+
+    monkeypatch.setattr(ctranslate2, "get_cuda_device_count", lambda: gpus)
+    assert default_workers(WhisperSettings()) == (workers or max(1, os.cpu_count() or 1))
+    assert WhisperSettings().batch_size >= 8  # chunks go through the model in batches on either device
