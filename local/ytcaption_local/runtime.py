@@ -71,6 +71,9 @@ class RuntimeOptions:
     batch_slots: int = max(1, os.cpu_count() or 1)
     work_dir: str | None = None
     default_model: str = "tiny.en"
+    #: The template's BakedModels: none locally, where models come from offline packages
+    #: (the catalogue adds the installed ones); naming a model here claims the worker has it.
+    baked_models: tuple[str, ...] = ()
     #: Handlers share one process (and Powertools' logger) locally: keep it quiet.
     log_level: str = "WARNING"
     #: The key clients send in X-Api-Key (API Gateway checks it on AWS); random if unset.
@@ -225,6 +228,7 @@ class LocalRuntime:
                 default = [x.strip() for x in default.split(",")]
             refs[pname] = default
         refs["DefaultModel"] = self.options.default_model
+        refs["BakedModels"] = list(self.options.baked_models)
         getatt: dict[tuple[str, str], str] = {
             ("MediaBucket", "Arn"): f"arn:aws:s3:::{bucket}",
             ("JobsTable", "Arn"): f"arn:aws:dynamodb:{REGION}:{ACCOUNT}:table/{table}",

@@ -21,11 +21,13 @@ from ytcaption.api_models import (
     Health,
     JobHistory,
     JobList,
+    ModelList,
+    ModelObject,
     SubmitResponse,
     SubmitTranscription,
     UploadResponse,
 )
-from ytcaption.errors import InvalidRequest, YTCaptionError
+from ytcaption.errors import InvalidRequest, ModelNotFound, YTCaptionError
 from ytcaption.jobs import Job, JobStatus, describe_errors
 from ytcaption.observability import bind_job, logger, metrics
 
@@ -40,7 +42,8 @@ ERRORS: dict[int, Any] = {
     409: {"description": "The job's state does not allow this", **_ERR},
     413: {"description": "Declared upload too large", **_ERR},
     415: {"description": "Request body is not JSON", **_ERR},
-    422: {"description": "Idempotency key reused for another request", **_ERR},
+    422: {"description": "Idempotency key reused for another request, or a model this deployment does not "
+                         "offer (or cannot do the language or task asked)", **_ERR},
     503: {"description": "A dependency is unavailable; retry later", **_ERR},
 }
 
@@ -226,6 +229,19 @@ def cancel(job_id: Annotated[str, Path(max_length=64)]) -> dict[str, Any]:
     job = service().cancel(job_id)
     logger.info("job cancelled")
     return dict(job.public())
+
+
+@app.get("/v1/models", summary="The models this deployment runs", responses={**_ok(ModelList), **ERRORS})
+def list_models() -> dict[str, Any]:
+    return service().catalogue.to_openai()  # type: ignore[no-any-return]
+
+
+@app.get("/v1/models/<model_id>", summary="One model of the catalogue", responses={**_ok(ModelObject), **ERRORS})
+def get_model(model_id: Annotated[str, Path(max_length=64)]) -> dict[str, Any]:
+    entry = service().catalogue.get(model_id)
+    if entry is None:
+        raise ModelNotFound(f"no model {model_id!r} here; available: {', '.join(service().catalogue.names)}")
+    return entry.to_openai()  # type: ignore[no-any-return]
 
 
 @app.get("/v1/health", summary="Liveness", responses=_ok(Health))

