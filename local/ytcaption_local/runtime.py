@@ -89,7 +89,9 @@ class LocalRuntime:
         self.functions: dict[str, FunctionSpec] = {}
         self.outputs: dict[str, str] = {}
         self.invocations: list[tuple[str, str | None, str]] = []  # (function, job id, outcome)
-        self.batch_runs: list[tuple[str, int, bool]] = []  # (job id, shard, success)
+        self.batch_runs: list[tuple[str, int, bool]] = []  # (job id, shard, success), one per attempt
+        #: The job definition's RetryStrategy (Attempts, EvaluateOnExit), applied as Batch would.
+        self.batch_retry: dict[str, Any] = {}
         #: Test hooks: called before a Batch job's worker runs; raising fails that attempt.
         self.batch_hooks: list[Callable[[str, int], None]] = []
         self._batch_slots = threading.Semaphore(self.options.batch_slots)
@@ -383,6 +385,7 @@ class LocalRuntime:
         )["jobQueueArn"]
         resolve.refs["TranscriberJobQueue"] = queue_arn
         jd = resolve(res["TranscriberJobDefinition"]["Properties"])
+        self.batch_retry = dict(jd["RetryStrategy"])
         cp = jd["ContainerProperties"]
         jd_arn = batch.register_job_definition(
             jobDefinitionName=names["TranscriberJobDefinition"], type=jd["Type"],
@@ -477,20 +480,43 @@ class LocalRuntime:
         return result
 
     def _run_batch_job(self, job: Any) -> bool:
+        """Run the worker, retried as the job definition's RetryStrategy says (moto does not)."""
         overrides = job.container_overrides or {}
         env = {e["name"]: e["value"] for e in overrides.get("environment", []) if "name" in e}
         job_id, shard = env.get("JOB_ID", ""), int(env.get("SHARD_INDEX", "-1"))
-        with self._batch_slots:
-            try:
-                for hook in list(self.batch_hooks):
-                    hook(job_id, shard)
-                from ytcaption import worker
+        attempts = max(1, int(self.batch_retry.get("Attempts", 1)))
+        for attempt in range(1, attempts + 1):
+            with self._batch_slots:
+                try:
+                    for hook in list(self.batch_hooks):
+                        hook(job_id, shard)
+                    from ytcaption import worker
 
-                ok = worker.main(["--job-id", job_id, "--shard", str(shard)]) == 0
-            except Exception:
-                ok = False
-        self.batch_runs.append((job_id, shard, ok))
-        return ok
+                    code = worker.main(["--job-id", job_id, "--shard", str(shard)])
+                except Exception:
+                    code = 1  # an uncaught exception in the container
+            self.batch_runs.append((job_id, shard, code == 0))
+            if code == 0:
+                return True
+            action = evaluate_on_exit(self.batch_retry.get("EvaluateOnExit") or [], exit_code=code)
+            if action == "EXIT" or attempt == attempts or self._stopping.is_set():
+                return False
+        return False
+
+
+def evaluate_on_exit(rules: list[dict[str, Any]], *, exit_code: int | None = None, reason: str = "",
+                     status_reason: str = "") -> str:
+    """AWS Batch's ``EvaluateOnExit``: the first rule whose every condition matches decides
+    (``RETRY`` or ``EXIT``); with no match the job is retried. Patterns are globs."""
+    from fnmatch import fnmatchcase
+
+    for rule in rules:
+        checks = [("OnExitCode", "" if exit_code is None else str(exit_code)), ("OnReason", reason),
+                  ("OnStatusReason", status_reason)]
+        present = [(rule[key], value) for key, value in checks if key in rule]
+        if present and all(fnmatchcase(value, str(pattern)) for pattern, value in present):
+            return str(rule["Action"]).upper()
+    return "RETRY"
 
 
 class Resolver:

@@ -233,7 +233,7 @@ def cancel(job_id: Annotated[str, Path(max_length=64)]) -> dict[str, Any]:
 
 @app.get("/v1/models", summary="The models this deployment runs", responses={**_ok(ModelList), **ERRORS})
 def list_models() -> dict[str, Any]:
-    return service().catalogue.to_openai()  # type: ignore[no-any-return]
+    return service().catalogue.to_openai()
 
 
 @app.get("/v1/models/<model_id>", summary="One model of the catalogue", responses={**_ok(ModelObject), **ERRORS})
@@ -241,7 +241,7 @@ def get_model(model_id: Annotated[str, Path(max_length=64)]) -> dict[str, Any]:
     entry = service().catalogue.get(model_id)
     if entry is None:
         raise ModelNotFound(f"no model {model_id!r} here; available: {', '.join(service().catalogue.names)}")
-    return entry.to_openai()  # type: ignore[no-any-return]
+    return entry.to_openai()
 
 
 @app.get("/v1/health", summary="Liveness", responses=_ok(Health))

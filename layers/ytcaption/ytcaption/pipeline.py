@@ -32,7 +32,7 @@ from ytcaption.errors import (
     YTCaptionError,
     error_from_name,
 )
-from ytcaption.jobs import ErrorInfo, Job, JobOptions, JobStatus, MediaInfo
+from ytcaption.jobs import ErrorInfo, Job, JobOptions, JobStatus, MediaInfo, now_iso
 from ytcaption.netsafety import UrlPolicy, check_url, guarded
 from ytcaption.notifications import Notifier
 from ytcaption.observability import bind_job, logger
@@ -41,6 +41,14 @@ from ytcaption.settings import PipelineSettings
 from ytcaption.storage import Storage
 
 PROGRESS_EVERY_S = 2.0
+
+
+class WorkerError(ErrorInfo):
+    """A Batch worker's failure, as it recorded it for the state machine's failure path."""
+
+    shard: int
+    retryable: bool
+    at: str
 
 
 class Pipeline:
@@ -254,6 +262,25 @@ class Pipeline:
         logger.info("shard done", extra={"shard": shard, "chunks": len(results), "stopped": stopped[0]})
         return {"shard": shard, "chunks": len(results), "stopped": stopped[0]}
 
+    def record_worker_error(self, job_id: str, shard: int, exc: YTCaptionError) -> None:
+        """Leave a worker's failure where MarkFailed reads it: a failed Batch job reaches the
+        state machine as a bare ``States.TaskFailed`` (best effort: the exit code still tells Batch)."""
+        info = WorkerError(code=exc.code, message=exc.message, shard=shard, retryable=exc.retryable, at=now_iso())
+        try:
+            self.storage.put_json(keys.worker_error_key(job_id, shard), info.model_dump(mode="json"))
+        except Exception:
+            logger.warning("worker error not recorded", extra={"code": exc.code, "shard": shard})
+
+    def worker_error(self, job_id: str, shard: int | None) -> WorkerError | None:
+        """What the worker of ``shard`` last reported (the shard comes from the Batch job's description)."""
+        if shard is None:
+            return None
+        key = keys.worker_error_key(job_id, shard)
+        try:
+            return WorkerError.model_validate(self.storage.get_json(key)) if self.storage.exists(key) else None
+        except (YTCaptionError, ValueError):
+            return None
+
     # --- merge ---------------------------------------------------------------------------------
 
     def merge(self, job_id: str) -> dict[str, Any]:
@@ -295,7 +322,9 @@ class Pipeline:
 
     def mark_failed(self, job_id: str, error: dict[str, Any] | None) -> dict[str, Any]:
         bind_job(job_id)
-        exc = failure_from_step_functions(error or {})
+        error = error or {}
+        recorded = self.worker_error(job_id, _batch_shard(_cause(error))) if _is_batch_failure(error) else None
+        exc = failure_from_step_functions(error, recorded)
         try:
             job = self.repo.transition(
                 job_id, JobStatus.FAILED, message=exc.message, error=ErrorInfo(code=exc.code, message=exc.message)
@@ -309,12 +338,13 @@ class Pipeline:
         return {"status": job.status.value, "code": exc.code, **self.notifier.job_finished(job)}
 
 
-def failure_from_step_functions(error: dict[str, Any]) -> YTCaptionError:
+def failure_from_step_functions(error: dict[str, Any], worker_error: WorkerError | None = None) -> YTCaptionError:
     """Turn a Catch's ``{"Error", "Cause"}`` into a domain error with a clear message.
 
     Lambda errors arrive as our class name plus a JSON cause with
     ``errorMessage``; a failed Batch job arrives as ``States.TaskFailed`` with the
-    job description; timeouts as ``States.Timeout``. No stack trace is kept.
+    job description, and the worker's own error is the one it recorded on the
+    job (``worker_error``); timeouts as ``States.Timeout``. No stack trace is kept.
     """
     name = str(error.get("Error") or "")
     cause_raw = error.get("Cause") or ""
@@ -335,7 +365,13 @@ def failure_from_step_functions(error: dict[str, Any]) -> YTCaptionError:
     if name in ("States.Timeout", "States.HeartbeatTimeout"):
         return StageTimeout(message or "a stage took longer than its time limit")
     if name == "States.TaskFailed":
-        return TranscriptionFailed(f"a transcription worker failed: {message or 'no reason given'}")
+        if worker_error is not None:
+            return error_from_name(worker_error.code, worker_error.message)
+        if not message and isinstance(cause, dict):
+            exit_code = ((cause.get("Container") or {}).get("ExitCode"))
+            message = f"it stopped with exit code {exit_code} and reported nothing" if exit_code is not None else ""
+        return TranscriptionFailed(
+            f"a transcription worker failed: {message or 'it stopped without reporting an error'}")
     known = error_from_name(name, message or name)
     if type(known) is YTCaptionError:
         # not one of ours (States.Runtime, Lambda.Unknown, a bug): keep its text out of
@@ -343,3 +379,26 @@ def failure_from_step_functions(error: dict[str, Any]) -> YTCaptionError:
         logger.error("unexpected pipeline error", extra={"error_name": name, "cause": message})
         return YTCaptionError(f"the pipeline failed unexpectedly ({name or 'unknown error'})")
     return known
+
+
+def _batch_shard(cause: Any) -> int | None:
+    """The shard a failed Batch job ran (its SHARD_INDEX), from the job description in the cause."""
+    if not isinstance(cause, dict):
+        return None
+    container = cause.get("Container") or {}
+    for env in container.get("Environment") or []:
+        if isinstance(env, dict) and env.get("Name") == "SHARD_INDEX":
+            with contextlib.suppress(TypeError, ValueError):
+                return int(str(env.get("Value")))
+    return None
+
+
+def _cause(error: dict[str, Any]) -> Any:
+    raw = error.get("Cause") or ""
+    with contextlib.suppress(ValueError):
+        return json.loads(raw) if isinstance(raw, str) and raw.startswith("{") else raw
+    return raw
+
+
+def _is_batch_failure(error: dict[str, Any]) -> bool:
+    return error.get("Error") == "States.TaskFailed"

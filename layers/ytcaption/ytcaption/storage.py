@@ -62,6 +62,11 @@ def chunk_result_key(job_id: str, index: int) -> str:
     return f"{WORK_PREFIX}{job_id}/transcripts/{index:05d}.json"
 
 
+def worker_error_key(job_id: str, shard: int) -> str:
+    """A Batch worker's last failure on a shard, read by MarkFailed (Batch reports only an exit code)."""
+    return f"{WORK_PREFIX}{job_id}/errors/shard-{shard:04d}.json"
+
+
 def result_key(job_id: str, fmt: str) -> str:
     return f"{RESULTS_PREFIX}{job_id}/captions.{fmt}"
 
