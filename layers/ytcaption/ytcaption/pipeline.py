@@ -275,9 +275,8 @@ class Pipeline:
         """What the worker of ``shard`` last reported (the shard comes from the Batch job's description)."""
         if shard is None:
             return None
-        key = keys.worker_error_key(job_id, shard)
-        try:
-            return WorkerError.model_validate(self.storage.get_json(key)) if self.storage.exists(key) else None
+        try:  # missing (the worker died without a word): NoSuchKey, or AccessDenied without ListBucket
+            return WorkerError.model_validate(self.storage.get_json(keys.worker_error_key(job_id, shard)))
         except (YTCaptionError, ValueError):
             return None
 
