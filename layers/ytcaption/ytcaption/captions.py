@@ -37,6 +37,16 @@ class Segment(BaseModel):
     end: float
     text: str
     words: list[Word] = Field(default_factory=list)
+    #: The spoken language of the chunk this segment came from (``language: auto`` can vary per chunk).
+    language: str | None = None
+
+
+class LanguageSpan(BaseModel):
+    """A stretch of the media in one language (consecutive chunks that share it)."""
+
+    language: str
+    start: float
+    end: float
 
 
 class Transcript(BaseModel):
@@ -45,6 +55,8 @@ class Transcript(BaseModel):
     duration: float | None = None
     model: str | None = None
     task: str = "transcribe"
+    #: Where each language is spoken, in time order (one span when the media keeps one language).
+    language_spans: list[LanguageSpan] = Field(default_factory=list)
     segments: list[Segment] = Field(default_factory=list)
 
     @property

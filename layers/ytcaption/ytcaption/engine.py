@@ -24,6 +24,7 @@ import numpy as np
 from ytcaption.captions import Segment, Transcript
 from ytcaption.errors import MediaTooLong
 from ytcaption.jobs import JobOptions
+from ytcaption.language_id import LanguageGuess, chunk_languages
 from ytcaption.media import audio as audio_mod
 from ytcaption.media.chunking import Chunk, balanced_shards, detect_speech, plan_chunks, slice_audio
 from ytcaption.merge import ChunkResult, merge, shift
@@ -88,14 +89,16 @@ def transcribe_shard(
     *,
     done: Callable[[Chunk], ChunkResult | None] = lambda c: None,
     on_result: Callable[[ChunkResult], bool | None] = lambda r: None,
+    languages: Callable[[Chunk, np.ndarray], LanguageGuess] | None = None,
 ) -> list[ChunkResult]:
     """Transcribe a shard's chunks in order.
 
     ``done`` returns a chunk's stored result if an earlier attempt finished it
     (so a retried shard skips it); ``on_result`` stores a new one and may
-    return False to stop early (the job was cancelled). With language
-    ``auto``, the first chunk's detected language is kept for the rest of the
-    shard, so one shard does not flip between languages on short phrases.
+    return False to stop early (the job was cancelled). ``languages`` decides
+    each chunk's language (``auto`` on a multilingual model: see
+    :mod:`ytcaption.language_id`); without it, with ``auto``, the first chunk's
+    detected language is kept for the rest of the shard.
     """
     results: list[ChunkResult] = []
     language: str | None = None
@@ -107,15 +110,17 @@ def transcribe_shard(
             language = language or previous.language
             context = _context(previous.segments)
             continue
-        part = transcriber.transcribe(load(chunk), options, language=language, context=context)
-        if options.language == "auto" and language is None and part.segments:
+        audio = load(chunk)
+        guess = languages(chunk, audio) if languages is not None else None
+        part = transcriber.transcribe(audio, options, language=guess.language if guess else language, context=context)
+        if options.language == "auto" and language is None and part.segments and guess is None:
             language = part.language
         result = ChunkResult(
             index=chunk.index,
             start=chunk.start,
             end=chunk.end,
-            language=part.language,
-            language_probability=part.language_probability,
+            language=guess.language if guess else part.language,
+            language_probability=guess.probability if guess else part.language_probability,
             segments=shift(part.segments, chunk.start),
         )
         results.append(result)
@@ -158,8 +163,11 @@ def transcribe_file(
     engine = transcriber or WhisperTranscriber(options.model, whisper, num_workers=max(1, len(by_shard)))
     t2 = time.perf_counter()
 
+    languages = chunk_languages(engine, plan.chunks, lambda c: slice_audio(plan.samples, c), options)
+
     def run(shard_chunks: list[Chunk]) -> list[ChunkResult]:
-        return transcribe_shard(engine, shard_chunks, lambda c: slice_audio(plan.samples, c), options)
+        return transcribe_shard(engine, shard_chunks, lambda c: slice_audio(plan.samples, c), options,
+                                languages=languages)
 
     results: list[ChunkResult] = []
     if len(by_shard) <= 1:

@@ -225,6 +225,7 @@ class Pipeline:
         self, job_id: str, shard: int, *, transcriber_factory: Callable[[JobOptions], Any] | None = None
     ) -> dict[str, Any]:
         from ytcaption.engine import transcribe_shard
+        from ytcaption.language_id import chunk_languages
         from ytcaption.media.audio import read_wav
         from ytcaption.media.chunking import Chunk
         from ytcaption.merge import ChunkResult
@@ -255,10 +256,12 @@ class Pipeline:
                 return False  # cancelled or failed meanwhile: stop spending GPU time
             return True
 
-        results = transcribe_shard(
-            transcriber, chunks, lambda c: read_wav(self.storage.get_bytes(keys.chunk_audio_key(job_id, c.index))),
-            options, done=done, on_result=on_result,
-        )
+        def load(c: Chunk) -> Any:
+            return read_wav(self.storage.get_bytes(keys.chunk_audio_key(job_id, c.index)))
+
+        every = [Chunk(c["index"], c["start"], c["end"], c["shard"]) for c in manifest["chunks"]]
+        results = transcribe_shard(transcriber, chunks, load, options, done=done, on_result=on_result,
+                                   languages=chunk_languages(transcriber, every, load, options))
         logger.info("shard done", extra={"shard": shard, "chunks": len(results), "stopped": stopped[0]})
         return {"shard": shard, "chunks": len(results), "stopped": stopped[0]}
 

@@ -18,6 +18,7 @@ import numpy as np
 from ytcaption.captions import Segment, Word
 from ytcaption.errors import ModelUnavailable, TranscriptionFailed
 from ytcaption.jobs import JobOptions
+from ytcaption.language_id import LanguageGuess
 from ytcaption.model_store import resolve_model
 from ytcaption.settings import WhisperSettings
 
@@ -87,6 +88,21 @@ class WhisperTranscriber:
         self.settings = settings
         self.model_name = model_name
         self.model = load_model(model_name, settings, num_workers=num_workers or settings.num_workers)
+
+    @property
+    def multilingual(self) -> bool:
+        return bool(self.model.model.is_multilingual)
+
+    def detect_language(self, samples: np.ndarray) -> LanguageGuess:
+        """The spoken language of (the first 30 s of) ``samples``, from the model's language head."""
+        if not self.multilingual:
+            return LanguageGuess("en", 1.0, (("en", 1.0),))
+        try:
+            language, probability, probs = self.model.detect_language(audio=samples)
+        except (RuntimeError, ValueError) as exc:
+            raise TranscriptionFailed(f"language detection failed: {exc}") from exc
+        top = tuple((lang, round(float(p), 4)) for lang, p in sorted(probs, key=lambda lp: -lp[1])[:5])
+        return LanguageGuess(language, round(float(probability), 4), top)
 
     def transcribe(
         self,
