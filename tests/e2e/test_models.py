@@ -7,6 +7,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -88,3 +89,23 @@ def test_a_worker_that_fails_permanently_fails_the_job_at_once_with_its_own_code
 def _history(runtime: LocalRuntime, job: dict[str, Any]) -> list[dict[str, Any]]:
     sfn = runtime.client("stepfunctions")
     return list(sfn.get_execution_history(executionArn=job["execution_arn"], maxResults=1000)["events"])
+
+
+@pytest.mark.slow
+def test_cli_transcribes_spanish_offline_with_base_and_auto_language(
+    runtime: LocalRuntime, tmp_path: Path
+) -> None:
+    from tests.languages import TEXT, speak
+    from ytcaption_local.speech import encode
+
+    samples, rate = speak(TEXT["es"], "es", tmp_path, "es")
+    media = encode(samples, rate, tmp_path / "spanish.mp3")
+    out = subprocess.run([*CLI, "transcribe", str(media), "--api", runtime.api_url, "--api-key", runtime.api_key,
+                          "--model", "base", "--language", "auto", "--format", "json,srt",
+                          "--output-dir", str(tmp_path / "out")], capture_output=True, text=True, timeout=300)
+    assert out.returncode == 0, out.stderr
+    doc = json.loads((tmp_path / "out" / "spanish.json").read_text())
+    assert doc["language"] == "es" and doc["model"] == "base"
+    assert [s["language"] for s in doc["language_spans"]] == ["es"]
+    assert {s["language"] for s in doc["segments"]} == {"es"}
+    assert "language es" in out.stderr
