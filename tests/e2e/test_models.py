@@ -76,6 +76,7 @@ def test_a_worker_that_fails_permanently_fails_the_job_at_once_with_its_own_code
     assert "small" in done["error"]["message"] and "no reason given" not in done["error"]["message"]
     assert done["events"][-1]["error"]["code"] == "MODEL_UNAVAILABLE"
     assert "worker_error" not in done  # internal bookkeeping stays internal
+    print(f"permanent worker failure: FAILED {elapsed:.1f} s after submission")
     assert elapsed < 10.0, f"took {elapsed:.1f} s"
     # and nothing retried it: each shard's Batch job ran once (exit 65 -> EXIT)
     runs = [(shard, ok) for (j, shard, ok) in runtime.batch_runs if j == job["job_id"]]

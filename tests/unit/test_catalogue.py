@@ -128,3 +128,17 @@ def test_assembled_base_loads_as_a_multilingual_model(tmp_path: Path) -> None:
     path = model_store.resolve_model("base", WhisperSettings(model_cache_dir=str(tmp_path)))
     model = WhisperModel(path, device="cpu", compute_type="int8", cpu_threads=1)
     assert model.model.is_multilingual
+
+
+def test_the_image_bakes_the_models_the_template_lists() -> None:
+    import re
+
+    from ytcaption_local.template import ROOT, load_template
+
+    params = load_template()["Parameters"]
+    baked = params["BakedModels"]["Default"].split(",")
+    dockerfile = (ROOT / "containers" / "transcriber" / "Dockerfile").read_text()
+    image = re.search(r'^ARG MODELS="([^"]*)"', dockerfile, re.MULTILINE)
+    assert image is not None and image.group(1).split() == baked
+    assert params["DefaultModel"]["Default"] in baked
+    assert all(name in KNOWN_MODELS for name in baked)
