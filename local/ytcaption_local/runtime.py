@@ -92,7 +92,8 @@ class LocalRuntime:
         self.batch_runs: list[tuple[str, int, bool]] = []  # (job id, shard, success), one per attempt
         #: The job definition's RetryStrategy (Attempts, EvaluateOnExit), applied as Batch would.
         self.batch_retry: dict[str, Any] = {}
-        #: Test hooks: called before a Batch job's worker runs; raising fails that attempt.
+        #: Test hooks: called before a Batch job's worker runs; raising fails that attempt as a
+        #: lost instance would ("Host EC2 ... terminated"), which the RetryStrategy retries.
         self.batch_hooks: list[Callable[[str, int], None]] = []
         self._batch_slots = threading.Semaphore(self.options.batch_slots)
         #: Real AWS error responses for chosen requests (see ytcaption_local.faults).
@@ -486,19 +487,26 @@ class LocalRuntime:
         job_id, shard = env.get("JOB_ID", ""), int(env.get("SHARD_INDEX", "-1"))
         attempts = max(1, int(self.batch_retry.get("Attempts", 1)))
         for attempt in range(1, attempts + 1):
+            code: int | None = None
+            status_reason = ""
             with self._batch_slots:
                 try:
                     for hook in list(self.batch_hooks):
                         hook(job_id, shard)
+                except Exception as exc:  # a hook stands for the instance going away (Spot reclaim)
+                    status_reason = f"Host EC2 (local runtime) terminated: {exc}"
+                else:
                     from ytcaption import worker
 
-                    code = worker.main(["--job-id", job_id, "--shard", str(shard)])
-                except Exception:
-                    code = 1  # an uncaught exception in the container
+                    try:
+                        code = worker.main(["--job-id", job_id, "--shard", str(shard)])
+                    except Exception:
+                        code = 1  # an uncaught exception in the container
             self.batch_runs.append((job_id, shard, code == 0))
             if code == 0:
                 return True
-            action = evaluate_on_exit(self.batch_retry.get("EvaluateOnExit") or [], exit_code=code)
+            action = evaluate_on_exit(self.batch_retry.get("EvaluateOnExit") or [], exit_code=code,
+                                      status_reason=status_reason)
             if action == "EXIT" or attempt == attempts or self._stopping.is_set():
                 return False
         return False
