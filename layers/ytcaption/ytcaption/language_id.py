@@ -126,14 +126,20 @@ class ChunkLanguages:
         return LanguageGuess(media.language, round(own.probability_of(media.language), 4), own.top)
 
 
+ENGLISH = LanguageGuess("en", 1.0, (("en", 1.0),))
+
+
 def chunk_languages(
     transcriber: Any, chunks: Sequence[Chunk], load: Callable[[Chunk], np.ndarray], options: Any
-) -> ChunkLanguages | None:
-    """Per-chunk language decisions when the job asked for ``auto`` from a multilingual model, else None."""
+) -> Callable[[Chunk, np.ndarray], LanguageGuess] | None:
+    """How each chunk's language is decided for ``auto``: per chunk on a multilingual model,
+    always English on an English-only one (``distil-*`` models carry a multilingual
+    tokenizer, so Whisper's own detection could wander off English); None when the
+    job named its language or the transcriber cannot detect."""
     if options.language != "auto" or not hasattr(transcriber, "detect_language"):
         return None
     if not getattr(transcriber, "multilingual", True):
-        return None
+        return lambda chunk, samples: ENGLISH
     return ChunkLanguages(transcriber, list(chunks), load)
 
 

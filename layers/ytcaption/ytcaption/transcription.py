@@ -16,6 +16,7 @@ from typing import Any, Protocol
 import numpy as np
 
 from ytcaption.captions import Segment, Word
+from ytcaption.catalogue import KNOWN_MODELS
 from ytcaption.errors import ModelUnavailable, TranscriptionFailed
 from ytcaption.jobs import JobOptions
 from ytcaption.language_id import LanguageGuess
@@ -91,7 +92,9 @@ class WhisperTranscriber:
 
     @property
     def multilingual(self) -> bool:
-        return bool(self.model.model.is_multilingual)
+        """What the model was trained for (the catalogue), else what its tokenizer says."""
+        card = KNOWN_MODELS.get(self.model_name)
+        return card.multilingual if card is not None else bool(self.model.model.is_multilingual)
 
     def detect_language(self, samples: np.ndarray) -> LanguageGuess:
         """The spoken language of (the first 30 s of) ``samples``, from the model's language head."""
