@@ -38,7 +38,7 @@ CORRELATION_HEADER = "X-Correlation-ID"
 _ERR = {"content": {"application/json": {"model": ErrorResponse}}}
 ERRORS: dict[int, Any] = {
     400: {"description": "Invalid request", **_ERR},
-    404: {"description": "No such job or route", **_ERR},
+    404: {"description": "No such job, model or route", **_ERR},
     409: {"description": "The job's state does not allow this", **_ERR},
     413: {"description": "Declared upload too large", **_ERR},
     415: {"description": "Request body is not JSON", **_ERR},
