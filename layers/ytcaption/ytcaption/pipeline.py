@@ -325,7 +325,8 @@ class Pipeline:
     def mark_failed(self, job_id: str, error: dict[str, Any] | None) -> dict[str, Any]:
         bind_job(job_id)
         error = error or {}
-        recorded = self.worker_error(job_id, _batch_shard(_cause(error))) if _is_batch_failure(error) else None
+        is_batch = error.get("Error") == "States.TaskFailed"
+        recorded = self.worker_error(job_id, _batch_shard(_cause(error))) if is_batch else None
         exc = failure_from_step_functions(error, recorded)
         try:
             job = self.repo.transition(
@@ -345,14 +346,12 @@ def failure_from_step_functions(error: dict[str, Any], worker_error: WorkerError
 
     Lambda errors arrive as our class name plus a JSON cause with
     ``errorMessage``; a failed Batch job arrives as ``States.TaskFailed`` with the
-    job description, and the worker's own error is the one it recorded on the
-    job (``worker_error``); timeouts as ``States.Timeout``. No stack trace is kept.
+    job description, and the worker's own error is the one it recorded
+    (``worker_error``, see :meth:`Pipeline.record_worker_error`); timeouts as
+    ``States.Timeout``. No stack trace is kept.
     """
     name = str(error.get("Error") or "")
-    cause_raw = error.get("Cause") or ""
-    cause: Any = cause_raw
-    with contextlib.suppress(ValueError):
-        cause = json.loads(cause_raw) if isinstance(cause_raw, str) and cause_raw.startswith("{") else cause_raw
+    cause = _cause(error)
     message = ""
     if isinstance(cause, dict):
         message = str(cause.get("errorMessage") or cause.get("StatusReason") or "")
@@ -396,11 +395,8 @@ def _batch_shard(cause: Any) -> int | None:
 
 
 def _cause(error: dict[str, Any]) -> Any:
+    """The Catch's ``Cause``: JSON (a Lambda error, a Batch job description) or plain text."""
     raw = error.get("Cause") or ""
     with contextlib.suppress(ValueError):
         return json.loads(raw) if isinstance(raw, str) and raw.startswith("{") else raw
     return raw
-
-
-def _is_batch_failure(error: dict[str, Any]) -> bool:
-    return error.get("Error") == "States.TaskFailed"
