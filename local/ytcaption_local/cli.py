@@ -6,6 +6,7 @@
     ytcaption list --api URL [--status COMPLETED]
     ytcaption search "QUERY" --api URL [--kind short]
     ytcaption info URL --api URL
+    ytcaption models [--api URL] [--json]             # the model catalogue (this machine's without --api)
     ytcaption local serve [--port 3000]
 
 Exit status: 0 when the job completed (or the command succeeded), 1 when the
@@ -254,6 +255,24 @@ def cmd_list(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_models(args: argparse.Namespace) -> int:
+    if args.api or os.environ.get("YTCAPTION_API"):
+        doc = _client(args).json("GET", "/v1/models")
+    else:  # what the local runtime offers: the offline model packages installed here
+        from ytcaption.catalogue import Catalogue
+
+        doc = Catalogue.build(baked=os.environ.get("BAKED_MODELS", ""),
+                              default_model=os.environ.get("DEFAULT_MODEL", "tiny.en")).to_openai()
+    if args.json:
+        print(json.dumps(doc, indent=2))
+        return 0
+    print(f"{'MODEL':<18} {'SOURCE':<8} {'LANGUAGES':<11} {'TASKS':<21} DEFAULT")
+    for m in doc["data"]:
+        langs = "en" if m["languages"] == ["en"] else f"all ({len(m['languages'])})"
+        print(f"{m['id']:<18} {m['source']:<8} {langs:<11} {','.join(m['tasks']):<21} {'yes' if m['default'] else ''}")
+    return 0
+
+
 def cmd_serve(args: argparse.Namespace) -> int:
     import signal
 
@@ -346,6 +365,10 @@ def parser() -> argparse.ArgumentParser:
     from ytcaption_local.stats_cli import add_parser as add_stats
 
     add_stats(sub, api_args, _client)
+    m = sub.add_parser("models", help="the models a deployment runs (without --api: this machine's)")
+    m.add_argument("--json", action="store_true", help="the API's JSON (OpenAI list shape)")
+    api_args(m)
+    m.set_defaults(func=cmd_models)
 
     local = sub.add_parser("local", help="the embedded local runtime")
     lsub = local.add_subparsers(dest="local_command", required=True)

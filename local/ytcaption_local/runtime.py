@@ -83,6 +83,9 @@ class RuntimeOptions:
     batch_slots: int = max(1, os.cpu_count() or 1)
     work_dir: str | None = None
     default_model: str = "tiny.en"
+    #: The template's BakedModels: none locally, where models come from offline packages
+    #: (the catalogue adds the installed ones); naming a model here claims the worker has it.
+    baked_models: tuple[str, ...] = ()
     #: Handlers share one process (and Powertools' logger) locally: keep it quiet.
     log_level: str = "WARNING"
     #: The key clients send in X-Api-Key (API Gateway checks it on AWS); random if unset.
@@ -105,8 +108,11 @@ class LocalRuntime:
         self.outputs: dict[str, str] = {}
         self.invocations: list[tuple[str, str | None, str]] = []  # (function, job id, outcome)
         self.api_calls: list[tuple[str, str, str]] = []  # (function, method, path) the gateway routed
-        self.batch_runs: list[tuple[str, int, bool]] = []  # (job id, shard, success)
-        #: Test hooks: called before a Batch job's worker runs; raising fails that attempt.
+        self.batch_runs: list[tuple[str, int, bool]] = []  # (job id, shard, success), one per attempt
+        #: The job definition's RetryStrategy (Attempts, EvaluateOnExit), applied as Batch would.
+        self.batch_retry: dict[str, Any] = {}
+        #: Test hooks: called before a Batch job's worker runs; raising fails that attempt as a
+        #: lost instance would ("Host EC2 ... terminated"), which the RetryStrategy retries.
         self.batch_hooks: list[Callable[[str, int], None]] = []
         self._batch_slots = threading.Semaphore(self.options.batch_slots)
         #: Real AWS error responses for chosen requests (see ytcaption_local.faults).
@@ -304,6 +310,7 @@ class LocalRuntime:
             refs[pname] = default
         refs["DefaultModel"] = self.options.default_model
         refs["SyncModel"] = self.options.default_model
+        refs["BakedModels"] = list(self.options.baked_models)
         getatt: dict[tuple[str, str], str] = {
             ("MediaBucket", "Arn"): f"arn:aws:s3:::{bucket}",
             ("JobsTable", "Arn"): f"arn:aws:dynamodb:{REGION}:{ACCOUNT}:table/{table}",
@@ -471,6 +478,7 @@ class LocalRuntime:
         )["jobQueueArn"]
         resolve.refs["TranscriberJobQueue"] = queue_arn
         jd = resolve(res["TranscriberJobDefinition"]["Properties"])
+        self.batch_retry = dict(jd["RetryStrategy"])
         cp = jd["ContainerProperties"]
         jd_arn = batch.register_job_definition(
             jobDefinitionName=names["TranscriberJobDefinition"], type=jd["Type"],
@@ -591,23 +599,53 @@ class LocalRuntime:
         return result
 
     def _run_batch_job(self, job: Any) -> bool:
+        """Run the worker, retried as the job definition's RetryStrategy says (moto does not)."""
         overrides = job.container_overrides or {}
         env = {e["name"]: e["value"] for e in overrides.get("environment", []) if "name" in e}
         job_id, shard = env.get("JOB_ID", ""), int(env.get("SHARD_INDEX", "-1"))
-        with self._batch_slots:
-            try:
-                for hook in list(self.batch_hooks):
-                    hook(job_id, shard)
-                from ytcaption import worker
+        attempts = max(1, int(self.batch_retry.get("Attempts", 1)))
+        for attempt in range(1, attempts + 1):
+            code: int | None = None
+            status_reason = ""
+            with self._batch_slots:
+                try:
+                    for hook in list(self.batch_hooks):
+                        hook(job_id, shard)
+                except Exception as exc:  # a hook stands for the instance going away (Spot reclaim)
+                    status_reason = f"Host EC2 (local runtime) terminated: {exc}"
+                else:
+                    from ytcaption import worker
 
-                args = ["--job-id", job_id, "--shard", str(shard)]
-                if env.get("SUBMITTED_AT"):
-                    args += ["--submitted-at", env["SUBMITTED_AT"]]
-                ok = worker.main(args) == 0
-            except Exception:
-                ok = False
-        self.batch_runs.append((job_id, shard, ok))
-        return ok
+                    try:
+                        args = ["--job-id", job_id, "--shard", str(shard)]
+                        if env.get("SUBMITTED_AT"):
+                            args += ["--submitted-at", env["SUBMITTED_AT"]]
+                        code = worker.main(args)
+                    except Exception:
+                        code = 1  # an uncaught exception in the container
+            self.batch_runs.append((job_id, shard, code == 0))
+            if code == 0:
+                return True
+            action = evaluate_on_exit(self.batch_retry.get("EvaluateOnExit") or [], exit_code=code,
+                                      status_reason=status_reason)
+            if action == "EXIT" or attempt == attempts or self._stopping.is_set():
+                return False
+        return False
+
+
+def evaluate_on_exit(rules: list[dict[str, Any]], *, exit_code: int | None = None, reason: str = "",
+                     status_reason: str = "") -> str:
+    """AWS Batch's ``EvaluateOnExit``: the first rule whose every condition matches decides
+    (``RETRY`` or ``EXIT``); with no match the job is retried. Patterns are globs."""
+    from fnmatch import fnmatchcase
+
+    for rule in rules:
+        checks = [("OnExitCode", "" if exit_code is None else str(exit_code)), ("OnReason", reason),
+                  ("OnStatusReason", status_reason)]
+        present = [(rule[key], value) for key, value in checks if key in rule]
+        if present and all(fnmatchcase(value, str(pattern)) for pattern, value in present):
+            return str(rule["Action"]).upper()
+    return "RETRY"
 
 
 #: What ``{"Ref": "AWS::NoValue"}`` resolves to: dropped from the list or mapping holding it.

@@ -43,7 +43,8 @@ def test_failed_job_exits_non_zero_with_its_code(runtime: LocalRuntime, media_se
 def test_bad_option_is_refused_by_the_api(runtime: LocalRuntime, media_server: LoopbackServer) -> None:
     out = subprocess.run([*CLI, "transcribe", media_server.url("/talk.mp3"), "--api", runtime.api_url, "--api-key", runtime.api_key,
                           "--model", "whisper-9000"], capture_output=True, text=True, timeout=60)
-    assert out.returncode == 1 and "error: INVALID_REQUEST" in out.stderr
+    assert out.returncode == 1 and "error: MODEL_UNAVAILABLE" in out.stderr
+    assert "available models: tiny.en, base" in out.stderr
 
 
 def test_status_list_and_result_commands(runtime: LocalRuntime, media_server: LoopbackServer) -> None:

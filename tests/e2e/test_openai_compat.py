@@ -95,7 +95,7 @@ def test_word_granularity_alone_leaves_out_segments(oai: openai.OpenAI, mp3: Pat
 def test_translation_with_an_english_only_model_is_refused(oai: openai.OpenAI, mp3: Path) -> None:
     with pytest.raises(openai.BadRequestError) as err:
         oai.audio.translations.create(file=mp3.open("rb"), model="tiny.en")
-    assert err.value.code == "TRANSLATION_NOT_SUPPORTED" and err.value.param == "model"
+    assert err.value.code == "TRANSLATION_UNSUPPORTED" and err.value.param == "model"
     assert "English-only" in err.value.message
 
 
@@ -132,14 +132,14 @@ def test_translation_with_a_multilingual_model(oai: openai.OpenAI, spanish_mp3: 
 def test_a_language_an_english_only_model_does_not_know_is_refused(oai: openai.OpenAI, mp3: Path) -> None:
     with pytest.raises(openai.BadRequestError) as err:
         oai.audio.transcriptions.create(file=mp3.open("rb"), model="whisper-1", language="de")
-    assert err.value.code == "LANGUAGE_NOT_SUPPORTED" and err.value.param == "language"
+    assert err.value.code == "LANGUAGE_UNSUPPORTED" and err.value.param == "language"
 
 
 @pytest.mark.parametrize("model", ["gpt-99", "large-v3"])
 def test_unknown_or_unavailable_model_is_refused(oai: openai.OpenAI, mp3: Path, model: str) -> None:
     with pytest.raises(openai.BadRequestError) as err:
         oai.audio.transcriptions.create(file=mp3.open("rb"), model=model)
-    assert err.value.code == "MODEL_NOT_AVAILABLE" and err.value.param == "model"
+    assert err.value.code == "MODEL_UNAVAILABLE" and err.value.param == "model"
 
 
 def test_bad_file_is_a_bad_request(oai: openai.OpenAI) -> None:

@@ -191,13 +191,17 @@ BAD_REQUESTS: list[tuple[str, str, str, Any, dict[str, str] | None, int, str]] =
     ("url without host", "POST", "/v1/transcriptions", {"url": "http:///x"}, None, 400, "INVALID_REQUEST"),
     ("url not a string", "POST", "/v1/transcriptions", {"url": 42}, None, 400, "INVALID_REQUEST"),
     ("huge url", "POST", "/v1/transcriptions", {"url": "https://a.example/" + "x" * 5000}, None, 400, "INVALID_REQUEST"),
-    ("unknown model", "POST", "/v1/transcriptions", {"url": URL, "model": "whisper-9000"}, None, 400, "INVALID_REQUEST"),
+    ("unknown model", "POST", "/v1/transcriptions", {"url": URL, "model": "whisper-9000"}, None, 422, "MODEL_UNAVAILABLE"),
+    ("model not installed", "POST", "/v1/transcriptions", {"url": URL, "model": "small"}, None, 422, "MODEL_UNAVAILABLE"),
+    ("model name not a name", "POST", "/v1/transcriptions", {"url": URL, "model": "../x"}, None, 400, "INVALID_REQUEST"),
+    ("english model translating", "POST", "/v1/transcriptions", {"url": URL, "model": "tiny.en", "task": "translate"}, None, 422, "TRANSLATION_UNSUPPORTED"),
+    ("upload, model not installed", "POST", "/v1/uploads", {"filename": "a.mp3", "content_type": "audio/mpeg", "size_bytes": 10, "model": "large-v3"}, None, 422, "MODEL_UNAVAILABLE"),
     ("unknown language", "POST", "/v1/transcriptions", {"url": URL, "language": "xx"}, None, 400, "INVALID_REQUEST"),
     ("unknown format", "POST", "/v1/transcriptions", {"url": URL, "formats": ["pdf"]}, None, 400, "INVALID_REQUEST"),
     ("unknown task", "POST", "/v1/transcriptions", {"url": URL, "task": "dance"}, None, 400, "INVALID_REQUEST"),
     ("unknown field", "POST", "/v1/transcriptions", {"url": URL, "priority": "high"}, None, 400, "INVALID_REQUEST"),
     ("bad webhook", "POST", "/v1/transcriptions", {"url": URL, "webhook_url": "gopher://x"}, None, 400, "INVALID_REQUEST"),
-    ("english model, german", "POST", "/v1/transcriptions", {"url": URL, "model": "tiny.en", "language": "de"}, None, 400, "INVALID_REQUEST"),
+    ("english model, german", "POST", "/v1/transcriptions", {"url": URL, "model": "tiny.en", "language": "de"}, None, 422, "LANGUAGE_UNSUPPORTED"),
     ("body is a list", "POST", "/v1/transcriptions", [URL], None, 400, "INVALID_REQUEST"),
     ("empty idempotency key", "POST", "/v1/transcriptions", {"url": URL}, {"Idempotency-Key": " "}, 400, "INVALID_REQUEST"),
     ("oversize upload", "POST", "/v1/uploads", {"filename": "a.mp3", "content_type": "audio/mpeg", "size_bytes": 10**13}, None, 413, "UPLOAD_TOO_LARGE"),
@@ -246,9 +250,44 @@ def test_bad_result_format(api: ApiClient) -> None:
 
 def test_service_default_model_applies_when_none_is_asked(api: ApiClient, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("DEFAULT_MODEL", "large-v3-turbo")
+    monkeypatch.setenv("BAKED_MODELS", "large-v3-turbo,tiny.en")
     job = submit(api)
     _, _, doc = api("GET", f"/v1/transcriptions/{job['job_id']}")
     assert doc["options"]["model"] == "large-v3-turbo"
     explicit = submit(api, model="base")
     _, _, doc = api("GET", f"/v1/transcriptions/{explicit['job_id']}")
     assert doc["options"]["model"] == "base"
+
+
+def test_models_lists_the_catalogue_in_openai_shape(api: ApiClient, monkeypatch: pytest.MonkeyPatch) -> None:
+    # Given a deployment whose worker image holds large-v3-turbo (and this machine's offline packages)
+    monkeypatch.setenv("BAKED_MODELS", "large-v3-turbo")
+    status, _, doc = api("GET", "/v1/models")
+    assert status == 200
+    assert doc["object"] == "list"
+    assert [(m["id"], m["source"]) for m in doc["data"]] == [
+        ("tiny.en", "package"), ("base", "package"), ("large-v3-turbo", "image")]
+    tiny = doc["data"][0]
+    assert tiny["object"] == "model" and tiny["owned_by"] == "openai" and tiny["default"] is True
+    assert tiny["languages"] == ["en"] and tiny["tasks"] == ["transcribe"]
+    status, _, one = api("GET", "/v1/models/base")
+    assert status == 200 and one["id"] == "base" and one["tasks"] == ["transcribe", "translate"]
+    status, _, err = api("GET", "/v1/models/small")
+    assert status == 404 and err["error"]["code"] == "MODEL_NOT_FOUND"
+
+
+def test_a_model_outside_the_catalogue_is_refused_at_once_naming_the_available_ones(
+    api: ApiClient, moto_stack: dict[str, Any], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import time
+
+    monkeypatch.setenv("BAKED_MODELS", "large-v3-turbo")
+    t0 = time.perf_counter()
+    status, _, body = api("POST", "/v1/transcriptions", {"url": URL, "model": "small"})
+    assert time.perf_counter() - t0 < 1.0
+    assert status == 422 and body["error"]["code"] == "MODEL_UNAVAILABLE"
+    assert "available models: tiny.en, base, large-v3-turbo" in body["error"]["message"]
+    status, _, body = api("POST", "/v1/transcriptions", {"url": URL, "model": "large-v3-turbo", "task": "translate"})
+    assert status == 422 and body["error"]["code"] == "TRANSLATION_UNSUPPORTED"
+    assert "(available: base)" in body["error"]["message"]
+    assert executions(moto_stack) == []  # nothing was started for any of them

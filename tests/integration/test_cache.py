@@ -67,6 +67,6 @@ def test_fresh_or_other_options_run_again(api: ApiClient, moto_stack: dict[str, 
     _, _, first = api("POST", "/v1/transcriptions", {"url": VIDEO})
     complete(moto_stack, first["job_id"])
     _, _, fresh = api("POST", "/v1/transcriptions", {"url": VIDEO, "fresh": True})
-    _, _, other = api("POST", "/v1/transcriptions", {"url": VIDEO, "model": "base.en"})
+    _, _, other = api("POST", "/v1/transcriptions", {"url": VIDEO, "model": "base"})
     assert fresh["status"] == other["status"] == "QUEUED"
     assert len(executions(moto_stack)) == 3

@@ -135,3 +135,37 @@ def test_mark_failed_records_code_and_message(pipeline: Pipeline) -> None:
 def test_step_functions_errors_map_to_stable_codes(error: dict[str, str], code: str) -> None:
     exc = failure_from_step_functions(error)
     assert exc.code == code and "Traceback" not in exc.message and "stackTrace" not in exc.message
+
+
+def _batch_cause(shard: int, exit_code: int | None) -> str:
+    """A failed Batch job as Step Functions' .sync integration reports it (DescribeJobs, PascalCase)."""
+    container: dict[str, object] = {"Environment": [{"Name": "JOB_ID", "Value": "x"},
+                                                    {"Name": "SHARD_INDEX", "Value": str(shard)}]}
+    if exit_code is not None:
+        container["ExitCode"] = exit_code
+    return json.dumps({"JobName": "ytcaption-x-shard", "Status": "FAILED", "Container": container})
+
+
+def test_a_failed_shard_fails_the_job_with_what_its_worker_recorded(
+    pipeline: Pipeline, moto_stack: dict[str, Any]
+) -> None:
+    from ytcaption.errors import ModelUnavailable, StorageError
+
+    job = Job.new(source=Source(kind="url", url="https://example.test/a.mp3"), options=JobOptions(),
+                  status=JobStatus.TRANSCRIBING, ttl_days=1)
+    pipeline.repo.create(job)
+    # two shards failed; the Batch job reported to the state machine is shard 1's
+    pipeline.record_worker_error(job.job_id, 0, StorageError("S3 put_object: transient AWS error (SlowDown)"))
+    pipeline.record_worker_error(job.job_id, 1, ModelUnavailable("model small is not available offline"))
+    out = pipeline.mark_failed(job.job_id, {"Error": "States.TaskFailed", "Cause": _batch_cause(1, 65)})
+    assert out["code"] == "MODEL_UNAVAILABLE"
+    failed = pipeline.repo.get(job.job_id)
+    assert failed.error is not None
+    assert failed.error.model_dump() == {"code": "MODEL_UNAVAILABLE", "message": "model small is not available offline"}
+
+
+def test_a_shard_that_died_without_a_word_says_how_it_ended() -> None:
+    # killed (out of memory, say): nothing recorded, the exit code is all there is
+    exc = failure_from_step_functions({"Error": "States.TaskFailed", "Cause": _batch_cause(0, 137)})
+    assert exc.code == "TRANSCRIPTION_FAILED"
+    assert exc.message == "a transcription worker failed: it stopped with exit code 137 and reported nothing"

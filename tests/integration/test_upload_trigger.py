@@ -79,13 +79,25 @@ def test_plain_upload_creates_job_with_metadata_options_once(moto_stack: dict[st
     assert len(executions(moto_stack)) == 1
 
 
-def test_plain_upload_with_bad_metadata_fails_visibly(moto_stack: dict[str, Any]) -> None:
+@pytest.mark.parametrize(("metadata", "code"), [
+    ({"formats": "pdf"}, "INVALID_REQUEST"),
+    ({"model": "nope"}, "MODEL_UNAVAILABLE"),
+    ({"model": "large-v3"}, "MODEL_UNAVAILABLE"),
+    ({"model": "tiny.en", "language": "de"}, "LANGUAGE_UNSUPPORTED"),
+    ({"model": "tiny.en", "task": "translate"}, "TRANSLATION_UNSUPPORTED"),
+])
+def test_plain_upload_with_bad_metadata_fails_visibly(
+    moto_stack: dict[str, Any], metadata: dict[str, str], code: str
+) -> None:
     key = "uploads/bad.mp3"
-    moto_stack["s3"].put_object(Bucket=BUCKET, Key=key, Body=b"ID3", Metadata={"model": "nope"})
+    moto_stack["s3"].put_object(Bucket=BUCKET, Key=key, Body=b"ID3", Metadata=metadata)
     out = trigger(s3_event(key, 3))
     job = JobRepository(TABLE, moto_stack["dynamodb"]).get(out["jobs"][0])
     assert job.status == JobStatus.FAILED
-    assert job.error is not None and job.error.code == "INVALID_REQUEST"
+    assert job.error is not None and job.error.code == code
+    assert job.events[-1].error is not None and job.events[-1].error.code == code
+    if "model" in metadata:
+        assert job.options.model == metadata["model"]  # the record shows what was asked for
     assert executions(moto_stack) == []
 
 

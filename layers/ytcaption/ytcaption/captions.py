@@ -54,6 +54,16 @@ class Segment(BaseModel):
     words: list[Word] = Field(default_factory=list)
     #: Kept in memory for the synchronous API; not stored with jobs' results.
     stats: SegmentStats | None = Field(None, exclude=True)
+    #: The spoken language of the chunk this segment came from (``language: auto`` can vary per chunk).
+    language: str | None = None
+
+
+class LanguageSpan(BaseModel):
+    """A stretch of the media in one language (consecutive chunks that share it)."""
+
+    language: str
+    start: float
+    end: float
 
 
 class Transcript(BaseModel):
@@ -65,6 +75,8 @@ class Transcript(BaseModel):
     #: ``transcription``, or ``site_captions`` / ``site_automatic_captions`` when the
     #: site's own captions were converted (no model ran).
     source: str | None = None
+    #: Where each language is spoken, in time order (one span when the media keeps one language).
+    language_spans: list[LanguageSpan] = Field(default_factory=list)
     segments: list[Segment] = Field(default_factory=list)
     #: How many chunks the media was cut into, and how many of them the fidelity
     #: guard decoded again because speech was missing from the first decode.

@@ -26,6 +26,7 @@ from ytcaption import guard
 from ytcaption.captions import Segment, Transcript, Word
 from ytcaption.errors import MediaTooLong
 from ytcaption.jobs import JobOptions
+from ytcaption.language_id import LanguageGuess, chunk_languages
 from ytcaption.media import audio as audio_mod
 from ytcaption.media.audio import SAMPLE_RATE
 from ytcaption.media.chunking import Chunk, Packing, balanced_shards, detect_speech, plan_chunks, slice_audio
@@ -172,12 +173,16 @@ def transcribe_shard(
     on_result: Callable[[ChunkResult], bool | None] = lambda r: None,
     batch_size: int = 8,
     context: bool = True,
+    languages: Callable[[Chunk, np.ndarray], LanguageGuess] | None = None,
 ) -> list[ChunkResult]:
     """Transcribe a shard's chunks, ``batch_size`` at a time, each held to the fidelity guard.
 
     ``done`` returns a chunk's stored result if an earlier attempt finished it
     (so a retried shard skips it); ``on_result`` stores a new one and may
-    return False to stop early (the job was cancelled).
+    return False to stop early (the job was cancelled). ``languages`` decides
+    each chunk's language (``auto`` on a multilingual model: see
+    :mod:`ytcaption.language_id`); without it, with ``auto``, each window's
+    language is detected from its own audio.
 
     The shard is cut into ``batch_size`` streams of consecutive chunks decoded
     side by side: round k decodes the k-th chunk of every stream in one
@@ -213,11 +218,16 @@ def transcribe_shard(
         audio = [load(c) for c in batch]
         packings = [Packing(c) for c in batch]
         contexts = [texts.get(previous_of.get(c.index, -1)) for c in batch]
+        guesses = [languages(c, a) if languages is not None else None for c, a in zip(batch, audio, strict=True)]
         parts = transcriber.transcribe_batch([p.window(a, c.start) for p, a, c in zip(packings, audio, batch,
                                                                                        strict=True)],
-                                             options, contexts=contexts)
+                                             options, contexts=contexts,
+                                             language=[g.language if g else None for g in guesses])
         decoded = [_Decoded(c, a, k, p, x) for c, a, k, p, x in zip(batch, audio, packings, parts, contexts,
                                                                      strict=True)]
+        for d, g in zip(decoded, guesses, strict=True):
+            if g is not None:
+                d.language, d.language_probability = g.language, g.probability
         for d in decoded:
             rates += guard.rate_samples(d.segments, d.chunk.speech)
         cps = guard.speaking_rate(rates)
@@ -229,7 +239,8 @@ def transcribe_shard(
             d.reasons = list(d.review.reasons)
         for k in range(0, len(jobs), max(1, batch_size)):
             group = jobs[k : k + max(1, batch_size)]
-            again = transcriber.transcribe_batch([d.cut(span) for d, span in group], options)
+            again = transcriber.transcribe_batch([d.cut(span) for d, span in group], options,
+                                                 language=[d.language for d, _ in group])
             for (d, span), part in zip(group, again, strict=True):
                 d.offer([span], d.clean(part, _shifted(span[0])), cps, prompt)
         # last remedy: Whisper's thorough decode of what still fails
@@ -279,9 +290,12 @@ def transcribe_file(
     engine = transcriber or WhisperTranscriber(options.model, whisper, num_workers=max(1, len(by_shard)))
     t2 = time.perf_counter()
 
+    languages = chunk_languages(engine, plan.chunks, lambda c: slice_audio(plan.samples, c), options)
+
     def run(shard_chunks: list[Chunk]) -> list[ChunkResult]:
         return transcribe_shard(engine, shard_chunks, lambda c: slice_audio(plan.samples, c), options,
-                                batch_size=whisper.batch_size, context=whisper.condition_on_previous_text)
+                                batch_size=whisper.batch_size, context=whisper.condition_on_previous_text,
+                                languages=languages)
 
     results: list[ChunkResult] = []
     if len(by_shard) <= 1:

@@ -191,8 +191,29 @@ class UnsupportedMedia(YTCaptionError):
 
 
 class ModelUnavailable(YTCaptionError):
+    """The model is not in this deployment's catalogue (or its weights are missing or damaged)."""
+
     code = "MODEL_UNAVAILABLE"
-    http_status = 500
+    http_status = 422
+
+
+class ModelNotFound(YTCaptionError):
+    code = "MODEL_NOT_FOUND"
+    http_status = 404
+
+
+class LanguageUnsupported(YTCaptionError):
+    """A non-English language asked of an English-only model (``.en``, ``distil-*``)."""
+
+    code = "LANGUAGE_UNSUPPORTED"
+    http_status = 422
+
+
+class TranslationUnsupported(YTCaptionError):
+    """``translate`` asked of a model not trained for it (English-only models, turbo)."""
+
+    code = "TRANSLATION_UNSUPPORTED"
+    http_status = 422
 
 
 class TranscriptionFailed(YTCaptionError):
@@ -233,21 +254,9 @@ class TooLargeForSync(YTCaptionError):
 
 
 class ModelNotServed(InvalidRequest):
-    """Not a model name, or not one this deployment can run."""
+    """Not a model name, or not one this deployment can run (the catalogue's ``MODEL_UNAVAILABLE``)."""
 
-    code = "MODEL_NOT_AVAILABLE"
-
-
-class TranslationUnsupported(InvalidRequest):
-    """The model cannot translate (English-only models)."""
-
-    code = "TRANSLATION_NOT_SUPPORTED"
-
-
-class LanguageUnsupported(InvalidRequest):
-    """The model does not know the language (English-only models)."""
-
-    code = "LANGUAGE_NOT_SUPPORTED"
+    code = "MODEL_UNAVAILABLE"
 
 
 ALL_ERRORS: tuple[type[YTCaptionError], ...] = tuple(

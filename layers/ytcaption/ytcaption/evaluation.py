@@ -9,7 +9,10 @@ _WORD = re.compile(r"[a-z0-9']+")
 
 
 def normalize_text(text: str) -> list[str]:
-    text = unicodedata.normalize("NFKC", text).lower().replace("’", "'")
+    """Words, lower case, accents folded (``llegó`` -> ``llego``, ``Straße`` -> ``strasse``),
+    so other languages than English are compared word for word too."""
+    text = unicodedata.normalize("NFKD", text.casefold().replace("’", "'"))
+    text = "".join(c for c in text if not unicodedata.combining(c))
     return [w.strip("'") for w in _WORD.findall(text) if w.strip("'")]
 
 

@@ -21,11 +21,13 @@ from ytcaption.api_models import (
     Health,
     JobHistory,
     JobList,
+    ModelList,
+    ModelObject,
     SubmitResponse,
     SubmitTranscription,
     UploadResponse,
 )
-from ytcaption.errors import InvalidRequest, YTCaptionError
+from ytcaption.errors import InvalidRequest, ModelNotFound, YTCaptionError
 from ytcaption.jobs import Job, JobStatus, describe_errors, require_http_url
 from ytcaption.observability import bind_job, logger, metrics
 from ytcaption.request_guard import public_message, screen
@@ -38,11 +40,12 @@ CORRELATION_HEADER = "X-Correlation-ID"
 _ERR = {"content": {"application/json": {"model": ErrorResponse}}}
 ERRORS: dict[int, Any] = {
     400: {"description": "Invalid request", **_ERR},
-    404: {"description": "No such job or route", **_ERR},
+    404: {"description": "No such job, model or route", **_ERR},
     409: {"description": "The job's state does not allow this", **_ERR},
     413: {"description": "Declared upload too large", **_ERR},
     415: {"description": "Request body is not JSON", **_ERR},
-    422: {"description": "Idempotency key reused for another request", **_ERR},
+    422: {"description": "Idempotency key reused for another request, or a model this deployment does not "
+                         "offer (or cannot do the language or task asked)", **_ERR},
     503: {"description": "A dependency is unavailable; retry later", **_ERR},
 }
 
@@ -270,6 +273,17 @@ def media_info(url: Annotated[str, Query(min_length=1, max_length=2048)]) -> dic
     except ValueError as exc:
         raise InvalidRequest(str(exc)) from None
     return dict(discovery().media_info(url.strip()).model_dump(mode="json"))
+@app.get("/v1/models", summary="The models this deployment runs", responses={**_ok(ModelList), **ERRORS})
+def list_models() -> dict[str, Any]:
+    return service().catalogue.to_openai()
+
+
+@app.get("/v1/models/<model_id>", summary="One model of the catalogue", responses={**_ok(ModelObject), **ERRORS})
+def get_model(model_id: Annotated[str, Path(max_length=64)]) -> dict[str, Any]:
+    entry = service().catalogue.get(model_id)
+    if entry is None:
+        raise ModelNotFound(f"no model {model_id!r} here; available: {', '.join(service().catalogue.names)}")
+    return entry.to_openai()
 
 
 @app.get("/v1/health", summary="Liveness", responses=_ok(Health))

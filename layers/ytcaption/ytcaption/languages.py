@@ -1,4 +1,7 @@
-"""Whisper's language codes, kept here so the API validates without importing faster-whisper."""
+"""Whisper's language codes, kept here so the API validates without importing faster-whisper.
+
+Which model can do what is in :mod:`ytcaption.catalogue`.
+"""
 
 WHISPER_LANGUAGES: frozenset[str] = frozenset(
     """
@@ -9,11 +12,3 @@ WHISPER_LANGUAGES: frozenset[str] = frozenset(
     """.split()
 )
 
-#: Models a job may ask for. ``.en`` models are English-only.
-WHISPER_MODELS: frozenset[str] = frozenset(
-    {
-        "tiny", "tiny.en", "base", "base.en", "small", "small.en", "medium", "medium.en",
-        "large-v1", "large-v2", "large-v3", "large-v3-turbo", "turbo",
-        "distil-small.en", "distil-medium.en", "distil-large-v2", "distil-large-v3",
-    }
-)

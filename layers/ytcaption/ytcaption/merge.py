@@ -14,6 +14,7 @@ from collections.abc import Iterable
 from pydantic import BaseModel, Field
 
 from ytcaption.captions import Segment, Transcript, Word
+from ytcaption.language_id import language_spans
 
 
 class ChunkResult(BaseModel):
@@ -74,7 +75,8 @@ def merge(
                 we = round(_clamp(w.end, ws, end), 3)
                 words.append(Word(start=ws, end=we, word=w.word, probability=w.probability))
                 wfloor = we
-            segments.append(Segment(start=start, end=end, text=s.text.strip(), words=words, stats=s.stats))
+            segments.append(Segment(start=start, end=end, text=s.text.strip(), words=words, stats=s.stats,
+                                    language=r.language))
             lo = floor = end
     language = max(votes, key=lambda k: votes[k]) if votes else None
     lp = probs.get(language or "", [])
@@ -84,6 +86,7 @@ def merge(
         duration=duration,
         model=model,
         task=task,
+        language_spans=language_spans(ordered),
         segments=[s for s in segments if s.text],
         chunks=len(ordered),
         redecoded_chunks=sum(r.redecoded for r in ordered),

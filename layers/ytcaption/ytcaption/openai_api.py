@@ -43,7 +43,7 @@ from ytcaption.errors import (
     YTCaptionError,
 )
 from ytcaption.jobs import JobOptions, describe_errors
-from ytcaption.languages import WHISPER_LANGUAGES, WHISPER_MODELS
+from ytcaption.languages import WHISPER_LANGUAGES
 from ytcaption.observability import logger, metrics
 from ytcaption.settings import SyncSettings, get_sync_settings
 
@@ -54,7 +54,7 @@ WHISPER_1 = "whisper-1"
 ASYNC_HINT = ("; the job API takes media of any length: POST /v1/uploads (a file) or "
               "POST /v1/transcriptions (a URL), then GET /v1/transcriptions/{id}/result")
 #: Status codes OpenAI uses where ours differ (an unreadable file is a bad request there).
-OPENAI_STATUS = {UnsupportedMedia.code: 400}
+OPENAI_STATUS = {UnsupportedMedia.code: 400, TranslationUnsupported.code: 400, LanguageUnsupported.code: 400}
 FILE_ERRORS = frozenset({UnsupportedMedia.code, TooLongForSync.code, TooLargeForSync.code})
 
 app = APIGatewayRestResolver()
@@ -169,27 +169,22 @@ def _invalid(message: str, param: str | None, cls: type[YTCaptionError] = Invali
 def serve_model(requested: str, *, task: str, language: str | None, settings: SyncSettings) -> str:
     """The model a request runs on, or a clear refusal: the one place model names are decided.
 
-    ``whisper-1`` is the deployment's synchronous model; other names must be Whisper
-    models this deployment can load (baked into the image, or the offline package).
+    ``whisper-1`` is the deployment's synchronous model; other names must be in the
+    deployment's catalogue (:mod:`ytcaption.catalogue`), which also refuses what a
+    model cannot do (another language on an English-only model, translation).
     """
-    name = (settings.sync.model or settings.default_model) if requested == WHISPER_1 else requested
-    if name not in WHISPER_MODELS:
-        raise _invalid(f"model {requested!r} does not exist; use {WHISPER_1} or a Whisper model name", "model",
-                       ModelNotServed)
-    from ytcaption.transcription import resolve_model
+    from ytcaption.catalogue import Catalogue
 
+    name = (settings.sync.model or settings.default_model) if requested == WHISPER_1 else requested
+    catalogue = Catalogue.build(baked=settings.baked_models, default_model=settings.default_model)
     try:
-        resolve_model(name, settings.whisper)
+        catalogue.check(name, language=language or "auto", task=task)
     except ModelUnavailable as exc:
-        raise _invalid(f"model {name} is not available on this deployment; use {WHISPER_1}", "model",
-                       ModelNotServed) from exc
-    if name.endswith(".en"):
-        if task == "translate":
-            raise _invalid(f"model {name} is English-only and cannot translate; use a multilingual model",
-                           "model", TranslationUnsupported)
-        if language not in (None, "en"):
-            raise _invalid(f"model {name} is English-only; language {language!r} needs a multilingual model",
-                           "language", LanguageUnsupported)
+        raise _invalid(f"{exc.message}; {WHISPER_1} is this deployment's model", "model", ModelNotServed) from exc
+    except TranslationUnsupported as exc:
+        raise _invalid(exc.message, "model", TranslationUnsupported) from exc
+    except LanguageUnsupported as exc:
+        raise _invalid(exc.message, "language", LanguageUnsupported) from exc
     return name
 
 

@@ -56,6 +56,14 @@ from ytcaption.telemetry import (
 PROGRESS_EVERY_S = 2.0
 
 
+class WorkerError(ErrorInfo):
+    """A Batch worker's failure, as it recorded it for the state machine's failure path."""
+
+    shard: int
+    retryable: bool
+    at: str
+
+
 class Pipeline:
     def __init__(
         self,
@@ -276,6 +284,7 @@ class Pipeline:
         self, job_id: str, shard: int, rec: ShardRecord, transcriber_factory: Callable[[JobOptions], Any] | None
     ) -> dict[str, Any]:
         from ytcaption.engine import transcribe_shard
+        from ytcaption.language_id import chunk_languages
         from ytcaption.media.audio import read_wav
         from ytcaption.media.chunking import Chunk
         from ytcaption.merge import ChunkResult
@@ -306,13 +315,34 @@ class Pipeline:
                 return False  # cancelled or failed meanwhile: stop spending GPU time
             return True
 
-        results = transcribe_shard(
-            transcriber, chunks, lambda c: read_wav(self.storage.get_bytes(keys.chunk_audio_key(job_id, c.index))),
-            options, done=done, on_result=on_result, batch_size=self.settings.whisper.batch_size,
-            context=self.settings.whisper.condition_on_previous_text,
-        )
+        def load(c: Chunk) -> Any:
+            return read_wav(self.storage.get_bytes(keys.chunk_audio_key(job_id, c.index)))
+
+        every = [Chunk.from_dict(c) for c in manifest["chunks"]]
+        results = transcribe_shard(transcriber, chunks, load, options, done=done, on_result=on_result,
+                                   batch_size=self.settings.whisper.batch_size,
+                                   context=self.settings.whisper.condition_on_previous_text,
+                                   languages=chunk_languages(transcriber, every, load, options))
         logger.info("shard done", extra={"shard": shard, "chunks": len(results), "stopped": stopped[0]})
         return {"shard": shard, "chunks": len(results), "stopped": stopped[0]}
+
+    def record_worker_error(self, job_id: str, shard: int, exc: YTCaptionError) -> None:
+        """Leave a worker's failure where MarkFailed reads it: a failed Batch job reaches the
+        state machine as a bare ``States.TaskFailed`` (best effort: the exit code still tells Batch)."""
+        info = WorkerError(code=exc.code, message=exc.message, shard=shard, retryable=exc.retryable, at=now_iso())
+        try:
+            self.storage.put_json(keys.worker_error_key(job_id, shard), info.model_dump(mode="json"))
+        except Exception:
+            logger.warning("worker error not recorded", extra={"code": exc.code, "shard": shard})
+
+    def worker_error(self, job_id: str, shard: int | None) -> WorkerError | None:
+        """What the worker of ``shard`` last reported (the shard comes from the Batch job's description)."""
+        if shard is None:
+            return None
+        try:  # missing (the worker died without a word): NoSuchKey, or AccessDenied without ListBucket
+            return WorkerError.model_validate(self.storage.get_json(keys.worker_error_key(job_id, shard)))
+        except (YTCaptionError, ValueError):
+            return None
 
     # --- merge ---------------------------------------------------------------------------------
 
@@ -376,7 +406,10 @@ class Pipeline:
 
     def mark_failed(self, job_id: str, error: dict[str, Any] | None) -> dict[str, Any]:
         bind_job(job_id)
-        exc = failure_from_step_functions(error or {})
+        error = error or {}
+        is_batch = error.get("Error") == "States.TaskFailed"
+        recorded = self.worker_error(job_id, _batch_shard(_cause(error))) if is_batch else None
+        exc = failure_from_step_functions(error, recorded)
         try:
             current = self.repo.get(job_id)
             fields = {} if current.status.terminal else ending_fields(current, self.storage, self.settings.cost)
@@ -399,18 +432,17 @@ def _trace_header() -> str:
     return os.environ.get("_X_AMZN_TRACE_ID", "")
 
 
-def failure_from_step_functions(error: dict[str, Any]) -> YTCaptionError:
+def failure_from_step_functions(error: dict[str, Any], worker_error: WorkerError | None = None) -> YTCaptionError:
     """Turn a Catch's ``{"Error", "Cause"}`` into a domain error with a clear message.
 
     Lambda errors arrive as our class name plus a JSON cause with
     ``errorMessage``; a failed Batch job arrives as ``States.TaskFailed`` with the
-    job description; timeouts as ``States.Timeout``. No stack trace is kept.
+    job description, and the worker's own error is the one it recorded
+    (``worker_error``, see :meth:`Pipeline.record_worker_error`); timeouts as
+    ``States.Timeout``. No stack trace is kept.
     """
     name = str(error.get("Error") or "")
-    cause_raw = error.get("Cause") or ""
-    cause: Any = cause_raw
-    with contextlib.suppress(ValueError):
-        cause = json.loads(cause_raw) if isinstance(cause_raw, str) and cause_raw.startswith("{") else cause_raw
+    cause = _cause(error)
     message = ""
     if isinstance(cause, dict):
         message = str(cause.get("errorMessage") or cause.get("StatusReason") or "")
@@ -425,7 +457,13 @@ def failure_from_step_functions(error: dict[str, Any]) -> YTCaptionError:
     if name in ("States.Timeout", "States.HeartbeatTimeout"):
         return StageTimeout(message or "a stage took longer than its time limit")
     if name == "States.TaskFailed":
-        return TranscriptionFailed(f"a transcription worker failed: {message or 'no reason given'}")
+        if worker_error is not None:
+            return error_from_name(worker_error.code, worker_error.message)
+        if not message and isinstance(cause, dict):
+            exit_code = ((cause.get("Container") or {}).get("ExitCode"))
+            message = f"it stopped with exit code {exit_code} and reported nothing" if exit_code is not None else ""
+        return TranscriptionFailed(
+            f"a transcription worker failed: {message or 'it stopped without reporting an error'}")
     known = error_from_name(name, message or name)
     if type(known) is YTCaptionError:
         # not one of ours (States.Runtime, Lambda.Unknown, a bug): keep its text out of
@@ -433,3 +471,23 @@ def failure_from_step_functions(error: dict[str, Any]) -> YTCaptionError:
         logger.error("unexpected pipeline error", extra={"error_name": name, "cause": message})
         return YTCaptionError(f"the pipeline failed unexpectedly ({name or 'unknown error'})")
     return known
+
+
+def _batch_shard(cause: Any) -> int | None:
+    """The shard a failed Batch job ran (its SHARD_INDEX), from the job description in the cause."""
+    if not isinstance(cause, dict):
+        return None
+    container = cause.get("Container") or {}
+    for env in container.get("Environment") or []:
+        if isinstance(env, dict) and env.get("Name") == "SHARD_INDEX":
+            with contextlib.suppress(TypeError, ValueError):
+                return int(str(env.get("Value")))
+    return None
+
+
+def _cause(error: dict[str, Any]) -> Any:
+    """The Catch's ``Cause``: JSON (a Lambda error, a Batch job description) or plain text."""
+    raw = error.get("Cause") or ""
+    with contextlib.suppress(ValueError):
+        return json.loads(raw) if isinstance(raw, str) and raw.startswith("{") else raw
+    return raw

@@ -17,6 +17,7 @@ from typing import Any
 
 from ytcaption.api_models import CreateUpload, SubmitTranscription
 from ytcaption.cache import ResultCache, cache_key, youtube_id
+from ytcaption.catalogue import Catalogue, catalogue_from_settings
 from ytcaption.errors import (
     IllegalTransition,
     InvalidRequest,
@@ -62,6 +63,18 @@ class JobService:
         self.repo = repo or JobRepository(settings.jobs_table)
         self.storage = storage or Storage(settings.bucket_name)
         self.executions = executions or Executions(settings.state_machine_arn)
+        self._catalogue: Catalogue | None = None
+
+    @property
+    def catalogue(self) -> Catalogue:
+        """The models this deployment runs (GET /v1/models); every job is checked against it."""
+        if self._catalogue is None:
+            self._catalogue = catalogue_from_settings(self.settings)
+        return self._catalogue
+
+    def check_model(self, options: JobOptions) -> JobOptions:
+        self.catalogue.check(options.model, language=options.language, task=options.task)
+        return options
 
     # --- submit ----------------------------------------------------------------------
 
@@ -169,7 +182,7 @@ class JobService:
         data = req.model_dump(include=set(JobOptions.model_fields))
         if "model" not in req.model_fields_set:
             data["model"] = self.settings.default_model
-        options = validate_options(data)
+        options = self.check_model(validate_options(data))
         if options.webhook_url:
             check_url(options.webhook_url, UrlPolicy.from_settings(self.settings))
         return options
@@ -237,13 +250,16 @@ class JobService:
     ) -> Job:
         head = self.storage.head(key) or {}
         meta = {k.lower(): v for k, v in (head.get("Metadata") or {}).items()}
-        status, error = JobStatus.QUEUED, None
+        status, error, parsed = JobStatus.QUEUED, None, None
         try:
-            options = options_from_metadata(meta, self.settings.default_model)
+            options = parsed = options_from_metadata(meta, self.settings.default_model)
+            self.check_model(options)
             if size > self.settings.max_upload_bytes:
                 raise MediaTooLarge(f"object is {size} bytes; the maximum is {self.settings.max_upload_bytes}")
         except YTCaptionError as exc:
-            options, status, error = JobOptions(model=self.settings.default_model), JobStatus.FAILED, exc
+            # the record keeps what was asked for when it parsed (a model not offered, say)
+            options = parsed or JobOptions(model=self.settings.default_model)
+            status, error = JobStatus.FAILED, exc
         job = Job.new(
             job_id=job_id,
             source=Source(

@@ -56,6 +56,9 @@ class ApiSettings(AwsResources):
     #: Lambda responses are limited to 6 MB.
     inline_result_max_bytes: int = 4 * 1024**2
     default_model: str = "tiny.en"
+    #: Models baked into the worker image, comma-separated (the template's BakedModels).
+    #: With the offline model packages installed here, they make the model catalogue.
+    baked_models: str = ""
     uploads_prefix: str = "uploads/"
     #: sha256 (hex) of the admin key that GET /v1/admin/* requires in X-Admin-Key; empty: admin off.
     admin_key_sha256: str = ""
@@ -83,6 +86,9 @@ class WhisperSettings(BaseModel):
     #: Directory holding one CTranslate2 model folder per model name
     #: (``<dir>/<name>/model.bin``), as baked into the Batch image.
     model_dir: str | None = None
+    #: Where offline models shipped in several parts are assembled (once):
+    #: default ``$XDG_CACHE_HOME/ytcaption/models`` (``~/.cache/ytcaption/models``).
+    model_cache_dir: str | None = None
 
 
 class MediaSettings(BaseModel):
@@ -164,6 +170,8 @@ class SyncLimits(BaseModel):
 
 class SyncSettings(_Base):
     default_model: str = "tiny.en"
+    #: The models baked into the image (the catalogue's; offline packages are added).
+    baked_models: str = ""
     sync: SyncLimits = Field(default_factory=SyncLimits)
     whisper: WhisperSettings = Field(default_factory=WhisperSettings)
     media: MediaSettings = Field(default_factory=MediaSettings)

@@ -69,6 +69,9 @@ def shard_record_key(job_id: str, shard: int, attempt: str) -> str:
 
 def shard_records_prefix(job_id: str) -> str:
     return f"{WORK_PREFIX}{job_id}/shards/"
+def worker_error_key(job_id: str, shard: int) -> str:
+    """A Batch worker's last failure on a shard, read by MarkFailed (Batch reports only an exit code)."""
+    return f"{WORK_PREFIX}{job_id}/errors/shard-{shard:04d}.json"
 
 
 def result_key(job_id: str, fmt: str) -> str:

