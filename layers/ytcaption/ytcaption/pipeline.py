@@ -110,8 +110,11 @@ class Pipeline:
         breaker.record_success(site)
         source = {**job.source.model_dump(mode="json"), "bucket": self.storage.bucket, "key": key,
                   "size_bytes": got.media.size_bytes}
+        # the cache is keyed on what yt-dlp downloaded, not on the API's reading of the URL
+        cache_keys = [cache_key(got.source_id, job.options)] if got.source_id else []
         self.repo.update_fields(
-            job_id, {"media": got.media.model_dump(mode="json"), "source": source}, status=JobStatus.DOWNLOADING
+            job_id, {"media": got.media.model_dump(mode="json"), "source": source, "cache_keys": cache_keys},
+            status=JobStatus.DOWNLOADING,
         )
         logger.info("downloaded", extra={"bytes": got.media.size_bytes, "duration_s": got.media.duration_s})
         return {"source_key": key, "duration_s": got.media.duration_s}

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from ytcaption.cache import extracted_source_id
 from ytcaption.errors import (
     DownloadFailed,
     MediaTooLarge,
@@ -36,6 +37,9 @@ ProgressFn = Callable[[int, int | None], None]
 class Downloaded:
     path: Path
     media: MediaInfo
+    #: What yt-dlp says it downloaded (``youtube:<id>``), the result cache's key; None
+    #: for sources whose content can change under the same URL.
+    source_id: str | None = None
 
 
 class _Quiet:
@@ -195,6 +199,7 @@ def download(
                 size_bytes=size,
                 container=media.container,
             ),
+            source_id=extracted_source_id(info),
         )
     except BaseException:
         shutil.rmtree(work, ignore_errors=True)
