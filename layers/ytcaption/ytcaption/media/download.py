@@ -56,12 +56,16 @@ class _Quiet:
 
 def classify(exc: BaseException) -> YTCaptionError:
     """Map a yt-dlp failure to a domain error (retryable or final)."""
-    from yt_dlp.networking.exceptions import HTTPError, TransportError
+    from yt_dlp.networking.exceptions import HTTPError, TransportError, UnsupportedRequest
     from yt_dlp.utils import DownloadError, ExtractorError, UnsupportedError
 
     unsafe = _find(exc, UnsafeUrl)
     if unsafe is not None:
         return UnsafeUrl(unsafe.message)
+    if _find(exc, UnsupportedRequest) is not None:
+        # e.g. a playlist whose segments are file: URLs: final, and not the site's fault
+        return UnsupportedSource("the media refers to resources this service does not fetch "
+                                 "(only http and https)")
     cause: BaseException | None = exc
     if isinstance(exc, DownloadError) and exc.exc_info and exc.exc_info[1] is not None:
         cause = exc.exc_info[1]
@@ -150,6 +154,7 @@ def download(
         "progress_hooks": [hook],
         "overwrites": True,
         "cachedir": False,
+        "enable_file_urls": False,  # the default; a playlist must not read this machine's files
     }
     try:
         with yt_dlp.YoutubeDL(opts) as ydl:
