@@ -129,6 +129,14 @@ def _correlation_id() -> str | None:
     return app.context.get("correlation_id")
 
 
+def _tenant() -> str | None:
+    """Who is asking: API Gateway's API key id, else the client address (local runs)."""
+    identity = app.current_event.request_context.identity
+    if identity.api_key_id:
+        return f"key:{identity.api_key_id}"
+    return f"ip:{identity.source_ip}" if identity.source_ip else None
+
+
 # --- routes -------------------------------------------------------------------------------
 
 
@@ -140,7 +148,7 @@ def _correlation_id() -> str | None:
 )
 def submit(body: SubmitTranscription) -> Response[Any]:
     job, created = service().submit_url(
-        body, idempotency_key=_header("Idempotency-Key"), correlation_id=_correlation_id()
+        body, idempotency_key=_header("Idempotency-Key"), correlation_id=_correlation_id(), tenant=_tenant()
     )
     bind_job(job.job_id)
     if created:

@@ -233,6 +233,8 @@ class Job(BaseModel):
     cache_keys: list[str] = Field(default_factory=list)
     #: The job whose result this one reused, if any.
     reused_from: str | None = None
+    #: Who asked (API key id, else client address): a tenant alone cannot pause a site for all.
+    tenant: str | None = None
     version: int = 1
     events: list[JobEvent] = Field(default_factory=list)
 
@@ -263,7 +265,7 @@ class Job(BaseModel):
 
     def public(self) -> dict[str, Any]:
         """The document the API returns (internal bookkeeping left out)."""
-        return self.model_dump(mode="json", exclude={"version"})
+        return self.model_dump(mode="json", exclude={"version", "tenant"})
 
 
 def stage_for(status: JobStatus) -> str | None:

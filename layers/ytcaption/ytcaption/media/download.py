@@ -76,12 +76,13 @@ def classify(exc: BaseException) -> YTCaptionError:
     if isinstance(cause, HTTPError):
         status = cause.status
         if status in RETRYABLE_HTTP:
-            return DownloadFailed(f"the source answered HTTP {status}; it may work later")
+            return DownloadFailed(f"the source answered HTTP {status}; it may work later", site_fault=True,
+                                  source_url=getattr(cause.response, "url", None))
         if status in (404, 410):
             return SourceNotFound(f"the source was not found (HTTP {status})")
         return SourceNotFound(f"the source refused the download (HTTP {status})")
     if isinstance(cause, TransportError):
-        return DownloadFailed(f"could not reach the source ({type(cause).__name__})")
+        return DownloadFailed(f"could not reach the source ({type(cause).__name__})", site_fault=True)
     if isinstance(cause, UnsupportedError):
         return UnsupportedSource("no video or audio was found at this URL")
     if isinstance(cause, ExtractorError) and cause.expected:
