@@ -66,6 +66,10 @@ class IamEnforcer:
         self.policies: dict[str, dict[str, dict[str, Any]]] = {}
         self._undo: list[Callable[[], None]] = []
         self._client: Callable[..., Any] | None = None
+        #: Names replaced in policy documents (a test stack's bucket for the stack's).
+        self.aliases: dict[str, str] = {}
+        #: A function's code directory -> its logical id (tests run handlers as their role).
+        self.code_dirs: dict[Any, str] = {}
 
     # --- set-up -----------------------------------------------------------------------------------
 
@@ -109,6 +113,10 @@ class IamEnforcer:
         if self._client is None:
             raise RuntimeError("IAM enforcement is not installed")
         document = {"Version": "2012-10-17", **document}  # IAM's default; moto insists on it
+        text = json.dumps(document)
+        for old, new in self.aliases.items():
+            text = text.replace(old, new)
+        document = json.loads(text)
         self.policies.setdefault(role, {})[name] = document
         with self.acting_as(self.admin):
             self._client("iam").put_role_policy(RoleName=role, PolicyName=name, PolicyDocument=json.dumps(document))
@@ -131,6 +139,13 @@ class IamEnforcer:
         if not self.roles:
             return contextlib.nullcontext()  # not enforcing
         return self.acting_as(self.roles[self.function_roles[logical_id]])
+
+    def as_role_of(self, code_dir: Any) -> contextlib.AbstractContextManager[None]:
+        """The role of the function whose code is in ``code_dir`` (none known: the caller's)."""
+        from pathlib import Path
+
+        lid = self.code_dirs.get(Path(code_dir).resolve())
+        return self.as_function(lid) if lid else contextlib.nullcontext()
 
     def as_batch_job(self) -> contextlib.AbstractContextManager[None]:
         if not self.roles:
@@ -372,3 +387,81 @@ def _required(self: Any, service: str, action: str, resource: str) -> list[tuple
             return [(action, _arn("batch", f"job/{body['jobId']}"))]
         return [(action, "*")]
     return [(action, resource)]
+
+
+# --- the same roles around a moto stack built by tests ---------------------------------------------
+
+#: What each function's code runs in the shared package: tests that call a stage directly
+#: run it as the function (or Batch job) whose handler calls it.
+PIPELINE_ROLES = {"download": "DownloadFunction", "normalize": "NormalizeFunction", "merge": "MergeFunction",
+                  "notify": "NotifyFunction", "mark_failed": "MarkFailedFunction", "transcribe_shard": None}
+
+
+def enforce_on_test_stack(table: str, bucket: str, state_machine_arn: str) -> IamEnforcer:
+    """Roles from ``template.yaml`` around a moto stack a test made with its own names
+    (the table, the bucket and the state machine stand in for the stack's), enforced."""
+    import boto3
+
+    from ytcaption_local.handlers import FUNCTIONS_DIR
+    from ytcaption_local.runtime import Resolver, transformed_template
+    from ytcaption_local.template import ROOT
+
+    template, local = _transformed(transformed_template)
+    res = template["Resources"]
+    stack = "ytcaption-test"
+    names = {lid: f"{stack}-{lid}"[:64] for lid in res}
+    refs: dict[str, Any] = {"AWS::StackName": stack, "AWS::AccountId": ACCOUNT, "AWS::Region": REGION,
+                            "AWS::Partition": "aws", "AWS::URLSuffix": "amazonaws.com"}
+    getatt: dict[tuple[str, str], str] = {}
+    for lid, r in res.items():
+        kind = r["Type"].split("::")[1].lower()
+        refs[lid] = names[lid]
+        for attr in ("Arn", "Name", "QueueName", "LatestVersionNumber", "RepositoryUri"):
+            getatt[(lid, attr)] = f"arn:aws:{kind}:{REGION}:{ACCOUNT}:{names[lid]}"
+        if r["Type"] == "AWS::IAM::Role":
+            getatt[(lid, "Arn")] = f"arn:aws:iam::{ACCOUNT}:role/{names[lid]}"
+        elif r["Type"] == "AWS::Lambda::Function":
+            getatt[(lid, "Arn")] = f"arn:aws:lambda:{REGION}:{ACCOUNT}:function:{names[lid]}"
+    refs.update({"JobsTable": table, "MediaBucket": bucket, "TranscriptionStateMachine": state_machine_arn,
+                 "TranscriberJobQueue": f"arn:aws:batch:{REGION}:{ACCOUNT}:job-queue/{names['TranscriberJobQueue']}",
+                 "TranscriberJobDefinition":
+                     f"arn:aws:batch:{REGION}:{ACCOUNT}:job-definition/{names['TranscriberJobDefinition']}:1"})
+    getatt.update({("MediaBucket", "Arn"): f"arn:aws:s3:::{bucket}",
+                   ("JobsTable", "Arn"): f"arn:aws:dynamodb:{REGION}:{ACCOUNT}:table/{table}",
+                   ("TranscriptionStateMachine", "Name"): state_machine_arn.rsplit(":", 1)[-1]})
+    for pname, p in template.get("Parameters", {}).items():
+        refs.setdefault(pname, p.get("Default", ""))
+    resolve = Resolver(refs, getatt)
+
+    def client(service: str) -> Any:
+        return boto3.client(service, region_name=REGION)
+
+    for lid, r in res.items():
+        if r["Type"] == "AWS::IAM::Role":
+            client("iam").create_role(RoleName=names[lid], AssumeRolePolicyDocument=json.dumps(
+                resolve(r["Properties"]["AssumeRolePolicyDocument"])))
+    enforcer = IamEnforcer()
+    # policies that name the bucket by its stack pattern name the test's bucket
+    enforcer.aliases = {f"{stack}-{ACCOUNT}-{REGION}-media": bucket}
+    enforcer.install(client, res, resolve)
+    for lid, r in res.items():
+        if r["Type"] == "AWS::Lambda::Function":
+            props = r["Properties"]
+            if props.get("PackageType") == "Image":
+                code = FUNCTIONS_DIR / props["ImageConfig"]["Command"][0].split(".", 1)[0]
+            else:
+                code = ROOT / local[lid]
+            enforcer.code_dirs[code.resolve()] = lid
+    return enforcer
+
+
+_TRANSFORMED: list[tuple[dict[str, Any], dict[str, str]]] = []
+
+
+def _transformed(make: Callable[[], tuple[dict[str, Any], dict[str, str]]]) -> tuple[dict[str, Any], dict[str, str]]:
+    """The SAM transform takes about a second: once per test session."""
+    if not _TRANSFORMED:
+        _TRANSFORMED.append(make())
+    import copy
+
+    return copy.deepcopy(_TRANSFORMED[0])

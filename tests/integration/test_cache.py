@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from tests.conftest import BUCKET, TABLE, ApiClient
+from tests.conftest import BUCKET, TABLE, ApiClient, SpeechClip
 from ytcaption.cache import ResultCache, extracted_source_id, youtube_id
 from ytcaption.jobs import JobStatus, MediaInfo
 from ytcaption.repository import JobRepository
@@ -171,3 +172,30 @@ def test_an_entry_whose_result_is_gone_is_replaced(api: ApiClient, moto_stack: d
     _, _, third = api("POST", "/v1/transcriptions", {"url": VIDEO})
     _, _, doc = api("GET", f"/v1/transcriptions/{third['job_id']}")
     assert doc["reused_from"] == second["job_id"]
+
+
+def test_normalize_reuses_the_result_of_the_same_bytes_under_its_own_role(
+        moto_stack: dict[str, Any], tmp_path: Path, short_clip: SpeechClip) -> None:
+    """The reuse path reads and copies results/*: NormalizeFunction's policy must allow it."""
+    from ytcaption.cache import cache_key
+    from ytcaption.jobs import Job, JobOptions, Source
+    from ytcaption.pipeline import Pipeline
+    from ytcaption.settings import PipelineSettings
+
+    body = short_clip.encode(".m4a").read_bytes()
+    repo = JobRepository(TABLE, moto_stack["dynamodb"])
+    first = Job.new(source=Source(kind="url", url="https://media.example.test/a.m4a"), options=JobOptions(),
+                    status=JobStatus.QUEUED, ttl_days=1)
+    first.cache_keys = [cache_key(f"sha256:{hashlib.sha256(body).hexdigest()}", JobOptions())]
+    repo.create(first)
+    complete(moto_stack, first.job_id)
+    second = Job.new(source=Source(kind="upload", bucket=BUCKET, filename="a.m4a"), options=JobOptions(),
+                     status=JobStatus.QUEUED, ttl_days=1)
+    second.source.key = f"uploads/{second.job_id}/a.m4a"
+    repo.create(second)
+    moto_stack["s3"].put_object(Bucket=BUCKET, Key=second.source.key, Body=body)
+    out = Pipeline(PipelineSettings(jobs_table=TABLE, bucket_name=BUCKET, work_dir=str(tmp_path))).normalize(
+        second.job_id)
+    assert out["reused"] is True
+    done = repo.get(second.job_id)
+    assert done.status == JobStatus.COMPLETED and done.reused_from == first.job_id
