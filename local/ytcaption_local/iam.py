@@ -66,6 +66,7 @@ class IamEnforcer:
         self.policies: dict[str, dict[str, dict[str, Any]]] = {}
         self._undo: list[Callable[[], None]] = []
         self._client: Callable[..., Any] | None = None
+        self._admin_iam: Any = None
         #: Names replaced in policy documents (a test stack's bucket for the stack's).
         self.aliases: dict[str, str] = {}
         #: A function's code directory -> its logical id (tests run handlers as their role).
@@ -88,12 +89,9 @@ class IamEnforcer:
             props = resolve(r["Properties"])
             name = _role_name(resolve({"Fn::GetAtt": [lid, "Arn"]}))
             for p in props.get("Policies", []):
-                self.put_policy(name, p["PolicyName"], p["PolicyDocument"])
-            for arn in props.get("ManagedPolicyArns", []):
-                # AWS managed policies (logs, X-Ray, ECS agent) are not called locally;
-                # moto may not know them all
-                with contextlib.suppress(Exception):
-                    iam.attach_role_policy(RoleName=name, PolicyArn=arn)
+                self._put_policy(iam, name, p["PolicyName"], p["PolicyDocument"])
+            # AWS managed policies (ManagedPolicyArns: logs, X-Ray, the ECS agent) are left
+            # out: nothing local calls those services, and moto does not ship them all
             creds = sts.assume_role(RoleArn=f"arn:aws:iam::{ACCOUNT}:role/{name}", RoleSessionName=lid[:64],
                                     DurationSeconds=3600)["Credentials"]
             self.roles[name] = Principal(name, creds["AccessKeyId"], creds["SecretAccessKey"], creds["SessionToken"])
@@ -112,14 +110,18 @@ class IamEnforcer:
         """Set one inline policy of a role (what a template change would deploy)."""
         if self._client is None:
             raise RuntimeError("IAM enforcement is not installed")
+        if self._admin_iam is None:
+            self._admin_iam = self._client("iam")  # built now: it signs as the caller of the moment
+        with self.acting_as(self.admin):
+            self._put_policy(self._admin_iam, role, name, document)
+
+    def _put_policy(self, iam: Any, role: str, name: str, document: dict[str, Any]) -> None:
         document = {"Version": "2012-10-17", **document}  # IAM's default; moto insists on it
         text = json.dumps(document)
         for old, new in self.aliases.items():
             text = text.replace(old, new)
-        document = json.loads(text)
-        self.policies.setdefault(role, {})[name] = document
-        with self.acting_as(self.admin):
-            self._client("iam").put_role_policy(RoleName=role, PolicyName=name, PolicyDocument=json.dumps(document))
+        self.policies.setdefault(role, {})[name] = json.loads(text)
+        iam.put_role_policy(RoleName=role, PolicyName=name, PolicyDocument=text)
 
     def uninstall(self) -> None:
         while self._undo:
@@ -433,8 +435,12 @@ def enforce_on_test_stack(table: str, bucket: str, state_machine_arn: str) -> Ia
         refs.setdefault(pname, p.get("Default", ""))
     resolve = Resolver(refs, getatt)
 
+    clients: dict[str, Any] = {}
+
     def client(service: str) -> Any:
-        return boto3.client(service, region_name=REGION)
+        if service not in clients:  # a client takes ~40 ms to build; tests make a stack each
+            clients[service] = boto3.client(service, region_name=REGION)
+        return clients[service]
 
     for lid, r in res.items():
         if r["Type"] == "AWS::IAM::Role":
@@ -444,6 +450,7 @@ def enforce_on_test_stack(table: str, bucket: str, state_machine_arn: str) -> Ia
     # policies that name the bucket by its stack pattern name the test's bucket
     enforcer.aliases = {f"{stack}-{ACCOUNT}-{REGION}-media": bucket}
     enforcer.install(client, res, resolve)
+    clients.clear()  # those sign with the environment's keys; later ones as the caller of the moment
     for lid, r in res.items():
         if r["Type"] == "AWS::Lambda::Function":
             props = r["Properties"]
