@@ -300,6 +300,12 @@ def _authorize(self: Any, iam_request_cls: type, resource: str = "*") -> None:
         for action, res in _required(self, service, request._action.split(":", 1)[1], resource):
             request._action = f"{service}:{action}"
             request.check_action_permitted(res)
+        if service == "s3" and self.method in ("GET", "HEAD") and _missing_object(self.current_account, resource):
+            # S3 tells a caller that a key does not exist (404) only if it may list the
+            # bucket; others get 403 for it too
+            res = resource.split("/", 1)[0]
+            request._action = "s3:ListBucket"
+            request.check_action_permitted(res)
     except HTTPException as exc:
         if service in _JSON_SERVICES and exc.code == 403 and "AccessDenied" in str(exc.description):
             raise JsonRESTError("AccessDeniedException",
@@ -323,6 +329,19 @@ def _operations(service: str) -> dict[str, str]:
 def _operation_name(service: str, action: str) -> str:
     """IAM spells actions like the API's operations; moto's Batch gives them lower-cased."""
     return _operations(service).get(action.lower(), action)
+
+
+def _missing_object(account: str, resource: str) -> bool:
+    from moto.s3.models import s3_backends
+
+    bucket, _, key = resource.removeprefix("arn:aws:s3:::").partition("/")
+    if not key or "*" in bucket:
+        return False
+    backend = s3_backends[account]["aws"]
+    try:
+        return backend.get_bucket(bucket) is not None and key not in backend.get_bucket(bucket).keys
+    except Exception:  # no such bucket: S3 answers that itself
+        return False
 
 
 def _arn(service: str, rest: str) -> str:

@@ -104,3 +104,13 @@ def test_a_denied_iam_call_fails_the_job_with_a_code(runtime: LocalRuntime, clie
         assert time.monotonic() < deadline, "execution still running"
         time.sleep(0.2)
     assert sfn.describe_execution(executionArn=done["execution_arn"])["status"] == "FAILED"
+
+
+def test_a_missing_object_is_a_404_only_to_roles_that_may_list_the_bucket(runtime: LocalRuntime) -> None:
+    """As on S3: without s3:ListBucket, HEAD of a missing key is 403 (the template grants
+    ListBucket to every function that checks whether an object exists)."""
+    bucket, s3 = runtime.outputs["BucketName"], runtime.client("s3")
+    with runtime.iam.as_function("NormalizeFunction"):
+        assert denied(lambda: s3.head_object(Bucket=bucket, Key="results/none/transcript.json")) == "404"
+    with runtime.iam.as_function("DownloadFunction"):  # may read work/*, not list the bucket
+        assert denied(lambda: s3.head_object(Bucket=bucket, Key="work/none/source.mp3")) == "403"
