@@ -78,7 +78,11 @@ class IamEnforcer:
         """Give every template role its policies and credentials, then enforce."""
         iam, sts = client("iam"), client("sts")
         self._client = client
-        iam.create_user(UserName=_ADMIN)
+        try:
+            iam.create_user(UserName=_ADMIN)
+        except iam.exceptions.EntityAlreadyExistsException:  # a stack restored from saved state
+            for old in iam.list_access_keys(UserName=_ADMIN)["AccessKeyMetadata"]:
+                iam.delete_access_key(UserName=_ADMIN, AccessKeyId=old["AccessKeyId"])
         iam.put_user_policy(UserName=_ADMIN, PolicyName="admin", PolicyDocument=json.dumps(
             {"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": "*", "Resource": "*"}]}))
         key = iam.create_access_key(UserName=_ADMIN)["AccessKey"]
