@@ -95,6 +95,8 @@ def test_ambiguous_urls_have_no_cache_id(url: str) -> None:
 @pytest.mark.parametrize("url", [
     VIDEO, f"{VIDEO}&t=42", f"https://www.youtube.com/watch?feature=share&v={A_ID}",
     f"https://youtu.be/{A_ID}?si=x", f"https://www.youtube.com/shorts/{A_ID}",
+    f"https://youtu.be/{A_ID}?v={B_ID}", f"https://www.youtube.com/embed/{A_ID}?v={B_ID}",  # the path wins
+    f"https://www.youtube.com/live/{A_ID}?v={B_ID}", f"https://music.youtube.com/watch?v={A_ID}",
 ])
 def test_the_ids_we_accept_are_the_ids_yt_dlp_extracts(url: str) -> None:
     """Lookups use our parser (the API has no yt-dlp); it must agree with yt-dlp's own."""
