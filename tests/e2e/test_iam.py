@@ -88,6 +88,7 @@ def without_permission(runtime: LocalRuntime) -> Iterator[Any]:
         runtime.iam.put_policy(role, name, doc)
 
 
+@pytest.mark.faults  # the fault suite's "denied IAM call"
 def test_a_denied_iam_call_fails_the_job_with_a_code(runtime: LocalRuntime, client: Client,
                                                       media_server: LoopbackServer, without_permission: Any) -> None:
     # Given the download function may no longer write the work area
