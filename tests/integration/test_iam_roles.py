@@ -52,3 +52,14 @@ def test_test_code_itself_acts_as_an_operator(moto_stack: dict[str, Any]) -> Non
     with moto_stack["iam"].as_function("ApiFunction"), pytest.raises(ClientError) as raised:
         moto_stack["dynamodb"].describe_table(TableName=TABLE)
     assert raised.value.response["Error"]["Code"] == "AccessDeniedException"
+
+
+def test_cancel_with_an_unreachable_webhook_needs_only_the_api_role(api: ApiClient,
+                                                                     moto_stack: dict[str, Any]) -> None:
+    """The API announces a cancel itself: a failed delivery releases its claim (DeleteItem)."""
+    from ytcaption_local.runtime import free_port
+
+    hook = f"http://127.0.0.1:{free_port()}/hook"  # nothing listens: the delivery fails
+    _, _, job = api("POST", "/v1/transcriptions", {"url": "https://media.example.test/a.mp3", "webhook_url": hook})
+    status, _, body = api("DELETE", f"/v1/transcriptions/{job['job_id']}")
+    assert status == 200 and body["status"] == "CANCELLED", body
