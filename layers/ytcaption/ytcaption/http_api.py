@@ -131,10 +131,10 @@ def _correlation_id() -> str | None:
 
 def _tenant() -> str | None:
     """Who is asking: API Gateway's API key id, else the client address (local runs)."""
-    identity = app.current_event.request_context.identity
-    if identity.api_key_id:
-        return f"key:{identity.api_key_id}"
-    return f"ip:{identity.source_ip}" if identity.source_ip else None
+    identity = (app.current_event.get("requestContext") or {}).get("identity") or {}
+    if identity.get("apiKeyId"):
+        return f"key:{identity['apiKeyId']}"
+    return f"ip:{identity['sourceIp']}" if identity.get("sourceIp") else None
 
 
 # --- routes -------------------------------------------------------------------------------
