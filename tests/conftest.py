@@ -6,6 +6,7 @@ import copy
 import json
 import os
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -84,7 +85,42 @@ def moto_stack(aws_env: None) -> Iterator[dict[str, Any]]:
             roleArn=role,
             definition=json.dumps({"StartAt": "Wait", "States": {"Wait": {"Type": "Pass", "End": True}}}),
         )
-        yield {"dynamodb": ddb, "s3": s3, "sfn": sfn, "state_machine_arn": sm["stateMachineArn"]}
+        with template_iam(sm["stateMachineArn"]) as enforcer:
+            # the test itself acts as an operator; handlers and stages as their template role
+            yield {"dynamodb": boto3.client("dynamodb", region_name=REGION),
+                   "s3": boto3.client("s3", region_name=REGION),
+                   "sfn": boto3.client("stepfunctions", region_name=REGION),
+                   "state_machine_arn": sm["stateMachineArn"], "iam": enforcer}
+
+
+@contextmanager
+def template_iam(state_machine_arn: str) -> Iterator[Any]:
+    """IAM enforced with template.yaml's roles: a handler loaded from a function's code
+    runs as that function's role, a pipeline stage as the function (or Batch job) that
+    runs it, so a permission missing from the template fails here as on AWS."""
+    from ytcaption.pipeline import Pipeline
+    from ytcaption.reconcile import Reconciler
+    from ytcaption_local import handlers
+    from ytcaption_local.iam import PIPELINE_ROLES, enforce_on_test_stack
+
+    enforcer = enforce_on_test_stack(TABLE, BUCKET, state_machine_arn)
+    patch = pytest.MonkeyPatch()
+
+    def as_role(fn: Any, function: str | None) -> Any:
+        def run(*args: Any, **kwargs: Any) -> Any:
+            with enforcer.as_function(function) if function else enforcer.as_batch_job():
+                return fn(*args, **kwargs)
+        return run
+
+    for stage, function in PIPELINE_ROLES.items():
+        patch.setattr(Pipeline, stage, as_role(getattr(Pipeline, stage), function))
+    patch.setattr(Reconciler, "run", as_role(Reconciler.run, "ReconcilerFunction"))
+    patch.setattr(handlers, "role_scope", enforcer.as_role_of)
+    try:
+        yield enforcer
+    finally:
+        patch.undo()
+        enforcer.uninstall()
 
 
 class ApiClient:

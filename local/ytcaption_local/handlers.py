@@ -10,6 +10,7 @@ import importlib.util
 import sys
 import threading
 from collections.abc import Callable
+from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -18,6 +19,9 @@ from ytcaption_local.template import ROOT
 
 FUNCTIONS_DIR = ROOT / "functions"
 _lock = threading.Lock()
+#: Set by tests that enforce IAM (ytcaption_local.iam): the role a handler from a code
+#: directory runs as. The local runtime sets roles itself, around every invocation.
+role_scope: Callable[[Path], AbstractContextManager[None]] | None = None
 
 
 def load_handler(code_dir: str | Path, handler: str = "app.lambda_handler") -> Callable[..., Any]:
@@ -44,7 +48,16 @@ def load_handler(code_dir: str | Path, handler: str = "app.lambda_handler") -> C
             except BaseException:
                 del sys.modules[name]
                 raise
-    return getattr(module, func)
+    fn: Callable[..., Any] = getattr(module, func)
+    scope = role_scope
+    if scope is None:
+        return fn
+
+    def as_its_role(*args: Any, **kwargs: Any) -> Any:
+        with scope(directory):
+            return fn(*args, **kwargs)
+
+    return as_its_role
 
 
 def image_handler(command: str) -> Callable[..., Any]:

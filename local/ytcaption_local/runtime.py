@@ -35,6 +35,7 @@ from typing import Any
 from ytcaption_local import lockdown, motopatch, state
 from ytcaption_local.faults import FaultInjector
 from ytcaption_local.handlers import FUNCTIONS_DIR, LambdaContext, load_handler
+from ytcaption_local.iam import IamEnforcer
 from ytcaption_local.template import ROOT, create_bucket, create_table, load_template
 
 REGION = "us-east-1"
@@ -99,6 +100,8 @@ class RuntimeOptions:
     #: Keep jobs, results and keys here across restarts (see ytcaption_local.state); None: in memory.
     state_dir: str | None = None
     extra_env: dict[str, str] = field(default_factory=dict)
+    #: Every function and the Batch worker call AWS as their template role (see ytcaption_local.iam).
+    enforce_iam: bool = True
 
 
 class LocalRuntime:
@@ -117,6 +120,8 @@ class LocalRuntime:
         self._batch_slots = threading.Semaphore(self.options.batch_slots)
         #: Real AWS error responses for chosen requests (see ytcaption_local.faults).
         self.faults = FaultInjector()
+        #: The template's roles, enforced on every call (see ytcaption_local.iam).
+        self.iam = IamEnforcer()
         self._stopping = threading.Event()
         from ytcaption.telemetry import MemorySink
 
@@ -238,6 +243,7 @@ class LocalRuntime:
             else:
                 os.environ[k] = v
         self._saved_env.clear()
+        self.iam.uninstall()
         self._reset_cached_clients()
         from ytcaption import telemetry
 
@@ -433,6 +439,8 @@ class LocalRuntime:
             name=names["TranscriptionStateMachine"], definition=definition,
             roleArn=resolve(sm["RoleArn"]), type=sm.get("StateMachineType", "STANDARD"),
         )
+        if self.options.enforce_iam:
+            self.iam.install(self.client, res, resolve)
         self.outputs = {"ApiUrl": "", "BucketName": bucket, "JobsTableName": table, "StateMachineArn": sm_arn,
                         "DeadLetterQueueUrl": queue_urls.get("UploadTriggerDeadLetterQueue", "")}
 
@@ -448,6 +456,12 @@ class LocalRuntime:
             RoleName="AWSServiceRoleForBatch", Path="/aws-service-role/batch.amazonaws.com/",
             AssumeRolePolicyDocument=json.dumps({"Version": "2012-10-17", "Statement": []}),
         )["Role"]["Arn"]
+        for lid, r in res.items():
+            if r["Type"] == "AWS::EC2::LaunchTemplate":
+                lt = ec2.create_launch_template(LaunchTemplateName=names[lid], LaunchTemplateData=resolve(
+                    r["Properties"]["LaunchTemplateData"]))["LaunchTemplate"]
+                resolve.refs[lid] = lt["LaunchTemplateId"]
+                resolve.getatt[(lid, "LatestVersionNumber")] = str(lt["LatestVersionNumber"])
         for lid, r in res.items():
             if r["Type"] == "AWS::IAM::InstanceProfile":
                 iam.create_instance_profile(InstanceProfileName=names[lid])
@@ -550,7 +564,8 @@ class LocalRuntime:
 
     def _call(self, spec: FunctionSpec, event: Any, context: Any) -> Any:
         handler = load_handler(spec.code_dir, spec.handler)
-        return handler(event, context)
+        with self.iam.as_function(spec.logical_id):
+            return handler(event, context)
 
     def _invoke(self, function_name: str, event: Any) -> Any:
         spec = self._spec_by_name(function_name)
@@ -620,7 +635,8 @@ class LocalRuntime:
                         args = ["--job-id", job_id, "--shard", str(shard)]
                         if env.get("SUBMITTED_AT"):
                             args += ["--submitted-at", env["SUBMITTED_AT"]]
-                        code = worker.main(args)
+                        with self.iam.as_batch_job():
+                            code = worker.main(args)
                     except Exception:
                         code = 1  # an uncaught exception in the container
             self.batch_runs.append((job_id, shard, code == 0))

@@ -91,7 +91,7 @@ def create_bucket(s3: Any, bucket_name: str, template: dict[str, Any] | None = N
         s3.put_public_access_block(
             Bucket=bucket_name, PublicAccessBlockConfiguration=props["PublicAccessBlockConfiguration"]
         )
-    if "CorsConfiguration" in props:
+    if "CorsRules" in props.get("CorsConfiguration", {}):  # (``!If`` on UploadOrigins: none locally)
         rules = [
             {"AllowedMethods": r["AllowedMethods"], "AllowedOrigins": r["AllowedOrigins"],
              "AllowedHeaders": r.get("AllowedHeaders", []), "MaxAgeSeconds": r.get("MaxAge", 0)}

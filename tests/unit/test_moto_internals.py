@@ -119,3 +119,19 @@ def test_botocore_send_path_the_lockdown_hooks_exists() -> None:
     finally:
         lockdown.uninstall(endpoint)
     assert Endpoint._send.__module__ == "botocore.endpoint"
+def test_internals_the_iam_enforcement_uses_still_exist() -> None:
+    """ytcaption_local.iam replaces moto's authorization step and reads its IAM request."""
+    from moto import settings
+    from moto.core.authorization import ActionAuthenticatorMixin
+    from moto.iam.access_control import IAMRequest, IAMRequestBase, S3IAMRequest
+    from moto.stepfunctions.parser.asl.utils import boto_client
+
+    shipped = inspect.signature(ActionAuthenticatorMixin._authenticate_and_authorize_action)
+    assert list(shipped.parameters) == ["self", "iam_request_cls", "resource"]
+    assert hasattr(settings, "INITIAL_NO_AUTH_ACTION_COUNT") and hasattr(ActionAuthenticatorMixin, "request_count")
+    assert list(inspect.signature(boto_client.boto_client_for).parameters) == [
+        "region", "service", "state_credentials"]
+    assert issubclass(IAMRequest, IAMRequestBase) and issubclass(S3IAMRequest, IAMRequestBase)
+    source = inspect.getsource(IAMRequestBase.__init__)
+    assert "self._service =" in source and "self._action =" in source and "self._access_key =" in source
+    assert callable(IAMRequestBase.check_signature) and callable(IAMRequestBase.check_action_permitted)

@@ -112,3 +112,54 @@ def test_api_modules_import_no_media_libraries() -> None:
                          env=dict(os.environ, AWS_DEFAULT_REGION="us-east-1"), cwd=Path(ROOT))
     assert out.returncode == 0, out.stderr
     assert out.stdout.strip() == "[]"
+
+
+# --- least privilege and the broad grants the security review found -----------------------------
+
+
+def _statements(props: dict[str, Any]) -> list[dict[str, Any]]:
+    out: list[dict[str, Any]] = []
+    for p in props.get("Policies", []):
+        if isinstance(p, dict) and "Statement" in p:
+            out += p["Statement"]
+        elif isinstance(p, dict) and "PolicyDocument" in p:
+            out += p["PolicyDocument"]["Statement"]
+    return out
+
+
+def test_no_function_has_full_dynamodb_crud_and_no_grant_is_on_every_resource() -> None:
+    t = load_template()
+    for lid, r in t["Resources"].items():
+        if r["Type"] not in ("AWS::Serverless::Function", "AWS::Serverless::StateMachine", "AWS::IAM::Role"):
+            continue
+        props = r["Properties"]
+        assert not any(isinstance(p, dict) and "DynamoDBCrudPolicy" in p for p in props.get("Policies", [])), lid
+        for st in _statements(props):
+            actions = st["Action"] if isinstance(st["Action"], list) else [st["Action"]]
+            if st.get("Resource") == "*":
+                # only actions AWS offers no resource-level permissions for
+                assert set(actions) <= {"batch:DescribeJobs", "batch:ListJobs", "logs:CreateLogDelivery", "logs:GetLogDelivery",
+                                        "logs:UpdateLogDelivery", "logs:DeleteLogDelivery", "logs:ListLogDeliveries",
+                                        "logs:PutResourcePolicy", "logs:DescribeResourcePolicies",
+                                        "logs:DescribeLogGroups"}, (lid, actions)
+            assert not any(a.endswith(":*") or a == "*" for a in actions), (lid, actions)
+
+
+def test_batch_hosts_require_imdsv2_and_keep_it_from_containers() -> None:
+    t = load_template()
+    lt = t["Resources"]["BatchLaunchTemplate"]["Properties"]["LaunchTemplateData"]["MetadataOptions"]
+    assert lt["HttpTokens"] == "required" and lt["HttpPutResponseHopLimit"] == 1
+    for ce in resources_of_type(t, "AWS::Batch::ComputeEnvironment").values():
+        assert ce["Properties"]["ComputeResources"]["LaunchTemplate"]["LaunchTemplateId"] == {
+            "Ref": "BatchLaunchTemplate"}
+
+
+def test_function_logs_expire_and_uploads_are_not_open_to_every_origin() -> None:
+    t = load_template()
+    logging = t["Globals"]["Function"]["LoggingConfig"]
+    assert logging["LogGroup"] == {"Ref": "FunctionLogGroup"}
+    assert t["Resources"]["FunctionLogGroup"]["Properties"]["RetentionInDays"] == {"Ref": "LogRetentionDays"}
+    for lid, r in t["Resources"].items():
+        assert "LoggingConfig" not in r.get("Properties", {}) or lid == "FunctionLogGroup", lid  # none opts out
+    cors = t["Resources"]["MediaBucket"]["Properties"]["CorsConfiguration"]
+    assert "*" not in json.dumps(cors) and t["Parameters"]["UploadOrigins"]["Default"] == ""

@@ -7,6 +7,12 @@ change the transcript (model, language, task, word timestamps, prompt) are part
 of the key; output formats are not (every format is rendered from the JSON).
 A request with ``"fresh": true`` always runs.
 
+What yt-dlp downloads decides what an entry holds: the download stage keys a
+YouTube job on the id yt-dlp extracted, not on our reading of the URL (the two
+can disagree on URLs with several or encoded ``v`` parameters). The API only
+looks up URLs whose id is unambiguous, and an entry is written only if there is
+no good one: a later job (``fresh`` or not) never replaces a good result.
+
 Item ``CACHE#<sha256>``: the job whose results are reused, with the job's TTL.
 """
 
@@ -17,7 +23,7 @@ import json
 import re
 import time
 from typing import Any
-from urllib.parse import parse_qs, urlsplit
+from urllib.parse import parse_qsl, urlsplit
 
 from botocore.exceptions import ClientError
 
@@ -32,19 +38,40 @@ _YT_HOSTS = {"youtube.com", "www.youtube.com", "m.youtube.com", "music.youtube.c
 
 
 def youtube_id(url: str) -> str | None:
-    parts = urlsplit(url)
-    host = (parts.hostname or "").lower()
+    """The video id of a YouTube URL, or None unless the URL names exactly one video
+    in a form yt-dlp reads the same way (one plain ``v`` parameter, nothing encoded,
+    no ``v`` in the fragment): a wrong guess here would serve another video's result."""
+    try:
+        parts = urlsplit(url)
+        host = (parts.hostname or "").lower()
+    except ValueError:
+        return None
+    if "%" in parts.path or ";" in parts.query or "v=" in parts.fragment:
+        return None
     candidate: str | None = None
     if host in ("youtu.be", "www.youtu.be"):
         candidate = parts.path.strip("/").split("/")[0]
     elif host in _YT_HOSTS:
         if parts.path == "/watch":
-            candidate = (parse_qs(parts.query).get("v") or [""])[0]
+            raw = parts.query.split("&")
+            pairs = parse_qsl(parts.query, keep_blank_values=True)
+            values = [v for k, v in pairs if k.lower() == "v"]
+            if len(values) != 1 or sum(1 for r in raw if r.startswith("v=")) != 1:
+                return None  # several, encoded or upper-case ``v`` parameters: ambiguous
+            candidate = values[0]
         else:
             segs = parts.path.strip("/").split("/")
             if len(segs) >= 2 and segs[0] in ("shorts", "embed", "live", "v"):
                 candidate = segs[1]
     return candidate if candidate and _YT_ID.match(candidate) else None
+
+
+def extracted_source_id(info: dict[str, Any]) -> str | None:
+    """The cache identity of what yt-dlp extracted: its own id for YouTube videos."""
+    vid = str(info.get("id") or "")
+    if info.get("extractor_key") == "Youtube" and _YT_ID.match(vid):
+        return f"youtube:{vid}"
+    return None
 
 
 def cache_key(source_id: str, options: JobOptions) -> str:
@@ -70,13 +97,19 @@ class ResultCache:
     def _pk(self, key: str) -> dict[str, Any]:
         return {"pk": {"S": f"CACHE#{key}"}}
 
-    def lookup(self, key: str) -> Job | None:
-        """A completed job with this key whose results are still stored."""
+    def _entry(self, key: str) -> dict[str, Any] | None:
         try:
             item = self.repo.client.get_item(TableName=self.repo.table_name, Key=self._pk(key),
                                              ConsistentRead=True).get("Item")
         except ClientError as exc:
             raise aws.translate(exc, "DynamoDB get_item") from exc
+        return dict(item) if item else None
+
+    def lookup(self, key: str) -> Job | None:
+        """A completed job with this key whose results are still stored."""
+        return self._good(self._entry(key))
+
+    def _good(self, item: dict[str, Any] | None) -> Job | None:
         if not item or int(item.get("expires_at", {}).get("N", "0")) < time.time():
             return None
         job = self.repo.find(item["job_id"]["S"])
@@ -86,12 +119,29 @@ class ResultCache:
             return None
         return job
 
-    def remember(self, key: str, job: Job) -> None:
+    def remember(self, key: str, job: Job) -> bool:
+        """Point ``key`` at ``job`` unless a good entry is there; True if written.
+
+        Conditional, so that neither a race nor a ``fresh`` rerun replaces a result
+        others already reuse; an entry whose job or result is gone is replaced, but
+        only if it still names that job (no lost update against a concurrent writer).
+        """
+        item = {**self._pk(key), "job_id": {"S": job.job_id}, "expires_at": {"N": str(job.expires_at)}}
+        current = self._entry(key)
+        if current is not None:
+            if current["job_id"]["S"] == job.job_id or self._good(current) is not None:
+                return False
+            condition: dict[str, Any] = {"ConditionExpression": "job_id = :old",
+                                         "ExpressionAttributeValues": {":old": current["job_id"]}}
+        else:
+            condition = {"ConditionExpression": "attribute_not_exists(pk)"}
         try:
-            self.repo.client.put_item(TableName=self.repo.table_name, Item={
-                **self._pk(key), "job_id": {"S": job.job_id}, "expires_at": {"N": str(job.expires_at)}})
+            self.repo.client.put_item(TableName=self.repo.table_name, Item=item, **condition)
         except ClientError as exc:
+            if aws.error_code(exc) == "ConditionalCheckFailedException":
+                return False  # another job got there first: its entry stands
             raise aws.translate(exc, "DynamoDB put_item") from exc
+        return True
 
     def copy_results(self, source: Job, job_id: str) -> dict[str, str]:
         copied = {}

@@ -140,6 +140,13 @@ class DownloadFailed(YTCaptionError):
     http_status = 502
     retryable = True
 
+    def __init__(self, message: str | None = None, *, site_fault: bool = False,
+                 source_url: str | None = None) -> None:
+        super().__init__(message)
+        #: The site answered 429/5xx or could not be reached (what the circuit breaker
+        #: counts), at ``source_url`` (after redirects) when known.
+        self.site_fault, self.source_url = site_fault, source_url
+
 
 class SourceUnavailable(YTCaptionError):
     """Downloads from this site keep failing; the circuit breaker is open."""

@@ -156,6 +156,14 @@ def _correlation_id() -> str | None:
     return app.context.get("correlation_id")
 
 
+def _tenant() -> str | None:
+    """Who is asking: API Gateway's API key id, else the client address (local runs)."""
+    identity = (app.current_event.get("requestContext") or {}).get("identity") or {}
+    if identity.get("apiKeyId"):
+        return f"key:{identity['apiKeyId']}"
+    return f"ip:{identity['sourceIp']}" if identity.get("sourceIp") else None
+
+
 # --- routes -------------------------------------------------------------------------------
 
 
@@ -167,7 +175,7 @@ def _correlation_id() -> str | None:
 )
 def submit(body: SubmitTranscription) -> Response[Any]:
     job, created = service().submit_url(
-        body, idempotency_key=_header("Idempotency-Key"), correlation_id=_correlation_id()
+        body, idempotency_key=_header("Idempotency-Key"), correlation_id=_correlation_id(), tenant=_tenant()
     )
     bind_job(job.job_id)
     if created:

@@ -251,6 +251,8 @@ class Job(BaseModel):
     #: What the job used and its estimated cost (see ytcaption.costs), set when it ends.
     usage: Usage | None = None
     cost: Cost | None = None
+    #: Who asked (API key id, else client address): a tenant alone cannot pause a site for all.
+    tenant: str | None = None
     version: int = 1
     events: list[JobEvent] = Field(default_factory=list)
 
@@ -281,7 +283,7 @@ class Job(BaseModel):
 
     def public(self) -> dict[str, Any]:
         """The document the API returns (internal bookkeeping left out)."""
-        return self.model_dump(mode="json", exclude={"version"})
+        return self.model_dump(mode="json", exclude={"version", "tenant"})
 
 
 def stage_for(status: JobStatus) -> str | None:

@@ -114,7 +114,7 @@ class Pipeline:
         ytdlp_opts = ytdlp_options(self.settings.ytdlp, tmp_dir=self.settings.work_dir)
         site = site_of(job.source.url)
         breaker = CircuitBreaker(self.settings.jobs_table, self.settings.breaker, self.repo.client)
-        breaker.before_download(site)
+        breaker.before_download(site, job.tenant)
         try:
             with guarded(policy):  # every connection, redirects included
                 got = download(
@@ -128,18 +128,22 @@ class Pipeline:
                 )
             key = keys.source_key(job_id, got.path.suffix)
             self.storage.upload_file(str(got.path), key)
-        except DownloadFailed:
-            if breaker.record_failure(site):
+        except DownloadFailed as exc:
+            failed = site_of(exc.source_url) if exc.source_url else site
+            if exc.site_fault and breaker.record_failure(failed, job.tenant):
                 put(BREAKER_OPENED, 1)
-                logger.warning("circuit opened for a source site", extra={"site": site})
+                logger.warning("circuit opened for a source site", extra={"site": failed})
             raise
         finally:
             shutil.rmtree(work, ignore_errors=True)
-        breaker.record_success(site)
+        breaker.record_success(site, job.tenant)
         source = {**job.source.model_dump(mode="json"), "bucket": self.storage.bucket, "key": key,
                   "size_bytes": got.media.size_bytes}
+        # the cache is keyed on what yt-dlp downloaded, not on the API's reading of the URL
+        cache_keys = [cache_key(got.source_id, job.options)] if got.source_id else []
         self.repo.update_fields(
-            job_id, {"media": got.media.model_dump(mode="json"), "source": source}, status=JobStatus.DOWNLOADING
+            job_id, {"media": got.media.model_dump(mode="json"), "source": source, "cache_keys": cache_keys},
+            status=JobStatus.DOWNLOADING,
         )
         logger.info("downloaded", extra={"bytes": got.media.size_bytes, "duration_s": got.media.duration_s})
         return {"source_key": key, "duration_s": got.media.duration_s}

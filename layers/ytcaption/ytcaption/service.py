@@ -84,6 +84,7 @@ class JobService:
         *,
         idempotency_key: str | None = None,
         correlation_id: str | None = None,
+        tenant: str | None = None,
     ) -> tuple[Job, bool]:
         check_url(req.url, UrlPolicy.from_settings(self.settings))
         options = self._options(req)
@@ -94,6 +95,7 @@ class JobService:
             ttl_days=self.settings.job_ttl_days,
             correlation_id=correlation_id,
         )
+        job.tenant = tenant
         video = youtube_id(req.url)
         if video:
             job.cache_keys = [cache_key(f"youtube:{video}", options)]

@@ -114,6 +114,9 @@ class Storage:
         except ClientError as exc:
             raise aws.translate(exc, "S3 upload_file") from exc
         except Exception as exc:  # boto3's transfer wraps errors in S3UploadFailedError
+            cause = exc.__cause__ or exc.__context__
+            if isinstance(cause, ClientError):  # e.g. AccessDenied: final, not worth retrying
+                raise aws.translate(cause, "S3 upload_file") from exc
             raise StorageError(f"S3 upload of {key} failed: {type(exc).__name__}") from exc
 
     def download_file(self, key: str, path: str) -> None:

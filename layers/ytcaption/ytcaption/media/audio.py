@@ -14,6 +14,7 @@ import contextlib
 import itertools
 import math
 import wave
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -48,10 +49,31 @@ class NormalizedAudio:
         return len(self.samples) / SAMPLE_RATE
 
 
+#: FFmpeg reads the file through a Python file object and may open nothing else: no
+#: protocol is on its whitelist, so a playlist or reference inside the media (HLS
+#: segments, ``concat:``, ``subfile,``, ``file:``, ``http:``, ``data:``) cannot make it
+#: read a local file or reach the network. (MP4 external references, ``drefs``, are
+#: off by default.) Applies to uploads and downloads alike: both are decoded here.
+OPEN_OPTIONS = {"protocol_whitelist": "none"}
+_PLAYLIST_MAGIC = (b"#EXTM3U", b"ffconcat", b"<?xml", b"<MPD", b"[playlist]")
+
+
+@contextlib.contextmanager
+def open_media(path: str | Path) -> Iterator[av.container.InputContainer]:
+    """Open ``path`` for decoding with nothing but its own bytes reachable."""
+    with open(path, "rb") as fh:
+        head = fh.read(64).lstrip(b"\xef\xbb\xbf \t\r\n")
+        if head.startswith(_PLAYLIST_MAGIC):
+            raise UnsupportedMedia("playlists and manifests are not accepted; send the media file itself")
+        fh.seek(0)
+        with av.open(fh, mode="r", options=OPEN_OPTIONS) as container:
+            yield container
+
+
 def probe(path: str | Path) -> Probe:
     """What the file is, refusing anything without a decodable audio stream."""
     try:
-        with av.open(str(path)) as container:
+        with open_media(path) as container:
             if not container.streams.audio:
                 raise UnsupportedMedia("the file has no audio stream")
             stream = container.streams.audio[0]
@@ -94,7 +116,7 @@ def decode(path: str | Path, *, highpass_hz: int = 60) -> tuple[np.ndarray, floa
     chunks: list[np.ndarray] = []
     meta: dict[str, str] = {}
     try:
-        with av.open(str(path)) as container:
+        with open_media(path) as container:
             if not container.streams.audio:
                 raise UnsupportedMedia("the file has no audio stream")
             stream = container.streams.audio[0]

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from ytcaption.cache import extracted_source_id
 from ytcaption.errors import (
     DownloadFailed,
     MediaTooLarge,
@@ -43,6 +44,9 @@ ProgressFn = Callable[[int, int | None], None]
 class Downloaded:
     path: Path
     media: MediaInfo
+    #: What yt-dlp says it downloaded (``youtube:<id>``), the result cache's key; None
+    #: for sources whose content can change under the same URL.
+    source_id: str | None = None
 
 
 class _Quiet:
@@ -59,7 +63,7 @@ class _Quiet:
 
 def classify(exc: BaseException) -> YTCaptionError:
     """Map a yt-dlp failure to a domain error (retryable or final)."""
-    from yt_dlp.networking.exceptions import HTTPError, TransportError
+    from yt_dlp.networking.exceptions import HTTPError, TransportError, UnsupportedRequest
     from yt_dlp.utils import DownloadError, ExtractorError, UnsupportedError
 
     unsafe = _find(exc, UnsafeUrl)
@@ -68,6 +72,10 @@ def classify(exc: BaseException) -> YTCaptionError:
     blocked = blocked_error(exc)
     if blocked is not None:
         return blocked
+    if _find(exc, UnsupportedRequest) is not None:
+        # e.g. a playlist whose segments are file: URLs: final, and not the site's fault
+        return UnsupportedSource("the media refers to resources this service does not fetch "
+                                 "(only http and https)")
     cause: BaseException | None = exc
     if isinstance(exc, DownloadError) and exc.exc_info and exc.exc_info[1] is not None:
         cause = exc.exc_info[1]
@@ -78,7 +86,8 @@ def classify(exc: BaseException) -> YTCaptionError:
     if isinstance(cause, HTTPError):
         status = cause.status
         if status in RETRYABLE_HTTP:
-            return DownloadFailed(f"the source answered HTTP {status}; it may work later")
+            return DownloadFailed(f"the source answered HTTP {status}; it may work later", site_fault=True,
+                                  source_url=getattr(cause.response, "url", None))
         if status in (404, 410):
             return SourceNotFound(f"the source was not found (HTTP {status})")
         if status == 403:
@@ -86,7 +95,7 @@ def classify(exc: BaseException) -> YTCaptionError:
                                  f"address, set {PROXY_HINT} or {COOKIES_HINT}")
         return SourceNotFound(f"the source refused the download (HTTP {status})")
     if isinstance(cause, TransportError):
-        return DownloadFailed(f"could not reach the source ({type(cause).__name__})")
+        return DownloadFailed(f"could not reach the source ({type(cause).__name__})", site_fault=True)
     if isinstance(cause, UnsupportedError):
         return UnsupportedSource("no video or audio was found at this URL")
     if isinstance(cause, ExtractorError) and cause.expected:
@@ -181,6 +190,7 @@ def download(
         "overwrites": True,
         "cachedir": False,
         **(ytdlp_opts or {}),  # cookies, proxy, extractor args, pacing (ytcaption.media.ytdlp)
+        "enable_file_urls": False,  # the default; a playlist must not read this machine's files
     }
     try:
         with yt_dlp.YoutubeDL(opts) as ydl:
@@ -230,6 +240,7 @@ def download(
                 size_bytes=size,
                 container=media.container,
             ),
+            source_id=extracted_source_id(info),
         )
     except BaseException:
         shutil.rmtree(work, ignore_errors=True)
