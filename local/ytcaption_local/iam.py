@@ -34,9 +34,11 @@ from urllib.parse import parse_qs, unquote, urlparse
 REGION = "us-east-1"
 ACCOUNT = "123456789012"
 _ADMIN = "ytcaption-local-admin"
-_JSON_SERVICES = {"dynamodb", "states", "events", "lambda", "batch", "sqs"}
+_JSON_SERVICES = {"dynamodb", "states", "events", "lambda", "batch", "sqs", "secretsmanager"}
 #: Operation names whose IAM action has another name.
-_IAM_ACTIONS = {("lambda", "Invoke"): "InvokeFunction", ("lambda", "InvokeAsync"): "InvokeFunction"}
+_IAM_ACTIONS = {("lambda", "Invoke"): "InvokeFunction", ("lambda", "InvokeAsync"): "InvokeFunction",
+                # no such IAM action: AWS authorizes HeadBucket as s3:ListBucket
+                ("s3", "HeadBucket"): "ListBucket"}
 
 
 @dataclass(frozen=True)
@@ -411,6 +413,11 @@ def _required(self: Any, service: str, action: str, resource: str) -> list[tuple
         if action == "TerminateJob" and body.get("jobId"):
             return [(action, _arn("batch", f"job/{body['jobId']}"))]
         return [(action, "*")]
+    if service == "secretsmanager":
+        secret = str(_body(self).get("SecretId") or "")
+        if not secret:
+            return [(action, "*")]
+        return [(action, secret if secret.startswith("arn:") else _arn("secretsmanager", f"secret:{secret}"))]
     return [(action, resource)]
 
 
@@ -447,6 +454,10 @@ def enforce_on_test_stack(table: str, bucket: str, state_machine_arn: str) -> Ia
             getatt[(lid, "Arn")] = f"arn:aws:iam::{ACCOUNT}:role/{names[lid]}"
         elif r["Type"] == "AWS::Lambda::Function":
             getatt[(lid, "Arn")] = f"arn:aws:lambda:{REGION}:{ACCOUNT}:function:{names[lid]}"
+        elif r["Type"] == "AWS::SecretsManager::Secret":  # its Ref is its ARN
+            refs[lid] = f"arn:aws:secretsmanager:{REGION}:{ACCOUNT}:secret:{names[lid]}"
+        elif r["Type"] == "AWS::SNS::Topic":
+            refs[lid] = f"arn:aws:sns:{REGION}:{ACCOUNT}:{names[lid]}"
     refs.update({"JobsTable": table, "MediaBucket": bucket, "TranscriptionStateMachine": state_machine_arn,
                  "TranscriberJobQueue": f"arn:aws:batch:{REGION}:{ACCOUNT}:job-queue/{names['TranscriberJobQueue']}",
                  "TranscriberJobDefinition":
@@ -456,7 +467,7 @@ def enforce_on_test_stack(table: str, bucket: str, state_machine_arn: str) -> Ia
                    ("TranscriptionStateMachine", "Name"): state_machine_arn.rsplit(":", 1)[-1]})
     for pname, p in template.get("Parameters", {}).items():
         refs.setdefault(pname, p.get("Default", ""))
-    resolve = Resolver(refs, getatt)
+    resolve = Resolver(refs, getatt, template.get("Conditions", {}))
 
     clients: dict[str, Any] = {}
 

@@ -81,7 +81,7 @@ def test_admin_stats_since_filters_and_rejects_nonsense(api: ApiClient, admin_on
 
 def test_ready_checks_table_bucket_and_state_machine(api: ApiClient, moto_stack: dict[str, Any]) -> None:
     status, _, doc = api("GET", "/v1/health/ready")
-    assert status == 200 and doc["status"] == "ready"
+    assert status == 200 and doc["status"] == "ready", doc
     assert {k: v["ok"] for k, v in doc["checks"].items()} == {"table": True, "bucket": True, "state_machine": True}
     # Given the bucket is gone
     moto_stack["s3"].delete_bucket(Bucket=BUCKET)

@@ -213,6 +213,7 @@ def test_requests_go_through_the_configured_proxy(media_api: ApiClient, monkeypa
 
 
 def test_cookies_and_proxy_come_from_secrets_manager(media_api: ApiClient, monkeypatch: pytest.MonkeyPatch,
+                                                     moto_stack: dict[str, Any],
                                                      site: tuple[LoopbackServer, dict[str, str]],
                                                      tmp_path: Path, capfd: pytest.CaptureFixture[str],
                                                      caplog: pytest.LogCaptureFixture) -> None:
@@ -227,6 +228,10 @@ def test_cookies_and_proxy_come_from_secrets_manager(media_api: ApiClient, monke
     with counting_proxy() as proxy:
         cookie_arn = sm.create_secret(Name="ytcaption/cookies", SecretString=cookies)["ARN"]
         proxy_arn = sm.create_secret(Name="ytcaption/proxy", SecretString=json.dumps({"url": proxy.url}))["ARN"]
+        # what deploying with YtdlpCookiesSecretArn / YtdlpProxySecretArn set grants the function
+        iam = moto_stack["iam"]
+        iam.put_policy(iam.function_roles["MediaApiFunction"], "ytdlp-secrets", {"Statement": [
+            {"Effect": "Allow", "Action": ["secretsmanager:GetSecretValue"], "Resource": [cookie_arn, proxy_arn]}]})
         monkeypatch.setenv("YTDLP__COOKIES_SECRET_ARN", cookie_arn)
         monkeypatch.setenv("YTDLP__PROXY_SECRET_ARN", proxy_arn)
         monkeypatch.setenv("WORK_DIR", str(tmp_path))

@@ -15,6 +15,9 @@ class YTCaptionError(Exception):
     code: ClassVar[str] = "INTERNAL_ERROR"
     http_status: ClassVar[int] = 500
     retryable: ClassVar[bool] = False
+    #: The message is written for the client (what the source said, which setting helps),
+    #: so a 5xx still shows it; other 5xx messages may name internal calls: logs only.
+    public: ClassVar[bool] = False
 
     def __init__(self, message: str | None = None) -> None:
         self.message = message or self.default_message()
@@ -114,6 +117,13 @@ class ServiceUnavailable(YTCaptionError):
     retryable = True
 
 
+class SettingUnusable(ServiceUnavailable):
+    """A deployment setting (a secret it names) cannot be used: the message says which
+    setting, for the operator, and never the secret itself."""
+
+    public = True
+
+
 class StorageError(YTCaptionError):
     code = "STORAGE_ERROR"
     http_status = 503
@@ -138,6 +148,7 @@ class DownloadFailed(YTCaptionError):
 
     code = "DOWNLOAD_FAILED"
     http_status = 502
+    public = True
     retryable = True
 
     def __init__(self, message: str | None = None, *, site_fault: bool = False,
@@ -153,6 +164,7 @@ class SourceUnavailable(YTCaptionError):
 
     code = "SOURCE_UNAVAILABLE"
     http_status = 503
+    public = True
 
 
 class SourceCoolingDown(SourceUnavailable):
@@ -175,6 +187,7 @@ class SourceBlocked(YTCaptionError):
 
     code = "SOURCE_BLOCKED"
     http_status = 502
+    public = True
 
 
 class UnsupportedSource(YTCaptionError):

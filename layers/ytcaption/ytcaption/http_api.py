@@ -101,7 +101,7 @@ def _error(status: int, code: str, message: str) -> Response[Any]:
 
 @app.exception_handler(YTCaptionError)
 def _domain_error(exc: YTCaptionError) -> Response[Any]:
-    if exc.http_status >= 500:
+    if exc.http_status >= 500 and not exc.public:
         # the message may name an internal operation ("DynamoDB put_item: ..."): logs only
         logger.error("request failed", extra={"code": exc.code, "error": exc.message})
         return _error(exc.http_status, exc.code, public_message(exc))

@@ -33,7 +33,7 @@ from typing import Any
 
 from pydantic import BaseModel, field_validator
 
-from ytcaption.errors import ServiceUnavailable
+from ytcaption.errors import SettingUnusable
 
 #: What an operator sets for each kind of refusal (named in SOURCE_BLOCKED messages).
 COOKIES_HINT = "a cookies file (YTDLP__COOKIES_SECRET_ARN; template parameter YtdlpCookiesSecretArn)"
@@ -93,7 +93,7 @@ def _secret_string(arn: str) -> str:
         value = aws.client("secretsmanager").get_secret_value(SecretId=arn)
     except (ClientError, BotoCoreError) as exc:
         # the name of the setting, never the secret
-        raise ServiceUnavailable(f"could not read the yt-dlp secret named by a YTDLP__*_SECRET_ARN setting "
+        raise SettingUnusable(f"could not read the yt-dlp secret named by a YTDLP__*_SECRET_ARN setting "
                                  f"({type(exc).__name__})") from None
     text = value.get("SecretString")
     if text is None:
@@ -107,10 +107,10 @@ def _proxy_from_secret(text: str) -> str:
         try:
             doc = json.loads(text)
         except ValueError:
-            raise ServiceUnavailable("the proxy secret is neither a URL nor JSON {\"url\": ...}") from None
+            raise SettingUnusable("the proxy secret is neither a URL nor JSON {\"url\": ...}") from None
         text = str(doc.get("url") or doc.get("proxy") or "")
     if "://" not in text:
-        raise ServiceUnavailable("the proxy secret holds no proxy URL (scheme://host:port)")
+        raise SettingUnusable("the proxy secret holds no proxy URL (scheme://host:port)")
     return text
 
 
