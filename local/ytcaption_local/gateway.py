@@ -107,7 +107,7 @@ class Gateway:
                 length = int(self.headers.get("Content-Length") or 0)
                 if gateway.api_key is not None and not hmac.compare_digest(
                         (self.headers.get("X-Api-Key") or "").encode(), gateway.api_key.encode()):
-                    # what API Gateway answers (GatewayResponses API_KEY in template.yaml)
+                    # what API Gateway answers (GatewayResponses INVALID_API_KEY in template.yaml)
                     self.rfile.read(min(length, MAX_BODY))
                     self._reply(403, {"Content-Type": "application/json"}, json.dumps(
                         {"error": {"code": "INVALID_API_KEY",
