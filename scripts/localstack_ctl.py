@@ -31,6 +31,7 @@ VENV = ROOT / ".venv-localstack"
 PID_FILE = STATE / "localstack.pid"
 INFO_FILE = STATE / "localstack.json"
 OUTPUTS_FILE = STATE / "outputs.json"
+CHILDREN = STATE / "children"  # the plugin's function and Batch processes, one file per PID
 SERVICES = "s3,sqs,sns,events,apigateway,cloudwatch,logs,iam,sts,cloudformation,stepfunctions,lambda,dynamodb,batch,ec2,ecr,ssm"
 
 
@@ -70,6 +71,7 @@ def plugin_config(python312: str) -> dict[str, object]:
             "MEDIA__SHARD_AUDIO_S": "60",
         },
         "batch": {"slots": max(1, (os.cpu_count() or 2))},
+        "pid_dir": str(CHILDREN),
     }
 
 
@@ -154,12 +156,20 @@ def stop(args: argparse.Namespace) -> None:
                 time.sleep(0.5)
             else:
                 os.killpg(pid, signal.SIGKILL)
-        # function processes run in their own sessions; end any left by their marker
         PID_FILE.unlink(missing_ok=True)
         print(f"LocalStack stopped (pid {pid})")
+    # function and Batch processes run in their own sessions: end any LocalStack left, by PID
+    for entry in CHILDREN.glob("*") if CHILDREN.exists() else []:
+        child = int(entry.name)
+        if _alive(child):
+            try:
+                os.killpg(child, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+        entry.unlink(missing_ok=True)
     INFO_FILE.unlink(missing_ok=True)
     OUTPUTS_FILE.unlink(missing_ok=True)
-    for sub in ("tmp", "s3", "work", "fs"):
+    for sub in ("tmp", "s3", "work", "fs", "children"):
         shutil.rmtree(STATE / sub, ignore_errors=True)
 
 
@@ -173,6 +183,22 @@ def env_exports(args: argparse.Namespace) -> None:
         print(f"export {k}={v}")
 
 
+def report(args: argparse.Namespace) -> None:
+    """How many endpoint tests ran; fails when any was skipped (the suite must run in full)."""
+    import xml.etree.ElementTree as ET  # noqa: S405 - our own pytest's junit file
+
+    suites = ET.parse(args.junit).getroot()  # noqa: S314
+    suite = suites if suites.tag == "testsuite" else suites.find("testsuite")
+    assert suite is not None
+    total, skipped = int(suite.get("tests", 0)), int(suite.get("skipped", 0))
+    failed = int(suite.get("failures", 0)) + int(suite.get("errors", 0))
+    ran = total - skipped
+    print(f"endpoint suite on LocalStack: {ran} tests ran ({ran - failed} passed, {failed} failed), "
+          f"{skipped} skipped, in {float(suite.get('time', 0)):.0f}s")
+    if skipped or failed or not ran:
+        sys.exit(1)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = parser.add_subparsers(dest="cmd", required=True)
@@ -183,6 +209,9 @@ def main() -> None:
     p.set_defaults(fn=start)
     sub.add_parser("stop").set_defaults(fn=stop)
     sub.add_parser("env").set_defaults(fn=env_exports)
+    p = sub.add_parser("report")
+    p.add_argument("junit")
+    p.set_defaults(fn=report)
     p = sub.add_parser("deploy")
     p.set_defaults(fn=lambda a: __import__("localstack_deploy").main())  # scripts/localstack_deploy.py
     args = parser.parse_args()

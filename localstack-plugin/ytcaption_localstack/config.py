@@ -11,7 +11,8 @@
          "env": {}}
       ],
       "env": {"WORK_DIR": "..."},                           # added to every function and job
-      "batch": {"slots": 2, "env": {"WHISPER__DEVICE": "cpu"}}
+      "batch": {"slots": 2, "env": {"WHISPER__DEVICE": "cpu"}},
+      "pid_dir": "/checkout/.localstack/children"          # one file per process started
     }
 
 Read on every use (it is small), so a running LocalStack picks up a rewrite.
@@ -67,3 +68,21 @@ def extra_env() -> dict[str, str]:
 
 def batch() -> dict[str, Any]:
     return dict(load().get("batch", {}))
+
+
+def track(pid: int) -> None:
+    """Record a process the plugin started (``pid_dir``), so a stop can end it by its PID."""
+    pid_dir = load().get("pid_dir")
+    if pid_dir:
+        os.makedirs(pid_dir, exist_ok=True)
+        with open(os.path.join(pid_dir, str(pid)), "w", encoding="utf-8"):
+            pass
+
+
+def untrack(pid: int) -> None:
+    pid_dir = load().get("pid_dir")
+    if pid_dir:
+        try:
+            os.unlink(os.path.join(pid_dir, str(pid)))
+        except FileNotFoundError:
+            pass

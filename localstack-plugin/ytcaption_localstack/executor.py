@@ -104,6 +104,7 @@ class HostProcessExecutor(RuntimeExecutor):
             log.close()
             os.close(to_child_r)
             os.close(from_child_w)
+        config.track(self._proc.pid)
         self._inbound = os.fdopen(to_child_w, "w", encoding="utf-8")
         replies: queue.Queue[dict[str, Any] | None] = queue.Queue()
         self._replies = replies
@@ -141,6 +142,8 @@ class HostProcessExecutor(RuntimeExecutor):
             except ProcessLookupError:
                 pass
             proc.wait(timeout=10)
+        if proc is not None:
+            config.untrack(proc.pid)
 
     # --- RuntimeExecutor ---------------------------------------------------------------------
 

@@ -194,6 +194,7 @@ def _run_job(job: Any, include_start_attempt: bool) -> None:
                 command, env=env, cwd=cwd, stdout=log, stderr=subprocess.STDOUT,
                 stdin=subprocess.DEVNULL, start_new_session=True,
             )
+        config.track(proc.pid)
         job.status = JobStatus.RUNNING
         reason = None
         while proc.poll() is None:
@@ -209,6 +210,7 @@ def _run_job(job: Any, include_start_attempt: bool) -> None:
                 proc.wait()
                 break
             time.sleep(0.2)
+        config.untrack(proc.pid)
         job.exit_code = proc.returncode
         if reason:
             job.job_stopped_reason = reason
