@@ -33,7 +33,9 @@ PARAMETERS = {"DefaultModel": "tiny.en", "TranscriberImageTag": "localstack", "S
 
 
 def clients(endpoint: str) -> dict[str, Any]:
-    session = boto3.session.Session(aws_access_key_id="test", aws_secret_access_key="test", region_name=REGION)
+    # LocalStack's well-known dummy credentials (account 000000000000)
+    session = boto3.session.Session(aws_access_key_id="test", aws_secret_access_key="test",  # noqa: S106
+                                    region_name=REGION)
     return {name: session.client(name, endpoint_url=endpoint)  # type: ignore[call-overload]
             for name in ("s3", "ec2", "cloudformation", "apigateway")}
 

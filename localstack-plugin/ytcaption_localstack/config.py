@@ -20,6 +20,7 @@ Read on every use (it is small), so a running LocalStack picks up a rewrite.
 
 from __future__ import annotations
 
+import contextlib
 import fnmatch
 import json
 import os
@@ -82,7 +83,5 @@ def track(pid: int) -> None:
 def untrack(pid: int) -> None:
     pid_dir = load().get("pid_dir")
     if pid_dir:
-        try:
+        with contextlib.suppress(FileNotFoundError):
             os.unlink(os.path.join(pid_dir, str(pid)))
-        except FileNotFoundError:
-            pass

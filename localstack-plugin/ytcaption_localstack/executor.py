@@ -18,6 +18,7 @@ new sandbox on AWS would.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import os
@@ -50,7 +51,7 @@ STARTUP_S = 60.0
 
 
 class HostProcessExecutor(RuntimeExecutor):
-    def __init__(self, id: str, function_version: FunctionVersion) -> None:  # noqa: A002 - LocalStack's signature
+    def __init__(self, id: str, function_version: FunctionVersion) -> None:
         super().__init__(id, function_version)
         self._env: dict[str, str] = {}
         self._proc: subprocess.Popen[bytes] | None = None
@@ -131,16 +132,12 @@ class HostProcessExecutor(RuntimeExecutor):
     def _kill(self) -> None:
         proc, self._proc = self._proc, None
         if self._inbound is not None:
-            try:
+            with contextlib.suppress(OSError):
                 self._inbound.close()
-            except OSError:
-                pass
             self._inbound = None
         if proc is not None and proc.poll() is None:
-            try:
+            with contextlib.suppress(ProcessLookupError):
                 os.killpg(proc.pid, signal.SIGKILL)
-            except ProcessLookupError:
-                pass
             proc.wait(timeout=10)
         if proc is not None:
             config.untrack(proc.pid)
@@ -155,10 +152,8 @@ class HostProcessExecutor(RuntimeExecutor):
     def stop(self) -> None:
         with self._lock:
             self._kill()
-        try:
+        with contextlib.suppress(OSError):
             self._log_path.unlink(missing_ok=True)
-        except OSError:
-            pass
 
     def get_address(self) -> str:
         return "127.0.0.1"

@@ -11,6 +11,7 @@ image is mapped to local code by the plugin configuration), so Step Functions'
 
 from __future__ import annotations
 
+import contextlib
 import fnmatch
 import logging
 import os
@@ -203,10 +204,8 @@ def _run_job(job: Any, include_start_attempt: bool) -> None:
             elif deadline is not None and time.monotonic() - started > deadline:
                 reason = "Job attempt duration exceeded timeout"
             if reason:
-                try:
+                with contextlib.suppress(ProcessLookupError):
                     os.killpg(proc.pid, signal.SIGKILL)
-                except ProcessLookupError:
-                    pass
                 proc.wait()
                 break
             time.sleep(0.2)
@@ -223,3 +222,79 @@ def _run_job(job: Any, include_start_attempt: bool) -> None:
         if proc.returncode != 0:
             LOG.warning("batch job %s failed; last output:\n%s", job.job_id, tail)
         job._mark_stopped(success=proc.returncode == 0 and not reason)
+
+
+# --- API Gateway: gateway responses from the imported OpenAPI body ----------------------------
+
+
+def gateway_responses_of(body: bytes) -> dict[str, dict[str, Any]]:
+    """``x-amazon-apigateway-gateway-responses`` of an OpenAPI document (JSON or YAML)."""
+    from localstack.services.apigateway.helpers import parse_json_or_yaml
+
+    doc = parse_json_or_yaml(body.decode("utf-8"))
+    return dict(doc.get("x-amazon-apigateway-gateway-responses") or {}) if isinstance(doc, dict) else {}
+
+
+def _render_gateway_response_templates() -> None:
+    """LocalStack 4.9.2 answers a gateway error with the response's status code but a
+    fixed ``{"message": ...}`` body (a TODO in its source); AWS renders the response's
+    ``application/json`` template. Render it with LocalStack's own VTL engine, with
+    ``$context.error.messageString`` quoted as AWS quotes it."""
+    import json
+
+    from localstack.services.apigateway.next_gen.execute_api.gateway_response import (
+        get_gateway_response_or_default,
+    )
+    from localstack.services.apigateway.next_gen.execute_api.handlers import gateway_exception
+    from localstack.services.apigateway.next_gen.execute_api.template_mapping import ApiGatewayVtlTemplate
+
+    handler = gateway_exception.GatewayExceptionHandler
+    if getattr(handler, "_ytcaption_patched", False):
+        return
+    original = handler.create_exception_response
+
+    def create_exception_response(self: Any, exception: Any, context: Any) -> Any:
+        response = original(self, exception, context)
+        spec = get_gateway_response_or_default(exception.type, context.deployment.rest_api.gateway_responses)
+        template = (spec.get("responseTemplates") or {}).get("application/json")
+        if response is not None and template and not spec.get("defaultResponse"):
+            error = dict(context.context_variables.get("error") or {})
+            error["messageString"] = json.dumps(exception.message)
+            variables = {"context": {**context.context_variables, "error": error}}
+            response.set_data(ApiGatewayVtlTemplate().render_vtl(template, variables=variables))
+        return response
+
+    handler.create_exception_response = create_exception_response  # type: ignore[method-assign]
+    handler._ytcaption_patched = True  # type: ignore[attr-defined]
+
+
+@aws_provider(api="apigateway", name="ytcaption")
+def apigateway() -> Service:
+    """LocalStack's API Gateway, plus the gateway-response steps 4.9.2 skips: SAM puts a
+    template's ``GatewayResponses`` into the API's OpenAPI body
+    (``x-amazon-apigateway-gateway-responses``) and LocalStack's importer ignores
+    that extension (AWS applies it): here each entry becomes a ``PutGatewayResponse``;
+    and their templates are rendered (see ``_render_gateway_response_templates``)."""
+    import io
+
+    _render_gateway_response_templates()
+
+    from localstack.services.apigateway.next_gen.provider import ApigatewayNextGenProvider
+    from localstack.services.moto import MotoFallbackDispatcher
+
+    class Provider(ApigatewayNextGenProvider):
+        def put_rest_api(self, context: Any, request: Any) -> Any:
+            body = request["body"].read()
+            request["body"] = io.BytesIO(body)
+            result = super().put_rest_api(context, request)
+            for response_type, spec in gateway_responses_of(body).items():
+                status = spec.get("statusCode")
+                self.put_gateway_response(
+                    context, request["restApiId"], response_type,
+                    status_code=str(status) if status is not None else None,
+                    response_parameters=spec.get("responseParameters"),
+                    response_templates=spec.get("responseTemplates"),
+                )
+            return result
+
+    return Service.for_provider(Provider(), dispatch_table_factory=MotoFallbackDispatcher)

@@ -15,7 +15,6 @@ run leaves them out unless asked for (``-m endpoint`` or ``tests/endpoint``).
 from __future__ import annotations
 
 import json
-import os
 import time
 import urllib.error
 import urllib.request
@@ -64,9 +63,9 @@ class Endpoint:
         if body is not None:
             data = json.dumps(body).encode()
             hdrs["Content-Type"] = "application/json"
-        req = urllib.request.Request(self.api_url + path, data=data, method=method, headers=hdrs)  # noqa: S310
+        req = urllib.request.Request(self.api_url + path, data=data, method=method, headers=hdrs)
         try:
-            with urllib.request.urlopen(req, timeout=timeout) as resp:  # noqa: S310 - the endpoint under test
+            with urllib.request.urlopen(req, timeout=timeout) as resp:
                 return resp.status, dict(resp.headers), resp.read()
         except urllib.error.HTTPError as exc:
             return exc.code, dict(exc.headers), exc.read()

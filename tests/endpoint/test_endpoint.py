@@ -25,6 +25,15 @@ pytestmark = [pytest.mark.endpoint]
 MAX_WER = 0.25
 
 
+def wait_execution(sfn: Any, arn: str, timeout_s: float = 60) -> str:
+    deadline = time.monotonic() + timeout_s
+    while (status := sfn.describe_execution(executionArn=arn)["status"]) == "RUNNING":
+        if time.monotonic() > deadline:
+            break
+        time.sleep(0.5)
+    return str(status)
+
+
 # --- fixtures: one completed URL job, watched by an EventBridge rule ------------------------------
 
 
@@ -77,7 +86,7 @@ def test_the_key_opens_the_api(endpoint: Endpoint) -> None:
 
 def test_unknown_job_is_404_from_the_function(endpoint: Endpoint) -> None:
     status, doc = endpoint.json("GET", "/v1/transcriptions/" + "0" * 32)
-    assert status == 404 and doc["error"]["code"] == "NOT_FOUND"
+    assert status == 404 and doc["error"]["code"] == "JOB_NOT_FOUND"
 
 
 # --- a URL job, end to end -----------------------------------------------------------------------
@@ -114,7 +123,7 @@ def test_result_in_every_format(endpoint: Endpoint, url_job: dict[str, Any]) -> 
 def test_execution_history_through_step_functions(endpoint: Endpoint, url_job: dict[str, Any]) -> None:
     sfn = endpoint.client("stepfunctions")
     arn = url_job["done"]["execution_arn"]
-    assert sfn.describe_execution(executionArn=arn)["status"] == "SUCCEEDED"
+    assert wait_execution(sfn, arn) == "SUCCEEDED"  # Notify runs after the job is COMPLETED
     events = sfn.get_execution_history(executionArn=arn, maxResults=1000)["events"]
     entered = [e["stateEnteredEventDetails"]["name"] for e in events if e["type"].endswith("StateEntered")]
     for state in ("Route", "Download", "Normalize", "Merge"):
@@ -152,7 +161,7 @@ def test_idempotency_key_returns_the_same_job(endpoint: Endpoint, media_url: str
     second = endpoint.json("POST", "/v1/transcriptions", body, headers={"Idempotency-Key": key})
     assert first[0] == second[0] == 202
     assert first[1]["job_id"] == second[1]["job_id"]
-    other = endpoint.json("POST", "/v1/transcriptions", {**body, "language": "de"},
+    other = endpoint.json("POST", "/v1/transcriptions", {**body, "formats": ["srt"]},
                           headers={"Idempotency-Key": key})
     assert other[0] == 422 and other[1]["error"]["code"] == "IDEMPOTENCY_KEY_REUSED"
     endpoint.request("DELETE", f"/v1/transcriptions/{first[1]['job_id']}")
@@ -165,9 +174,9 @@ def test_presigned_upload_then_s3_trigger_completes(endpoint: Endpoint) -> None:
         "language": "en", "formats": ["srt"]})
     assert status == 201, job
     assert job["status"] == "AWAITING_UPLOAD"
-    put = urllib.request.Request(job["upload_url"], data=data, method="PUT",  # noqa: S310 - presigned URL
+    put = urllib.request.Request(job["upload_url"], data=data, method="PUT",
                                  headers={**job["upload_headers"], "Content-Length": str(len(data))})
-    with urllib.request.urlopen(put, timeout=120) as resp:  # noqa: S310
+    with urllib.request.urlopen(put, timeout=120) as resp:
         assert resp.status == 200
     done = endpoint.wait(job["job_id"])
     assert done["status"] == "COMPLETED", done.get("error")
@@ -188,10 +197,11 @@ def test_cancel_stops_the_execution_and_stays_cancelled(endpoint: Endpoint, medi
     assert status == 200 and cancelled["status"] == "CANCELLED", cancelled
     sfn = endpoint.client("stepfunctions")
     arn = endpoint.job(job_id)["execution_arn"]
-    deadline = time.monotonic() + 30
-    while sfn.describe_execution(executionArn=arn)["status"] == "RUNNING" and time.monotonic() < deadline:
-        time.sleep(0.5)
-    assert sfn.describe_execution(executionArn=arn)["status"] == "ABORTED"
+    ended = wait_execution(sfn, arn)
+    # AWS aborts at once. LocalStack 4.9.2 lets the task in flight finish: that task
+    # sees the cancelled record and fails with JobCancelled, which ends the execution.
+    assert ended == "ABORTED" or (
+        ended == "FAILED" and sfn.describe_execution(executionArn=arn)["error"] == "JobCancelled"), ended
     time.sleep(3)  # work in flight must not bring it back
     assert endpoint.job(job_id)["status"] == "CANCELLED"
     again = endpoint.json("DELETE", f"/v1/transcriptions/{job_id}")
