@@ -112,8 +112,9 @@ localstack-test: system-deps $(LSENV)/.installed
 	@set -e; trap '$(BIN)/python scripts/localstack_ctl.py stop' EXIT; \
 	  $(MAKE) localstack-deploy; \
 	  eval "$$($(BIN)/python scripts/localstack_ctl.py env)"; \
-	  $(BIN)/python -m pytest tests/endpoint -m endpoint -p no:cacheprovider --junitxml=.localstack/endpoint.xml; \
-	  $(BIN)/python scripts/localstack_ctl.py report .localstack/endpoint.xml
+	  rc=0; $(BIN)/python -m pytest tests/endpoint -m endpoint -p no:cacheprovider \
+	    --junitxml=.localstack/endpoint.xml || rc=$$?; \
+	  $(BIN)/python scripts/localstack_ctl.py report .localstack/endpoint.xml; exit $$rc
 
 clean:
 	rm -rf $(VENV) $(SAMENV) $(TOOLS) $(LSENV) $(LAMBDA312) .localstack build .aws-sam captions .pytest_cache .mypy_cache .ruff_cache
