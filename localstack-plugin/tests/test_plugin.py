@@ -131,3 +131,20 @@ def test_runtime_loop_answers_results_errors_and_import_failures(tmp_path: Path)
     assert failed["error"] is True and error["errorType"] == "KeyError" and error["requestId"] == "r1"
     _, broken = run("missing.lambda_handler", [{}])
     assert json.loads(str(broken["payload"]))["errorType"] == "Runtime.ImportModuleError"
+
+
+def test_batch_retry_strategy_follows_evaluate_on_exit() -> None:
+    # the template's TranscriberJobDefinition
+    strategy = {"attempts": 3, "evaluateOnExit": [
+        {"onStatusReason": "Host EC2*", "action": "RETRY"},
+        {"onReason": "CannotPullContainerError*", "action": "RETRY"},
+        {"onReason": "*", "action": "EXIT"}]}
+    crashed = {"status_reason": "Essential container in task exited", "reason": None, "exit_code": 1}
+    assert providers.should_retry(strategy, 1, **crashed) is False  # an application error exits
+    spot = {"status_reason": "Host EC2 (instance i-0abc) terminated.", "reason": None, "exit_code": None}
+    assert providers.should_retry(strategy, 1, **spot) is True
+    assert providers.should_retry(strategy, 3, **spot) is False  # attempts used up
+    assert providers.should_retry({"attempts": 2}, 1, **crashed) is True  # no rules: retry while attempts remain
+    assert providers.should_retry(None, 1, **crashed) is False
+    assert providers.should_retry({"attempts": 2, "evaluateOnExit": [{"onExitCode": "1", "action": "EXIT"}]}, 1,
+                                  **crashed) is False

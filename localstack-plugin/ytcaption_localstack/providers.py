@@ -161,18 +161,59 @@ def _timeout_s(job: Any) -> float | None:
     return None
 
 
+def _glob(pattern: str, value: str | None) -> bool:
+    """Batch's evaluateOnExit patterns: exact, or a prefix ending in ``*``."""
+    value = value or ""
+    return value.startswith(pattern[:-1]) if pattern.endswith("*") else value == pattern
+
+
+def should_retry(strategy: dict[str, Any] | None, attempts_made: int, *, status_reason: str | None,
+                 reason: str | None, exit_code: int | None) -> bool:
+    """AWS Batch's retry decision: no attempts left -> no; the first ``evaluateOnExit``
+    rule whose given conditions all match decides (RETRY or EXIT); none matching -> retry."""
+    strategy = strategy or {}
+    if attempts_made >= int(strategy.get("attempts", 1)):
+        return False
+    for rule in strategy.get("evaluateOnExit") or []:
+        checks = [("onStatusReason", status_reason), ("onReason", reason),
+                  ("onExitCode", None if exit_code is None else str(exit_code))]
+        if all(_glob(rule[key], value) for key, value in checks if key in rule):
+            return str(rule.get("action", "")).upper() == "RETRY"
+    return True
+
+
 def _run_job(job: Any, include_start_attempt: bool) -> None:
+    """Run attempts of the job until one succeeds, it is terminated or timed out (never
+    retried, as on AWS), or its retry strategy says stop."""
+    import datetime
+
+    strategy = job.job_definition.retry_strategy
+    attempts = 0
+    while True:
+        attempts += 1
+        exit_code, reason = _run_attempt(job, include_start_attempt or attempts > 1)
+        success = exit_code == 0 and reason is None
+        if success or job.stop or (reason or "").startswith("Job attempt duration") or not should_retry(
+                strategy, attempts, status_reason=job.job_stopped_reason, reason=reason, exit_code=exit_code):
+            job._mark_stopped(success=success)
+            return
+        LOG.info("batch job %s: attempt %d failed (%s); retrying", job.job_id, attempts, job.job_stopped_reason)
+        job.job_stopped_at = datetime.datetime.now()
+        job._stop_attempt()
+
+
+def _run_attempt(job: Any, start_attempt: bool) -> tuple[int | None, str | None]:
+    """One attempt as a host process: (exit code, reason it was stopped or could not start)."""
     import datetime
 
     from moto.batch.utils import JobStatus
 
     with _semaphore():
         if job.stop:
-            job._mark_stopped(success=False)
-            return
+            return None, job.job_stopped_reason or "Terminated"
         job.job_started_at = datetime.datetime.now()
         job.log_stream_name = job._stream_name
-        if include_start_attempt:
+        if start_attempt:
             job._start_attempt()
         job.status = JobStatus.STARTING
         try:
@@ -185,8 +226,7 @@ def _run_job(job: Any, include_start_attempt: bool) -> None:
         except Exception as exc:
             LOG.error("batch job %s cannot start: %s", job.job_id, exc)
             job.job_stopped_reason = f"CannotStartContainerError: {exc}"
-            job._mark_stopped(success=False)
-            return
+            return None, job.job_stopped_reason
         log_path = os.path.join(tempfile.gettempdir(), f"ytcaption-ls-batch-{job.job_id}.log")
         deadline = _timeout_s(job)
         started = time.monotonic()
@@ -221,7 +261,7 @@ def _run_job(job: Any, include_start_attempt: bool) -> None:
         LOG.info("batch job %s exited %s after %.1fs", job.job_id, proc.returncode, time.monotonic() - started)
         if proc.returncode != 0:
             LOG.warning("batch job %s failed; last output:\n%s", job.job_id, tail)
-        job._mark_stopped(success=proc.returncode == 0 and not reason)
+        return proc.returncode, reason
 
 
 # --- API Gateway: gateway responses from the imported OpenAPI body ----------------------------
