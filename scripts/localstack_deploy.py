@@ -112,7 +112,7 @@ def main() -> None:
     outputs.update({
         "StackName": STACK,
         # LocalStack serves every REST API under this path on its one port
-        "ApiUrl": f"{endpoint}/restapis/{api_id}/{stage}/_user_request_",
+        "ApiUrl": f"{endpoint}/_aws/execute-api/{api_id}/{stage}",
         "ApiKey": key,
         "Endpoint": endpoint,
     })

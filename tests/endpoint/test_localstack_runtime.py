@@ -85,3 +85,25 @@ def test_the_timeout_is_enforced_and_the_next_call_gets_a_fresh_process(endpoint
     resp, after, _ = invoke(endpoint, function, {})
     assert "FunctionError" not in resp, after
     assert after["pid"] != before["pid"]  # the timed-out sandbox was killed
+
+
+def test_a_batch_job_runs_the_worker_and_an_application_error_is_not_retried(endpoint: Endpoint) -> None:
+    """The stack's job definition run directly: the worker refuses a job without a job id
+    (exit 2), and the template's retry rules send that to EXIT after one attempt."""
+    if not endpoint.aws_env.get("AWS_ENDPOINT_URL") or not endpoint.stack:
+        pytest.skip("submits to the stack's GPU queue: LocalStack only, with YTCAPTION_STACK_NAME")
+    cfn, batch = endpoint.client("cloudformation"), endpoint.client("batch")
+
+    def physical(logical: str) -> str:
+        res = cfn.describe_stack_resource(StackName=endpoint.stack, LogicalResourceId=logical)
+        return str(res["StackResourceDetail"]["PhysicalResourceId"])
+
+    job_id = batch.submit_job(jobName="probe-without-job-id", jobQueue=physical("TranscriberJobQueue"),
+                              jobDefinition=physical("TranscriberJobDefinition"))["jobId"]
+    deadline = time.monotonic() + 120
+    while (job := batch.describe_jobs(jobs=[job_id])["jobs"][0])["status"] not in ("SUCCEEDED", "FAILED"):
+        assert time.monotonic() < deadline, job["status"]
+        time.sleep(0.5)
+    assert job["status"] == "FAILED"
+    assert job["statusReason"] == "Essential container in task exited"
+    assert len(job["attempts"]) == 1  # RetryStrategy: onReason "*" -> EXIT for an application error
