@@ -84,7 +84,7 @@ package: $(BIN)/.installed
 $(LSENV)/.installed: localstack-plugin/pyproject.toml localstack-plugin/constraints.txt
 	$(PYTHON) -m venv $(LSENV)
 	$(LSENV)/bin/pip install --quiet "localstack-core[runtime]==4.9.2" service_identity -c localstack-plugin/constraints.txt
-	$(LSENV)/bin/pip install --quiet -e localstack-plugin "pytest>=8,<10" -c localstack-plugin/constraints.txt
+	$(LSENV)/bin/pip install --quiet -e localstack-plugin "pytest>=8,<10" mypy==2.4.1 -c localstack-plugin/constraints.txt
 	touch $@
 
 # what the python3.12 Lambda runtime provides to zip functions: CPython 3.12 and boto3
@@ -107,6 +107,7 @@ localstack-stop:
 
 ## localstack-test: the plugin's own tests, then start, deploy, endpoint suite, stop; prints how many tests ran
 localstack-test: system-deps $(LSENV)/.installed
+	cd localstack-plugin && ../$(LSENV)/bin/mypy --ignore-missing-imports --python-version 3.11 ytcaption_localstack
 	$(LSENV)/bin/python -m pytest localstack-plugin/tests -q -p no:cacheprovider -c /dev/null --rootdir localstack-plugin
 	$(MAKE) localstack
 	@set -e; trap '$(BIN)/python scripts/localstack_ctl.py stop' EXIT; \

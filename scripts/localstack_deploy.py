@@ -36,7 +36,7 @@ def clients(endpoint: str) -> dict[str, Any]:
     # LocalStack's well-known dummy credentials (account 000000000000)
     session = boto3.session.Session(aws_access_key_id="test", aws_secret_access_key="test",  # noqa: S106
                                     region_name=REGION)
-    return {name: session.client(name, endpoint_url=endpoint)  # type: ignore[call-overload]
+    return {name: session.client(name, endpoint_url=endpoint)
             for name in ("s3", "ec2", "cloudformation", "apigateway")}
 
 

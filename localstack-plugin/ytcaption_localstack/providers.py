@@ -305,7 +305,7 @@ def _render_gateway_response_templates() -> None:
         return response
 
     handler.create_exception_response = create_exception_response  # type: ignore[method-assign]
-    handler._ytcaption_patched = True  # type: ignore[attr-defined]
+    handler._ytcaption_patched = True
 
 
 @aws_provider(api="apigateway", name="ytcaption")
@@ -323,13 +323,15 @@ def apigateway() -> Service:
     from localstack.services.moto import MotoFallbackDispatcher
 
     class Provider(ApigatewayNextGenProvider):
-        def put_rest_api(self, context: Any, request: Any) -> Any:
+        # LocalStack declares it with expand=False: it is called with the whole request
+        def put_rest_api(self, context: Any, request: Any) -> Any:  # type: ignore[override]
             body = request["body"].read()
             request["body"] = io.BytesIO(body)
             result = super().put_rest_api(context, request)
+            put: Any = self.put_gateway_response
             for response_type, spec in gateway_responses_of(body).items():
                 status = spec.get("statusCode")
-                self.put_gateway_response(
+                put(
                     context, request["restApiId"], response_type,
                     status_code=str(status) if status is not None else None,
                     response_parameters=spec.get("responseParameters"),

@@ -98,7 +98,7 @@ class Endpoint:
             aws_session_token=env.get("AWS_SESSION_TOKEN"),
             region_name=env.get("AWS_REGION") or env.get("AWS_DEFAULT_REGION") or "us-east-1",
         )
-        return session.client(service, endpoint_url=env.get("AWS_ENDPOINT_URL") or None)  # type: ignore[call-overload]
+        return session.client(service, endpoint_url=env.get("AWS_ENDPOINT_URL") or None)
 
     @property
     def is_loopback(self) -> bool:
