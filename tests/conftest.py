@@ -13,6 +13,9 @@ from typing import Any
 
 import pytest
 
+# The caller's environment before the offline defaults below replace it: the endpoint
+# suite (tests/endpoint) talks to the endpoint and credentials it names.
+ORIGINAL_ENV = dict(os.environ)
 # Safe, offline defaults before anything imports boto3 or Powertools.
 for _k, _v in {
     "AWS_DEFAULT_REGION": "us-east-1",

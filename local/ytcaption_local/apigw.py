@@ -124,6 +124,6 @@ class LocalApiGateway:
         else:
             key = headers.get("x-api-key")
         if route.api_key_required and not hmac.compare_digest(str(key or "").encode(), self.api_key.encode()):
-            return self.gateway_response("API_KEY", 403)
+            return self.gateway_response("INVALID_API_KEY", 403)
         event["requestContext"]["identity"] = {**event["requestContext"].get("identity", {}), "apiKey": key}
         return self.invoke(route.function, event, context)

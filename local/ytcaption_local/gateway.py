@@ -175,7 +175,7 @@ class Gateway:
             return status, out, data
         if self.api_key is not None and not hmac.compare_digest(
                 (headers.get("X-Api-Key") or "").encode(), self.api_key.encode()):
-            # what API Gateway answers (GatewayResponses API_KEY in template.yaml)
+            # what API Gateway answers (GatewayResponses INVALID_API_KEY in template.yaml)
             return 403, json_type, _error_body("INVALID_API_KEY", "a valid X-Api-Key header is required")
         if length > MAX_BODY:
             return 413, json_type, _error_body("PAYLOAD_TOO_LARGE", "request body over 6 MB")
