@@ -13,10 +13,15 @@ export AWS_DEFAULT_REGION ?= us-east-1
 .PHONY: dev demo test lint audit bench build deploy clean system-deps lock \
         package localstack localstack-deploy localstack-stop localstack-test
 
-# requirements.lock pins every transitive dependency the suite ran with (make lock)
-$(BIN)/.installed: pyproject.toml requirements.lock
+# requirements.lock pins every transitive dependency the suite ran with (make lock).
+# The demo needs only the runtime (.runtime); tests and lint add the dev tools (.installed).
+$(BIN)/.runtime: pyproject.toml requirements.lock
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -e ".[local]" -c requirements.lock
+	touch $@
+
+$(BIN)/.installed: $(BIN)/.runtime
 	$(BIN)/pip install --quiet -e ".[dev]" -c requirements.lock
 	touch $@
 
@@ -42,7 +47,7 @@ system-deps:
 	@scripts/ensure-system-deps
 
 ## demo: set up, then transcribe the bundled sample on the embedded local runtime
-demo: $(BIN)/.installed
+demo: $(BIN)/.runtime
 	$(BIN)/ytcaption transcribe samples/sample.mp3 --output-dir captions
 
 ## test: the whole suite (unit, integration against moto, e2e on the local runtime)

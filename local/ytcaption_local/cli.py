@@ -42,7 +42,8 @@ class Client:
     """A small HTTP client for the YTCaption API (stdlib only)."""
 
     def __init__(self, base_url: str, *, api_key: str | None = None, timeout: float = 60.0) -> None:
-        self.base = base_url.rstrip("/")
+        # the stage URL with or without the API's /v1 prefix (local serve prints .../v1)
+        self.base = base_url.rstrip("/").removesuffix("/v1")
         self.api_key = api_key
         self.timeout = timeout
 
@@ -165,19 +166,55 @@ def _write_results(client: Client, job: dict[str, Any], out_dir: Path, stem: str
     return written
 
 
+def _usage_error(message: str) -> int:
+    print(f"error: {message} (see ytcaption transcribe --help)", file=sys.stderr)
+    return 2
+
+
+def _quiet_logs(verbose: bool) -> Path | None:
+    """The pipeline's JSON log lines go to a file, not between the CLI's own lines."""
+    import logging
+    import tempfile
+
+    if verbose:
+        return None
+    path = Path(tempfile.gettempdir()) / f"ytcaption-local-{os.getpid()}.log"
+    handler = logging.FileHandler(path, encoding="utf-8")
+    for name in ("ytcaption", "moto", "werkzeug", "botocore", "localstack"):
+        log = logging.getLogger(name)
+        for old in list(log.handlers):
+            if isinstance(old, logging.StreamHandler) and not isinstance(old, logging.FileHandler):
+                log.removeHandler(old)
+        log.addHandler(handler)
+        log.propagate = False
+    return path
+
+
 def cmd_transcribe(args: argparse.Namespace) -> int:
     source = args.source
     is_url = source.startswith(("http://", "https://"))
+    # every usage error before the (3-5 s) runtime start
     if not is_url and not Path(source).is_file():
-        print(f"error: {source} is neither an http(s) URL nor a file", file=sys.stderr)
-        return 2
+        return _usage_error(f"{source} is neither an http(s) URL nor a file")
+    if args.format:
+        bad = [f for f in (x.strip() for x in args.format.split(",")) if f and f not in FORMATS]
+        if bad or not args.format.strip(", "):
+            return _usage_error(f"--format takes a comma-separated list of {', '.join(FORMATS)}; got {args.format!r}")
+    if args.port and not 0 < args.port < 65536:
+        return _usage_error(f"--port {args.port} is not a TCP port")
     runtime = None
     api = args.api or os.environ.get("YTCAPTION_API")
     if not api:
         from ytcaption_local.runtime import LocalRuntime, RuntimeOptions
 
         print("starting the local runtime (moto, the real template and state machine)...", file=sys.stderr)
-        runtime = LocalRuntime(RuntimeOptions(api_port=args.port)).start()
+        log_file = _quiet_logs(args.verbose)
+        try:
+            runtime = LocalRuntime(RuntimeOptions(api_port=args.port)).start()
+        except OSError as exc:  # the port is taken, most often
+            return _usage_error(f"the local runtime could not start: {exc.strerror or exc}")
+        if log_file is not None:
+            print(f"(the pipeline's log: {log_file}; --verbose shows it here)", file=sys.stderr)
         api = runtime.api_url
     try:
         client = Client(api, api_key=runtime.api_key if runtime else args.api_key)
@@ -217,7 +254,8 @@ def _cost(job: dict[str, Any]) -> str:
 def _client(args: argparse.Namespace) -> Client:
     api = args.api or os.environ.get("YTCAPTION_API")
     if not api:
-        raise SystemExit("error: --api URL (or YTCAPTION_API) is required for this command")
+        print("error: --api URL (or YTCAPTION_API) is required for this command", file=sys.stderr)
+        raise SystemExit(2)
     return Client(api, api_key=args.api_key)
 
 
@@ -318,8 +356,10 @@ def parser() -> argparse.ArgumentParser:
     sub = p.add_subparsers(dest="command", required=True)
 
     def api_args(sp: argparse.ArgumentParser) -> None:
-        sp.add_argument("--api", help="API base URL (default: $YTCAPTION_API)")
-        sp.add_argument("--api-key", default=os.environ.get("YTCAPTION_API_KEY"))
+        sp.add_argument("--api", help="API base URL, the stage URL with or without /v1 (default: $YTCAPTION_API; "
+                                      "transcribe without it starts the embedded local runtime)")
+        sp.add_argument("--api-key", default=os.environ.get("YTCAPTION_API_KEY"),
+                        help="the API key, sent as X-Api-Key (default: $YTCAPTION_API_KEY)")
 
     t = sub.add_parser("transcribe", help="transcribe a URL or a local file and save the captions")
     t.add_argument("source", help="http(s) URL or path to a media file")
@@ -327,9 +367,12 @@ def parser() -> argparse.ArgumentParser:
     t.add_argument("--language", help="language code, or auto (default)")
     t.add_argument("--model", help="Whisper model (default: the service's)")
     t.add_argument("--format", help="comma-separated: srt,vtt,json,txt (default: all)")
-    t.add_argument("--output-dir", default="captions")
+    t.add_argument("--output-dir", default="captions", help="where the caption files are written (default: captions)")
     t.add_argument("--webhook", help="URL to POST to when the job ends")
-    t.add_argument("--word-timestamps", action="store_true")
+    t.add_argument("--word-timestamps", action="store_true",
+                   help="time every word (in the JSON result; cues are laid out by word)")
+    t.add_argument("--verbose", action="store_true",
+                   help="show the local runtime's JSON log lines here (otherwise they go to a file)")
     t.add_argument("--task", choices=["transcribe", "translate"])
     t.add_argument("--site-captions", choices=["never", "fallback", "prefer"],
                    help="use the video's own captions: prefer (people-made, no GPU) or fallback (download refused)")
