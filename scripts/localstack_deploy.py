@@ -99,8 +99,11 @@ def main() -> None:
     template = packaged_template(c["s3"])
     subnet, sg = network(c["ec2"])
     params = {**PARAMETERS, "SubnetIds": subnet, "SecurityGroupIds": sg}
+    # a template over 51,200 bytes must come from S3 (as `sam deploy` does on AWS)
+    body = json.dumps(template)
+    c["s3"].put_object(Bucket=ARTIFACTS, Key="template.json", Body=body.encode())
     c["cloudformation"].create_stack(
-        StackName=STACK, TemplateBody=json.dumps(template),
+        StackName=STACK, TemplateURL=f"{endpoint}/{ARTIFACTS}/template.json",
         Parameters=[{"ParameterKey": k, "ParameterValue": v} for k, v in params.items()],
         Capabilities=["CAPABILITY_IAM", "CAPABILITY_NAMED_IAM", "CAPABILITY_AUTO_EXPAND"],
     )
