@@ -111,26 +111,3 @@ def create_bucket(s3: Any, bucket_name: str, template: dict[str, Any] | None = N
         s3.put_bucket_lifecycle_configuration(
             Bucket=bucket_name, LifecycleConfiguration={"Rules": rules}
         )
-
-
-def api_routes(template: dict[str, Any] | None = None) -> list[tuple[str, str, str]]:
-    """``(method, path, function)`` for every ``Type: Api`` event, most specific first, as API
-    Gateway matches them: explicit paths before ``/{proxy+}``."""
-    template = template or load_template()
-    routes: list[tuple[str, str, str]] = []
-    for lid, r in resources_of_type(template, "AWS::Serverless::Function").items():
-        for ev in (r.get("Properties", {}).get("Events") or {}).values():
-            if ev.get("Type") == "Api":
-                p = ev["Properties"]
-                routes.append((str(p["Method"]).upper(), str(p["Path"]), lid))
-    return sorted(routes, key=lambda r: ("{" in r[1], r[0] == "ANY"))
-
-
-def route_for(routes: list[tuple[str, str, str]], method: str, path: str) -> str | None:
-    """The function API Gateway would call for ``method path``."""
-    for m, p, lid in routes:
-        if m not in ("ANY", method.upper()):
-            continue
-        if p == "/{proxy+}" or p.rstrip("/") == path.rstrip("/"):
-            return lid
-    return None

@@ -6,7 +6,7 @@ import json
 from typing import Any
 
 from ytcaption.errors import RETRYABLE_ERROR_NAMES, SourceBlocked
-from ytcaption_local.template import ROOT, api_routes, load_template, route_for
+from ytcaption_local.template import ROOT, load_template
 
 ASL = ROOT / "statemachines" / "transcription.asl.json"
 
@@ -55,11 +55,22 @@ def test_both_site_caption_tasks_call_one_function_with_their_mode() -> None:
 
 
 def test_search_and_info_routes_go_to_the_media_image() -> None:
+    from ytcaption_local.apigw import LocalApiGateway
+    from ytcaption_local.runtime import transformed_template
+
     t = load_template()
-    routes = api_routes(t)
-    assert route_for(routes, "GET", "/v1/search") == "MediaApiFunction"
-    assert route_for(routes, "GET", "/v1/media") == "MediaApiFunction"
-    assert route_for(routes, "GET", "/v1/transcriptions") == "ApiFunction"
+    transformed, _ = transformed_template()
+    rest_api = next(r["Properties"] for r in transformed["Resources"].values()
+                    if r["Type"] == "AWS::ApiGateway::RestApi")
+    front = LocalApiGateway(rest_api, lambda *a: None, "k" * 20)  # routes as API Gateway will, from the template
+
+    def route(method: str, path: str) -> str | None:
+        found = front.match(method, path)
+        return found[0].function if found else None
+
+    assert route("GET", "/v1/search") == "MediaApiFunction"
+    assert route("GET", "/v1/media") == "MediaApiFunction"
+    assert route("GET", "/v1/transcriptions") == "ApiFunction"
     fn = t["Resources"]["MediaApiFunction"]["Properties"]
     assert fn["PackageType"] == "Image" and fn["ImageConfig"]["Command"] == ["media_api.app.lambda_handler"]
     assert fn["Timeout"] < 30  # API Gateway's integration limit
