@@ -90,6 +90,8 @@ def classify(environ: dict[str, Any]) -> Request:
         return Request("dynamodb", target.split(".", 1)[1], path, method)
     if target.startswith("AWSStepFunctions."):
         return Request("stepfunctions", target.split(".", 1)[1], path, method)
+    if target.startswith("AWSEvents."):
+        return Request("events", target.split(".", 1)[1], path, method)
     credential = auth + " " + unquote(str(environ.get("QUERY_STRING", "")))
     if "/s3/aws4_request" in credential:
         op = {"PUT": "PutObject", "GET": "GetObject", "HEAD": "HeadObject", "DELETE": "DeleteObject"}.get(
@@ -101,7 +103,7 @@ def classify(environ: dict[str, Any]) -> Request:
 def _error_response(fault: Fault, start_response: Callable[..., Any]) -> Iterable[bytes]:
     reason = {400: "Bad Request", 403: "Forbidden", 500: "Internal Server Error",
               503: "Service Unavailable"}.get(fault.status, "Error")
-    if fault.service in ("dynamodb", "stepfunctions"):
+    if fault.service in ("dynamodb", "stepfunctions", "events"):
         body = json.dumps({"__type": f"com.amazonaws.dynamodb.v20120810#{fault.code}",
                            "message": fault.message}).encode()
         ctype = "application/x-amz-json-1.0"

@@ -626,6 +626,12 @@ class LocalRuntime:
                 try:
                     for hook in list(self.batch_hooks):
                         hook(job_id, shard)
+                except BatchAttemptTimeout:
+                    # as AWS Batch: the attempt ran past attemptDurationSeconds; a timed-out
+                    # job is not retried
+                    job.job_stopped_reason = "Job attempt duration exceeded timeout"
+                    self.batch_runs.append((job_id, shard, False))
+                    return False
                 except Exception as exc:  # a hook stands for the instance going away (Spot reclaim)
                     status_reason = f"Host EC2 (local runtime) terminated: {exc}"
                 else:
@@ -647,6 +653,10 @@ class LocalRuntime:
             if action == "EXIT" or attempt == attempts or self._stopping.is_set():
                 return False
         return False
+
+
+class BatchAttemptTimeout(Exception):
+    """Raised by a test hook: the Batch attempt ran past its timeout (attemptDurationSeconds)."""
 
 
 def evaluate_on_exit(rules: list[dict[str, Any]], *, exit_code: int | None = None, reason: str = "",

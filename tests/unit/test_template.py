@@ -163,3 +163,15 @@ def test_function_logs_expire_and_uploads_are_not_open_to_every_origin() -> None
         assert "LoggingConfig" not in r.get("Properties", {}) or lid == "FunctionLogGroup", lid  # none opts out
     cors = t["Resources"]["MediaBucket"]["Properties"]["CorsConfiguration"]
     assert "*" not in json.dumps(cors) and t["Parameters"]["UploadOrigins"]["Default"] == ""
+
+
+def test_the_state_machine_has_no_duplicate_keys() -> None:
+    """json.load keeps the last of two equal keys silently; Step Functions' parser refuses them."""
+    from collections import Counter
+
+    def no_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+        twice = [k for k, n in Counter(k for k, _ in pairs).items() if n > 1]
+        assert not twice, f"duplicate keys {twice}"
+        return dict(pairs)
+
+    json.loads((ROOT / "statemachines" / "transcription.asl.json").read_text(), object_pairs_hook=no_duplicates)

@@ -458,11 +458,14 @@ def failure_from_step_functions(error: dict[str, Any], worker_error: WorkerError
     elif isinstance(cause, str):
         message = cause
     message = " ".join(message.split())[:500]
-    if name in ("States.Timeout", "States.HeartbeatTimeout"):
+    if name in ("States.Timeout", "States.HeartbeatTimeout", "Sandbox.Timedout"):
+        # a state's own limit, or a Lambda function's timeout ("Task timed out after ...")
         return StageTimeout(message or "a stage took longer than its time limit")
     if name == "States.TaskFailed":
         if worker_error is not None:
             return error_from_name(worker_error.code, worker_error.message)
+        if "exceeded timeout" in message:  # Batch stopped the attempt at attemptDurationSeconds
+            return StageTimeout(f"a transcription worker ran past its time limit: {message}")
         if not message and isinstance(cause, dict):
             exit_code = ((cause.get("Container") or {}).get("ExitCode"))
             message = f"it stopped with exit code {exit_code} and reported nothing" if exit_code is not None else ""
