@@ -69,7 +69,12 @@ def _remember_runtime(runtime: LocalRuntime) -> None:
 
 
 def execution_status(runtime: LocalRuntime, job: dict[str, Any]) -> str:
-    return str(runtime.client("stepfunctions").describe_execution(executionArn=job["execution_arn"])["status"])
+    """The execution's status; NEVER_STARTED for a job whose StartExecution failed."""
+    sfn = runtime.client("stepfunctions")
+    try:
+        return str(sfn.describe_execution(executionArn=job["execution_arn"])["status"])
+    except sfn.exceptions.ExecutionDoesNotExist:
+        return "NEVER_STARTED"
 
 
 def invocations(runtime: LocalRuntime, function: str, job_id: str) -> list[str]:

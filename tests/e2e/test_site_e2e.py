@@ -57,7 +57,7 @@ def test_prefer_completes_from_the_sites_captions_without_transcribing(
     done = client.wait(job["job_id"], poll_s=0.3, timeout_s=120)
     assert done["status"] == "COMPLETED", done.get("error")
     assert done["transcript_source"] == "site_captions"
-    assert states(runtime, done) == ["Route", "SiteCaptionsFirst", "SiteCaptionsFound", "Notify", "Done"]
+    assert states(runtime, done) == ["Intake", "Route", "SiteCaptionsFirst", "SiteCaptionsFound", "Notify", "Done"]
     body = json.loads(client.result(job["job_id"], "json"))
     assert body["source"] == "site_captions" and body["segments"][0]["text"] == "Captions made by people."
     assert b"Captions made by people." in client.result(job["job_id"], "srt")
@@ -71,7 +71,7 @@ def test_prefer_without_captions_in_the_language_transcribes(
     assert done["status"] == "COMPLETED", done.get("error")
     assert done["transcript_source"] == "transcription"
     visited = states(runtime, done)
-    assert visited[:4] == ["Route", "SiteCaptionsFirst", "SiteCaptionsFound", "Download"]
+    assert visited[:5] == ["Intake", "Route", "SiteCaptionsFirst", "SiteCaptionsFound", "Download"]
     assert "Transcribe" in visited and "Merge" in visited
 
 
@@ -82,7 +82,7 @@ def test_fallback_uses_the_sites_captions_when_the_audio_is_refused(
     done = client.wait(job["job_id"], poll_s=0.3, timeout_s=120)
     assert done["status"] == "COMPLETED", done.get("error")
     assert done["transcript_source"] == "site_captions"
-    assert states(runtime, done) == ["Route", "Download", "DownloadRefused", "SiteCaptionsFallback", "Notify", "Done"]
+    assert states(runtime, done) == ["Intake", "Route", "Download", "DownloadRefused", "SiteCaptionsFallback", "Notify", "Done"]
     assert [i[2] for i in runtime.invocations if i[0] == "DownloadFunction" and i[1] == job["job_id"]] == [
         "SourceBlocked"]  # a refusal is not retried
     assert b"Captions made by people." in client.result(job["job_id"], "vtt")
@@ -91,9 +91,9 @@ def test_fallback_uses_the_sites_captions_when_the_audio_is_refused(
 def test_refused_audio_without_fallback_fails_source_blocked(
         runtime: LocalRuntime, client: Client, site: tuple[LoopbackServer, dict[str, str]]) -> None:
     _, pages = site
-    for options, expected in (({}, ["Route", "Download", "DownloadRefused", "MarkFailed", "Failed"]),
+    for options, expected in (({}, ["Intake", "Route", "Download", "DownloadRefused", "MarkFailed", "Failed"]),
                               ({"site_captions": "fallback"},
-                               ["Route", "Download", "DownloadRefused", "SiteCaptionsFallback", "MarkFailed",
+                               ["Intake", "Route", "Download", "DownloadRefused", "SiteCaptionsFallback", "MarkFailed",
                                 "Failed"])):
         job = client.submit_url(pages["blocked_bare"], {**options, "fresh": True})
         done = client.wait(job["job_id"], poll_s=0.3, timeout_s=120)

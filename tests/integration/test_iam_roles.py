@@ -48,9 +48,9 @@ def test_a_stage_runs_as_its_function_role(moto_stack: dict[str, Any], tmp_path:
 
 
 def test_test_code_itself_acts_as_an_operator(moto_stack: dict[str, Any]) -> None:
-    moto_stack["dynamodb"].describe_table(TableName=TABLE)  # no function may; the operator may
+    moto_stack["dynamodb"].list_tables()  # no function may; the operator may
     with moto_stack["iam"].as_function("ApiFunction"), pytest.raises(ClientError) as raised:
-        moto_stack["dynamodb"].describe_table(TableName=TABLE)
+        moto_stack["dynamodb"].list_tables()
     assert raised.value.response["Error"]["Code"] == "AccessDeniedException"
 
 

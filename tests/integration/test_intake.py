@@ -35,7 +35,10 @@ def test_an_s3_uri_must_name_an_object_in_the_media_bucket(intake: Intake, moto_
     moto_stack["s3"].put_object(Bucket=BUCKET, Key="incoming/talk.m4a", Body=b"x" * 100, ContentType="audio/mp4")
     out = intake.create({"s3_uri": f"s3://{BUCKET}/incoming/talk.m4a", "language": "auto"}, ARN)
     job = intake.repo.get(out["job_id"])
-    assert out["source_kind"] == "upload" and job.source.key == "incoming/talk.m4a" and job.source.size_bytes == 100
+    assert out["source_kind"] == "upload" and job.source.size_bytes == 100 and job.source.filename == "talk.m4a"
+    # copied into the job's work area: the pipeline reads only its own prefixes
+    assert job.source.key == f"work/{job.job_id}/source.m4a"
+    assert moto_stack["s3"].get_object(Bucket=BUCKET, Key=job.source.key)["Body"].read() == b"x" * 100
     with pytest.raises(InvalidRequest, match="media bucket"):
         intake.create({"s3_uri": "s3://another-bucket/talk.m4a"}, ARN + "-2")
     with pytest.raises(UnsupportedMedia, match="no object"):

@@ -23,7 +23,7 @@ from ytcaption.netsafety import UrlPolicy, check_url
 from ytcaption.observability import bind_job, logger
 from ytcaption.repository import JobRepository
 from ytcaption.settings import IntakeSettings
-from ytcaption.storage import Storage
+from ytcaption.storage import Storage, source_key
 
 
 def job_id_for(execution_arn: str) -> str:
@@ -50,7 +50,7 @@ class Intake:
         if existing is not None:  # a retry of this step
             return {"job_id": existing.job_id, "source_kind": existing.source.kind}
         if s3_uri is not None:
-            source, options = self._object_source(str(s3_uri)), _options(data)
+            source, options = self._object_source(str(s3_uri), job_id), _options(data)
         else:
             try:
                 req = SubmitTranscription.model_validate(data)
@@ -67,7 +67,9 @@ class Intake:
         logger.info("job created for a hand-started execution", extra={"source": source.kind})
         return {"job_id": job.job_id, "source_kind": job.source.kind}
 
-    def _object_source(self, s3_uri: str) -> Source:
+    def _object_source(self, s3_uri: str, job_id: str) -> Source:
+        """The object, copied into the job's work area: the pipeline reads only its own
+        prefixes (uploads/, work/), whatever key the operator pasted."""
         parts = urlsplit(s3_uri)
         key = parts.path.lstrip("/")
         if parts.scheme != "s3" or not parts.netloc or not key:
@@ -81,7 +83,10 @@ class Intake:
         size = int(head.get("ContentLength", 0))
         if size > self.settings.media.max_download_bytes:
             raise MediaTooLarge(f"object is {size} bytes; the maximum is {self.settings.media.max_download_bytes}")
-        return Source(kind="upload", bucket=self.storage.bucket, key=key, filename=key.rsplit("/", 1)[-1],
+        filename = key.rsplit("/", 1)[-1]
+        work = source_key(job_id, filename.rsplit(".", 1)[-1] if "." in filename else "bin")
+        self.storage.copy(key, work)
+        return Source(kind="upload", bucket=self.storage.bucket, key=work, filename=filename,
                       content_type=head.get("ContentType"), size_bytes=size)
 
 

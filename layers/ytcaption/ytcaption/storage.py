@@ -143,6 +143,9 @@ class Storage:
                 break
             kwargs["ContinuationToken"] = resp["NextContinuationToken"]
         return keys[:limit]
+    def copy(self, source_key: str, key: str) -> None:
+        self._wrap("copy_object", Key=key, CopySource={"Bucket": self.bucket, "Key": source_key})
+
     def delete(self, key: str) -> None:
         self._wrap("delete_object", Key=key)
 
