@@ -15,18 +15,7 @@ from botocore.exceptions import ClientError
 from tests.conftest import SpeechClip
 from tests.servers import LoopbackServer
 from ytcaption_local.cli import Client
-from ytcaption_local.runtime import LocalRuntime, RuntimeOptions
-
-
-@pytest.fixture(scope="module")
-def runtime() -> Iterator[LocalRuntime]:
-    """A runtime of this module's own: these tests edit role policies, and a full e2e run's
-    earlier tests must not decide what a role may do here."""
-    rt = LocalRuntime(RuntimeOptions(api_port=0)).start()
-    try:
-        yield rt
-    finally:
-        rt.stop()
+from ytcaption_local.runtime import LocalRuntime
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 
