@@ -10,8 +10,8 @@ from typing import Any
 
 import pytest
 
-from tests.conftest import BUCKET, TABLE, SpeechClip
-from tests.servers import LoopbackServer, loopback_server
+from tests.conftest import BUCKET, TABLE
+from tests.servers import LoopbackServer
 from ytcaption import storage as keys
 from ytcaption import telemetry
 from ytcaption.costs import shard_records
@@ -20,13 +20,6 @@ from ytcaption.pipeline import Pipeline
 from ytcaption.settings import MediaSettings, PipelineSettings
 
 pytestmark = pytest.mark.integration
-
-
-@pytest.fixture
-def server(short_clip: SpeechClip) -> Iterator[LoopbackServer]:
-    with loopback_server() as srv:
-        srv.serve("/talk.mp3", short_clip.encode(".mp3").read_bytes(), "audio/mpeg")
-        yield srv
 
 
 @pytest.fixture

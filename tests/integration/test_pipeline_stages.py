@@ -3,14 +3,13 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
 
 from tests.conftest import BUCKET, TABLE, SpeechClip
 from tests.factories import make_job
-from tests.servers import LoopbackServer, loopback_server
+from tests.servers import LoopbackServer
 from ytcaption import storage as keys
 from ytcaption.errors import JobCancelled, SourceNotFound
 from ytcaption.evaluation import wer
@@ -21,13 +20,6 @@ from ytcaption.settings import MediaSettings, PipelineSettings
 from ytcaption.transcription import WhisperTranscriber
 
 pytestmark = pytest.mark.integration
-
-
-@pytest.fixture
-def server(short_clip: SpeechClip) -> Iterator[LoopbackServer]:
-    with loopback_server() as srv:
-        srv.serve("/talk.mp3", short_clip.encode(".mp3").read_bytes(), "audio/mpeg")
-        yield srv
 
 
 @pytest.fixture

@@ -104,10 +104,6 @@ def load_model(name: str, settings: WhisperSettings, *, num_workers: int = 1) ->
         return _models[key]
 
 
-#: Whisper's own rule for a window that holds no speech: a confident no-speech
-#: token and an unconfident text (openai/whisper transcribe.py).
-NO_SPEECH_PROB = 0.6
-LOGPROB_FLOOR = -1.0
 #: Temperatures of the thorough decode (Whisper's fallback ladder).
 FALLBACK_TEMPERATURES = (0.0, 0.2, 0.4, 0.6, 0.8, 1.0)
 
