@@ -134,6 +134,7 @@ class FakeModel:
     """Transcribes exactly, unless told to fail on long windows the way Whisper does."""
 
     failure: str = ""  # "early" | "sparse" | ""
+    first_pass_only: bool = False  # fail only windows decoded with context (the first pass), whatever their length
     batch_calls: list[int] = field(default_factory=list)
     contexts: list[list[str | None]] = field(default_factory=list)
     thorough_calls: int = 0
@@ -154,6 +155,8 @@ class FakeModel:
     ) -> list[ChunkTranscript]:
         self.batch_calls.append(len(windows))
         self.contexts.append(list(contexts or []))
+        if self.first_pass_only:
+            return [self._decode(w, fail=contexts is not None) for w in windows]
         return [self._decode(w, fail=len(w) / RATE > 15.0) for w in windows]
 
     def transcribe(self, samples: np.ndarray, options: JobOptions, *, language: str | None = None) -> ChunkTranscript:
@@ -236,3 +239,24 @@ def test_each_stream_is_conditioned_on_its_previous_chunk() -> None:
     assert model.contexts[0] == [None, None]
     assert model.contexts[1] == [by_index[0], by_index[half]]
     assert [r.index for r in results] == sorted(by_index)
+
+
+def test_failing_spans_of_several_chunks_share_a_re_decode_window() -> None:
+    # Given chunks of about 20 s whose first pass ends every window at 8 s
+    samples, spans = spoken(160, pause_every=10)
+    chunks = chunks_for(samples, spans, max_chunk_s=22.0)
+    model = FakeModel(failure="early", first_pass_only=True)
+    # When the shard is transcribed
+    results = transcribe_shard(model, chunks, lambda c: samples[round(c.start * RATE): round(c.end * RATE)],
+                               JobOptions(), batch_size=8)
+    # Then every word comes back once, in order, each in its own chunk's time range
+    got = [int(w[1:]) for r in sorted(results, key=lambda r: r.index) for s in r.segments for w in s.text.split()]
+    assert got == list(range(1, 161))
+    for r in results:
+        assert all(r.start <= s.start <= s.end <= r.end for s in r.segments)
+    # and the lost tails were decoded again packed together: fewer windows than failing chunks
+    redone = [r for r in results if r.redecoded]
+    first_pass = len(chunks)
+    assert len(redone) >= 4
+    assert sum(model.batch_calls) - first_pass < len(redone)
+    assert model.thorough_calls == 0

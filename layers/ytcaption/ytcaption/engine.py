@@ -12,6 +12,7 @@ Python users without AWS call.
 
 from __future__ import annotations
 
+import bisect
 import itertools
 import os
 import time
@@ -29,7 +30,15 @@ from ytcaption.jobs import JobOptions
 from ytcaption.language_id import LanguageGuess, chunk_languages
 from ytcaption.media import audio as audio_mod
 from ytcaption.media.audio import SAMPLE_RATE
-from ytcaption.media.chunking import Chunk, Packing, balanced_shards, detect_speech, plan_chunks, slice_audio
+from ytcaption.media.chunking import (
+    PACKED_GAP_S,
+    Chunk,
+    Packing,
+    balanced_shards,
+    detect_speech,
+    plan_chunks,
+    slice_audio,
+)
 from ytcaption.merge import ChunkResult, merge
 from ytcaption.settings import MediaSettings, WhisperSettings
 from ytcaption.transcription import ChunkTranscript, Transcriber, WhisperTranscriber, choose_device
@@ -77,6 +86,10 @@ def prepare(path: str | Path, media: MediaSettings) -> ChunkPlan:
 
 #: How much of the previous chunk's text conditions the next one in its stream.
 CONTEXT_CHARS = 200
+#: Re-decoded spans are packed into windows of at most this much audio (as chunks are) ...
+REDECODE_FILL_S = 27.0
+#: ... each span at most this long where pauses allow.
+REDECODE_PIECE_S = 12.0
 
 
 def _on_timeline(segments: Sequence[Segment], to_timeline: Callable[[float], float], end: float) -> list[Segment]:
@@ -107,6 +120,25 @@ def _pad(spans: Sequence[guard.Span], chunk: Chunk, pad: float = 0.25, min_len: 
             grow = (min_len - (b - a)) / 2
             a, b = max(chunk.start, a - grow), min(chunk.end, b + grow)
         out.append((round(a, 3), round(b, 3)))
+    return out
+
+
+def _pieces(spans: Sequence[guard.Span], chunk: Chunk, longest: float = REDECODE_PIECE_S) -> list[guard.Span]:
+    """``spans`` padded, and those longer than ``longest`` cut in the pauses between speech regions.
+
+    A window that came back sparse tends to come back sparse again whole: its
+    re-decode gets shorter windows.
+    """
+    out: list[guard.Span] = []
+    for a, b in _pad(spans, chunk):
+        cuts = [(e + s2) / 2 for (_, e), (s2, _) in itertools.pairwise(chunk.speech) if a < e and s2 < b]
+        start = a
+        for i, cut in enumerate(cuts):
+            following = cuts[i + 1] if i + 1 < len(cuts) else b
+            if following - start > longest and cut - start >= 1.0:
+                out.append((round(start, 3), round(cut, 3)))
+                start = cut
+        out.append((round(start, 3), round(b, 3)))
     return out
 
 
@@ -163,6 +195,66 @@ class _Decoded:
         )
 
 
+class _SpanPack:
+    """Spans of several chunks decoded as one window, with :data:`PACKED_GAP_S` of silence between them.
+
+    At most one span of a chunk goes into a window: two neighbouring pieces of
+    one chunk side by side would make the window that failed once more.
+    """
+
+    def __init__(self, language: str | None) -> None:
+        self.language = language
+        self.items: list[tuple[_Decoded, guard.Span]] = []
+        self.offsets: list[float] = []
+        self.length = 0.0
+
+    @classmethod
+    def pack(cls, jobs: Sequence[tuple[_Decoded, guard.Span]], fill: float = REDECODE_FILL_S) -> list[_SpanPack]:
+        packs: list[_SpanPack] = []
+        for d, span in jobs:
+            size = span[1] - span[0]
+            room = [p for p in packs if p.language == d.language and p.length + PACKED_GAP_S + size <= fill
+                    and all(other is not d for other, _ in p.items)]
+            pack = room[0] if room else cls(d.language)
+            if not room:
+                packs.append(pack)
+            pack.add(d, span)
+        return packs
+
+    def add(self, d: _Decoded, span: guard.Span) -> None:
+        at = self.length + PACKED_GAP_S if self.items else 0.0
+        self.items.append((d, span))
+        self.offsets.append(at)
+        self.length = at + span[1] - span[0]
+
+    def window(self) -> np.ndarray:
+        gap = np.zeros(round(PACKED_GAP_S * SAMPLE_RATE), dtype=np.float32)
+        pieces = []
+        for i, (d, span) in enumerate(self.items):
+            if i:
+                pieces.append(gap)
+            audio = d.cut(span)
+            pieces.append(audio)
+            pieces.append(np.zeros(max(0, round((span[1] - span[0]) * SAMPLE_RATE) - len(audio)), dtype=np.float32))
+        return np.concatenate(pieces).astype(np.float32) if pieces else np.zeros(0, dtype=np.float32)
+
+    def split(self, part: ChunkTranscript) -> list[tuple[tuple[_Decoded, guard.Span], list[Segment]]]:
+        """Each span's share of the window's segments (by their midpoints), on the media's timeline."""
+        shares: list[list[Segment]] = [[] for _ in self.items]
+        for s in part.segments:
+            mid = (s.start + s.end) / 2
+            i = max(0, bisect.bisect_right(self.offsets, mid + PACKED_GAP_S / 2) - 1)
+            shares[i].append(s)
+        out = []
+        for (d, span), at, segments in zip(self.items, self.offsets, shares, strict=True):
+            def to_timeline(t: float, at: float = at, span: guard.Span = span) -> float:
+                return min(span[1], max(span[0], span[0] + t - at))
+            view = ChunkTranscript(segments, part.language, part.language_probability,
+                                   no_speech_prob=part.no_speech_prob, avg_logprob=part.avg_logprob)
+            out.append(((d, span), d.clean(view, to_timeline)))
+        return out
+
+
 def transcribe_shard(
     transcriber: Transcriber,
     chunks: Sequence[Chunk],
@@ -190,10 +282,14 @@ def transcribe_shard(
     in its own stream, as Whisper conditions a window on the previous one.
     That context helps on one voice and makes Whisper skip whole sentences
     when voices change, so every chunk's transcript is checked against the
-    chunk's own speech (:mod:`ytcaption.guard`): the spans that fail are
-    decoded again without context as windows of their own (batched), and what
-    still fails by Whisper's thorough decode (seek loop, temperature
-    fallback); each time the version that accounts for more speech wins.
+    chunk's own speech (:mod:`ytcaption.guard`). A chunk that passes is
+    stored at once. The spans that fail wait for the end of the first pass,
+    then are decoded again without context, several chunks' spans packed into
+    one window (every window costs a whole 30 s encoder pass, however little
+    audio it holds) and batched; what still fails goes through Whisper's
+    thorough decode (seek loop, temperature fallback). Each time the version
+    that accounts for more speech wins. The chunk after a failing one in its
+    stream is decoded without context.
     """
     results: list[ChunkResult] = []
     todo: list[Chunk] = []
@@ -212,6 +308,7 @@ def transcribe_shard(
     streams = [todo[j * len(todo) // size : (j + 1) * len(todo) // size] for j in range(size)]
     order = [s[k] for k in range(max((len(s) for s in streams), default=0)) for s in streams if k < len(s)]
     texts: dict[int, str | None] = {}
+    failing: list[_Decoded] = []
     previous_of = {c.index: prev.index for s in streams for prev, c in itertools.pairwise(s)} if context else {}
     for i in range(0, len(order), size):
         batch = order[i : i + size]
@@ -231,29 +328,44 @@ def transcribe_shard(
         for d in decoded:
             rates += guard.rate_samples(d.segments, d.chunk.speech)
         cps = guard.speaking_rate(rates)
-        failing = [d for d in decoded if not d.check(cps, prompt).ok]
-        # first remedy: the failing spans as windows of their own, batched
-        jobs = [(d, span) for d in failing for span in _pad(d.review.spans, d.chunk)]
-        for d in failing:
-            d.redecoded = True
-            d.reasons = list(d.review.reasons)
-        for k in range(0, len(jobs), max(1, batch_size)):
-            group = jobs[k : k + max(1, batch_size)]
-            again = transcriber.transcribe_batch([d.cut(span) for d, span in group], options,
-                                                 language=[d.language for d, _ in group])
-            for (d, span), part in zip(group, again, strict=True):
-                d.offer([span], d.clean(part, _shifted(span[0])), cps, prompt)
-        # last remedy: Whisper's thorough decode of what still fails
-        for d in failing:
-            for span in _pad(d.review.spans, d.chunk) if not d.review.ok else []:
-                part = transcriber.transcribe(d.cut(span), options, language=d.language)
-                d.offer([span], d.clean(part, _shifted(span[0])), cps, prompt)
         for d in decoded:
-            result = d.result()
-            texts[result.index] = " ".join(s.text for s in result.segments)[-CONTEXT_CHARS:] or None
-            results.append(result)
-            if on_result(result) is False:
-                return results
+            if d.check(cps, prompt).ok:
+                texts[d.chunk.index] = " ".join(s.text for s in d.segments)[-CONTEXT_CHARS:] or None
+                result = d.result()
+                results.append(result)
+                if on_result(result) is False:
+                    return results
+            else:  # re-decoded after the first pass; the next chunk in its stream goes without context
+                d.redecoded, d.reasons = True, list(d.review.reasons)
+                failing.append(d)
+    cps = guard.speaking_rate(rates)
+    # first remedy: the failing spans again without context, packed several to a window
+    # (every window costs a whole 30 s encoder pass, however little audio it holds)
+    packs = _SpanPack.pack([(d, span) for d in failing for span in _pieces(d.review.spans, d.chunk)])
+    redone: dict[int, tuple[list[guard.Span], list[Segment]]] = {id(d): ([], []) for d in failing}
+    for k in range(0, len(packs), size):
+        group = packs[k : k + size]
+        again = transcriber.transcribe_batch([p.window() for p in group], options,
+                                             language=[p.language for p in group])
+        for pack, part in zip(group, again, strict=True):
+            for (d, span), segments in pack.split(part):
+                redone[id(d)][0].append(span)
+                redone[id(d)][1].extend(segments)
+    for d in failing:
+        d.offer(*redone[id(d)], cps, prompt)
+    # last remedy: Whisper's thorough decode of what still fails
+    for d in failing:
+        if not d.review.ok:
+            spans, segments = [], []
+            for span in _pieces(d.review.spans, d.chunk):
+                part = transcriber.transcribe(d.cut(span), options, language=d.language)
+                spans.append(span)
+                segments += d.clean(part, _shifted(span[0]))
+            d.offer(spans, segments, cps, prompt)
+        result = d.result()
+        results.append(result)
+        if on_result(result) is False:
+            return results
     return sorted(results, key=lambda r: r.index)
 
 

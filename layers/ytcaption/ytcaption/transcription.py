@@ -178,22 +178,26 @@ class WhisperTranscriber:
             detected = m.model.detect_language(encoded)
             langs = [known if known[0] else (d[0][0][2:-2], float(d[0][1])) for known, d in zip(langs, detected,
                                                                                               strict=True)]
-        by_language: dict[str, list[int]] = {}
+        # One generate call per language, and apart for windows with and without
+        # context: CTranslate2 wants the start-of-transcript token at one position
+        # for the whole batch, so a window with no context would cut every other
+        # window's context to nothing.
+        groups: dict[tuple[str, bool], list[int]] = {}
         for i, (code, _) in enumerate(langs):
-            by_language.setdefault(code, []).append(i)
+            context = contexts[i]
+            groups.setdefault((code, bool(context and context.strip())), []).append(i)
         decoded: dict[int, ChunkTranscript] = {}
-        for code, items in by_language.items():
+        for (code, _), items in groups.items():
             tokenizer = Tokenizer(m.hf_tokenizer, m.model.is_multilingual, task=options.task, language=code)
-            # CTranslate2 wants the start-of-transcript token at one position for the
-            # whole batch: every window keeps the same number of context tokens
-            # (the most recent ones), as many as the shortest context has.
+            # every window of the group keeps the same number of context tokens
+            # (the most recent ones), as many as the shortest context has
             user = tokenizer.encode(" " + options.initial_prompt.strip()) if options.initial_prompt else []
             before = [tokenizer.encode(" " + c.strip()) if c and c.strip() else [] for c in
                       (contexts[i] for i in items)]
             keep = min(min(len(b) for b in before), m.max_length // 2 - 1 - len(user))
             prompts = [m.get_prompt(tokenizer, user + (b[len(b) - keep :] if keep > 0 else []),
                                     without_timestamps=False) for b in before]
-            sub = encoded if len(items) == len(windows) else m.encode(features[items])
+            sub = encoded if len(items) == len(windows) else _rows(encoded, items)
             results = m.model.generate(
                 sub, prompts,
                 beam_size=self.settings.beam_size, max_length=m.max_length,
@@ -260,6 +264,17 @@ class WhisperTranscriber:
         logprob = min((s.avg_logprob for s in raw), default=0.0)
         return ChunkTranscript(out, info.language, round(float(info.language_probability), 4),
                                no_speech_prob=round(float(worst), 4), avg_logprob=round(float(logprob), 4))
+
+
+def _rows(encoded: Any, items: Sequence[int]) -> Any:
+    """Some rows of an encoder output (a CTranslate2 StorageView), on the device it lives on."""
+    import ctranslate2
+
+    if encoded.device == "cpu":
+        return ctranslate2.StorageView.from_array(np.ascontiguousarray(np.array(encoded)[list(items)]))
+    host = np.array(encoded.to_device(ctranslate2.Device.cpu))
+    return ctranslate2.StorageView.from_array(np.ascontiguousarray(host[list(items)])).to_device(
+        ctranslate2.Device.cuda)
 
 
 def _segment(start: float, end: float, text: str, words: list[dict[str, Any]] | None,
