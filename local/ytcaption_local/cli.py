@@ -1,181 +1,133 @@
-"""``ytcaption``: transcribe from the command line, against an API or the embedded local runtime.
+"""ytcaption: transcribe from the command line, against an API or the embedded local runtime.
 
+\b
     ytcaption transcribe talk.mp4                      # local runtime, captions in ./captions
     ytcaption transcribe https://youtu.be/... --api https://abc.execute-api.../v1
     ytcaption status|result|cancel JOB_ID --api URL
     ytcaption list --api URL [--status COMPLETED]
     ytcaption search "QUERY" --api URL [--kind short]
     ytcaption info URL --api URL
+    ytcaption stats --api URL --admin-key KEY
     ytcaption models [--api URL] [--json]             # the model catalogue (this machine's without --api)
     ytcaption local serve [--port 3000]
 
-Exit status: 0 when the job completed (or the command succeeded), 1 when the
-job failed or was cancelled (the error code and message are printed), 2 for a
-bad invocation or an unreachable API.
+\b
+Exit status:
+  0  the job completed, or the command succeeded
+  1  the job failed or was cancelled, or the API refused the request
+     (its error code and message are printed); `info`: the deployment would refuse the URL
+  2  a bad invocation (checked before anything starts), an unreachable API,
+     a refused API key, or a local runtime that could not start
 """
 
 from __future__ import annotations
 
-import argparse
+import atexit
 import json
-import mimetypes
+import logging
 import os
 import sys
+import tempfile
 import time
-import urllib.error
 import urllib.parse
-import urllib.request
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
-TERMINAL = {"COMPLETED", "FAILED", "CANCELLED"}
-FORMATS = ("json", "srt", "vtt", "txt")
+import click
 
+from ytcaption_local import cli_site, stats_cli
+from ytcaption_local.api_client import TERMINAL, ApiError, ApiUnreachable, Client
+from ytcaption_local.cli_common import (
+    CONTEXT,
+    EXIT_USAGE,
+    FORMATS,
+    Failed,
+    api_options,
+    client_for,
+    json_option,
+    run_api,
+)
 
-class ApiError(Exception):
-    def __init__(self, status: int, code: str, message: str) -> None:
-        super().__init__(f"{code}: {message}")
-        self.status, self.code, self.message = status, code, message
+__all__ = ["TERMINAL", "ApiError", "ApiUnreachable", "Client", "cli", "main", "run"]
 
+class FormatList(click.ParamType):
+    """``srt,vtt``: a comma-separated list of caption formats, checked before anything starts."""
 
-class Client:
-    """A small HTTP client for the YTCaption API (stdlib only)."""
+    name = "FORMATS"
 
-    def __init__(self, base_url: str, *, api_key: str | None = None, timeout: float = 60.0) -> None:
-        # the stage URL with or without the API's /v1 prefix (local serve prints .../v1)
-        self.base = base_url.rstrip("/").removesuffix("/v1")
-        self.api_key = api_key
-        self.timeout = timeout
-
-    def request(self, method: str, path: str, body: Any = None, *, query: dict[str, str] | None = None,
-                headers: dict[str, str] | None = None) -> tuple[int, dict[str, str], bytes]:
-        url = self.base + path + (("?" + urllib.parse.urlencode(query)) if query else "")
-        data = json.dumps(body).encode() if body is not None else None
-        hdrs = {"Accept": "application/json", **(headers or {})}
-        if data is not None:
-            hdrs["Content-Type"] = "application/json"
-        if self.api_key:
-            hdrs["X-Api-Key"] = self.api_key
-        req = urllib.request.Request(url, data=data, method=method, headers=hdrs)  # noqa: S310 - http(s) API URL
-        try:
-            with urllib.request.urlopen(req, timeout=self.timeout) as resp:  # noqa: S310 - user-given API
-                return resp.status, dict(resp.headers), resp.read()
-        except urllib.error.HTTPError as exc:
-            raw = exc.read()
-            try:
-                err = json.loads(raw)["error"]
-                raise ApiError(exc.code, err["code"], err["message"]) from None
-            except (ValueError, KeyError, TypeError):
-                raise ApiError(exc.code, f"HTTP_{exc.code}", raw.decode(errors="replace")[:200]) from None
-
-    def json(self, method: str, path: str, body: Any = None, **kw: Any) -> Any:
-        _, _, raw = self.request(method, path, body, **kw)
-        return json.loads(raw) if raw else None
-
-    def submit_url(self, url: str, options: dict[str, Any]) -> dict[str, Any]:
-        return dict(self.json("POST", "/v1/transcriptions", {"url": url, **options}))
-
-    def submit_file(self, path: Path, options: dict[str, Any]) -> dict[str, Any]:
-        ctype = mimetypes.guess_type(path.name)[0] or "application/octet-stream"
-        if not ctype.startswith(("audio/", "video/")):
-            ctype = "application/octet-stream"
-        size = path.stat().st_size
-        job = dict(self.json("POST", "/v1/uploads",
-                             {"filename": path.name, "content_type": ctype, "size_bytes": size, **options}))
-        with path.open("rb") as fh:
-            req = urllib.request.Request(job["upload_url"], data=fh.read(), method="PUT",  # noqa: S310
-                                         headers={**job["upload_headers"], "Content-Length": str(size)})
-        with urllib.request.urlopen(req, timeout=max(self.timeout, 300)) as resp:  # noqa: S310 - presigned URL
-            if resp.status not in (200, 204):
-                raise ApiError(resp.status, "UPLOAD_FAILED", "the upload was not accepted")
-        return job
-
-    def job(self, job_id: str) -> dict[str, Any]:
-        return dict(self.json("GET", f"/v1/transcriptions/{job_id}"))
-
-    def result(self, job_id: str, fmt: str) -> bytes:
-        _, _, raw = self.request("GET", f"/v1/transcriptions/{job_id}/result", query={"format": fmt})
-        return raw
-
-    def wait(self, job_id: str, *, poll_s: float = 0.5, timeout_s: float = 6 * 3600,
-             show: Any = None) -> dict[str, Any]:
-        deadline = time.monotonic() + timeout_s
-        while True:
-            job = self.job(job_id)
-            if show:
-                show(job)
-            if job["status"] in TERMINAL:
-                return job
-            if time.monotonic() > deadline:
-                raise ApiError(0, "CLIENT_TIMEOUT", f"job {job_id} did not finish in {timeout_s:.0f} s")
-            time.sleep(poll_s)
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> list[str]:
+        if isinstance(value, list):
+            return value
+        formats = [f.strip() for f in str(value).split(",") if f.strip()]
+        bad = [f for f in formats if f not in FORMATS]
+        if bad or not formats:
+            self.fail(f"takes a comma-separated list of {', '.join(FORMATS)}; got {value!r}", param, ctx)
+        return formats
 
 
-class Progress:
-    """A one-line progress bar on a terminal; one line per stage change otherwise."""
+# --- the progress display --------------------------------------------------------------------
 
-    def __init__(self, stream: Any = sys.stderr) -> None:
-        self.stream = stream
-        self.tty = hasattr(stream, "isatty") and stream.isatty()
-        self.last: tuple[str, int] | None = None
+
+class JobProgress:
+    """A Rich progress bar on a terminal (stage, percent, chunks, elapsed); plain lines otherwise.
+
+    Off a terminal (a pipe, a CI log) one line is written per stage and per chunk count, so
+    logs show transcription moving instead of a single ``transcribing... 20%``.
+    """
+
+    def __init__(self, stream: Any = None) -> None:
+        from rich.console import Console
+
+        self.console = Console(file=stream or sys.stderr, highlight=False)
+        self.tty = self.console.is_terminal
+        self.last: tuple[str, int, int] | None = None
+        self._progress: Any = None
+        self._task: Any = None
+
+    def __enter__(self) -> JobProgress:
+        if self.tty:
+            from rich.progress import BarColumn, Progress, TaskProgressColumn, TextColumn, TimeElapsedColumn
+
+            self._progress = Progress(TextColumn("{task.description:<13}"), BarColumn(), TaskProgressColumn(),
+                                      TextColumn("{task.fields[detail]}"), TimeElapsedColumn(),
+                                      console=self.console)
+            self._progress.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self._progress is not None:
+            self._progress.stop()
+
+    def uploading(self, size: int) -> Callable[[int], None]:
+        """A callback counting uploaded bytes (shown on a terminal only)."""
+        if self._progress is None:
+            return lambda n: None
+        task = self._progress.add_task("uploading", total=size, detail="")
+        return lambda n: self._progress.advance(task, n)
+
+    @staticmethod
+    def detail(job: dict[str, Any]) -> str:
+        chunks = job.get("chunks") or {}
+        if job["status"] == "TRANSCRIBING" and chunks.get("total"):
+            return f"{chunks.get('done', 0)}/{chunks['total']} chunks"
+        return ""
 
     def __call__(self, job: dict[str, Any]) -> None:
         status, pct = job["status"], int(job.get("progress") or 0)
-        chunks = job.get("chunks") or {}
-        extra = ""
-        if status == "TRANSCRIBING" and chunks.get("total"):
-            extra = f" {chunks.get('done', 0)}/{chunks['total']} chunks"
-        if self.tty:
-            bar = "#" * (pct // 4) + "-" * (25 - pct // 4)
-            self.stream.write(f"\r[{bar}] {pct:3d}% {status:<13}{extra:<16}")
-            if status in TERMINAL:
-                self.stream.write("\n")
-            self.stream.flush()
-        elif self.last is None or self.last[0] != status:
-            self.stream.write(f"{status.lower()}... {pct}%{extra}\n")
-            self.stream.flush()
-        self.last = (status, pct)
+        done = int((job.get("chunks") or {}).get("done") or 0)
+        detail = self.detail(job)
+        if self._progress is not None:
+            if self._task is None:
+                self._task = self._progress.add_task(status.lower(), total=100, detail=detail)
+            self._progress.update(self._task, completed=pct, description=status.lower(), detail=detail)
+        elif self.last is None or self.last[0] != status or (detail and self.last[2] != done):
+            self.console.print(f"{status.lower()}... {pct}%" + (f" ({detail})" if detail else ""))
+        self.last = (status, pct, done)
 
 
-def _options(args: argparse.Namespace) -> dict[str, Any]:
-    opts: dict[str, Any] = {}
-    if args.language:
-        opts["language"] = args.language
-    if args.model:
-        opts["model"] = args.model
-    if args.format:
-        opts["formats"] = [f.strip() for f in args.format.split(",") if f.strip()]
-    if args.webhook:
-        opts["webhook_url"] = args.webhook
-    if args.word_timestamps:
-        opts["word_timestamps"] = True
-    if args.task:
-        opts["task"] = args.task
-    if args.site_captions:
-        opts["site_captions"] = args.site_captions
-    return opts
-
-
-def _write_results(client: Client, job: dict[str, Any], out_dir: Path, stem: str) -> list[Path]:
-    out_dir.mkdir(parents=True, exist_ok=True)
-    written = []
-    for fmt in job["options"]["formats"]:
-        path = out_dir / f"{stem}.{fmt}"
-        path.write_bytes(client.result(job["job_id"], fmt))
-        written.append(path)
-    return written
-
-
-def _usage_error(message: str) -> int:
-    print(f"error: {message} (see ytcaption transcribe --help)", file=sys.stderr)
-    return 2
-
-
-def _quiet_logs(verbose: bool) -> Path | None:
-    """The pipeline's JSON log lines go to a file, not between the CLI's own lines."""
-    import logging
-    import tempfile
-
+def quiet_logs(verbose: bool) -> Path | None:
+    """The pipeline's JSON log lines go to a file, not between the CLI's own lines (unless --verbose)."""
     if verbose:
         return None
     path = Path(tempfile.gettempdir()) / f"ytcaption-local-{os.getpid()}.log"
@@ -190,60 +142,107 @@ def _quiet_logs(verbose: bool) -> Path | None:
     return path
 
 
-def cmd_transcribe(args: argparse.Namespace) -> int:
-    source = args.source
+# --- commands --------------------------------------------------------------------------------
+
+
+@click.group(context_settings=CONTEXT, help=__doc__)
+@click.version_option(package_name="ytcaption", prog_name="ytcaption")
+def cli() -> None:
+    pass
+
+
+@cli.command(context_settings=CONTEXT)
+@click.argument("source", metavar="FILE|URL")
+@api_options
+@click.option("--language", metavar="CODE", help="Spoken language (en, es, ...), or auto (default: auto).")
+@click.option("--model", metavar="NAME", help="Whisper model, e.g. tiny.en or base (default: the service's; "
+                                              "see ytcaption models).")
+@click.option("--format", "formats", type=FormatList(), metavar="LIST",
+              help="Comma-separated caption formats to write: srt,vtt,json,txt (default: all four).")
+@click.option("--output-dir", type=click.Path(file_okay=False, path_type=Path), default=Path("captions"),
+              show_default=True, help="Directory the caption files are written to, one per format, named after "
+                                      "the source (talk.mp4 -> talk.srt). Created if missing.")
+@click.option("--webhook", metavar="URL", help="URL the service POSTs to when the job ends (signed).")
+@click.option("--word-timestamps", is_flag=True,
+              help="Time every word: the JSON result gets per-word start/end, and subtitle cues are laid out "
+                   "by word timing.")
+@click.option("--task", type=click.Choice(["transcribe", "translate"]),
+              help="translate: English text from speech in another language (multilingual models only).")
+@click.option("--site-captions", type=click.Choice(["never", "fallback", "prefer"]),
+              help="Use the video's own captions: prefer (people-made ones, no GPU) or fallback (when the "
+                   "download is refused).")
+@click.option("--port", type=click.IntRange(0, 65535), default=0,
+              help="Port of the local runtime's API (default: any free port). Only without --api.")
+@click.option("--verbose", "-v", is_flag=True,
+              help="Show the local runtime's JSON log lines here (otherwise they go to a file, named at start).")
+def transcribe(source: str, api: str | None, api_key: str | None, language: str | None, model: str | None,
+               formats: list[str] | None, output_dir: Path, webhook: str | None, word_timestamps: bool,
+               task: str | None, site_captions: str | None, port: int, verbose: bool) -> int:
+    """Transcribe a URL or a local media file and save its captions.
+
+    Prints the job's stage and progress (chunks done during transcription) on stderr,
+    then the paths of the caption files on stdout.
+    """
     is_url = source.startswith(("http://", "https://"))
     # every usage error before the (3-5 s) runtime start
     if not is_url and not Path(source).is_file():
-        return _usage_error(f"{source} is neither an http(s) URL nor a file")
-    if args.format:
-        bad = [f for f in (x.strip() for x in args.format.split(",")) if f and f not in FORMATS]
-        if bad or not args.format.strip(", "):
-            return _usage_error(f"--format takes a comma-separated list of {', '.join(FORMATS)}; got {args.format!r}")
-    if args.port and not 0 < args.port < 65536:
-        return _usage_error(f"--port {args.port} is not a TCP port")
+        raise click.BadParameter(f"{source} is neither an http(s) URL nor a file", param_hint="'FILE|URL'")
+    options: dict[str, Any] = {k: v for k, v in {
+        "language": language, "model": model, "formats": formats, "webhook_url": webhook,
+        "word_timestamps": word_timestamps or None, "task": task, "site_captions": site_captions,
+    }.items() if v}
     runtime = None
-    api = args.api or os.environ.get("YTCAPTION_API")
     if not api:
         from ytcaption_local.runtime import LocalRuntime, RuntimeOptions
 
-        print("starting the local runtime (moto, the real template and state machine)...", file=sys.stderr)
-        log_file = _quiet_logs(args.verbose)
+        click.echo("starting the local runtime (moto, the real template and state machine)...", err=True)
+        log_file = quiet_logs(verbose)
         try:
-            runtime = LocalRuntime(RuntimeOptions(api_port=args.port)).start()
+            runtime = LocalRuntime(RuntimeOptions(api_port=port)).start()
         except OSError as exc:  # the port is taken, most often
-            return _usage_error(f"the local runtime could not start: {exc.strerror or exc}")
+            raise Failed("RUNTIME_NOT_STARTED", f"the local runtime could not start: {exc.strerror or exc}",
+                         EXIT_USAGE) from None
         if log_file is not None:
-            print(f"(the pipeline's log: {log_file}; --verbose shows it here)", file=sys.stderr)
-        api = runtime.api_url
+            click.echo(f"(the pipeline's log: {log_file}; --verbose shows it here)", err=True)
+        api, api_key = runtime.api_url, runtime.api_key
     try:
-        client = Client(api, api_key=runtime.api_key if runtime else args.api_key)
-        options = _options(args)
-        job = client.submit_url(source, options) if is_url else client.submit_file(Path(source), options)
-        print(f"job {job['job_id']}", file=sys.stderr)
-        final = client.wait(job["job_id"], show=Progress())
-        if final["status"] != "COMPLETED":
-            err = final.get("error") or {"code": final["status"], "message": "the job did not complete"}
-            print(f"error: {err['code']}: {err['message']}", file=sys.stderr)
-            return 1
-        stem = Path(urllib.parse.urlsplit(source).path).stem if is_url else Path(source).stem
-        written = _write_results(client, final, Path(args.output_dir), stem or final["job_id"])
-        secs = sum((t.get("seconds") or 0) for t in final.get("timings", {}).values())
-        duration = (final.get("media") or {}).get("duration_s")
-        print(f"completed: {duration or 0:.1f} s of media, language {final.get('language')}, "
-              f"{secs:.1f} s in stages{_cost(final)}", file=sys.stderr)
-        for path in written:
-            print(path)
-        return 0
+        with Client(api, api_key=api_key) as client, JobProgress() as show:
+            if is_url:
+                job = client.submit_url(source, options)
+            else:
+                path = Path(source)
+                job = client.submit_file(path, options, on_bytes=show.uploading(path.stat().st_size))
+            show.console.print(f"job {job['job_id']}")
+            final = client.wait(job["job_id"], show=show)
+            written: list[Path] = []
+            if final["status"] == "COMPLETED":
+                stem = Path(urllib.parse.urlsplit(source).path).stem if is_url else Path(source).stem
+                written = _write_results(client, final, output_dir, stem or final["job_id"])
     except ApiError as exc:
-        print(f"error: {exc.code}: {exc.message}", file=sys.stderr)
-        return 2 if exc.status in (0, 401, 403) else 1
-    except urllib.error.URLError as exc:
-        print(f"error: API_UNREACHABLE: {api}: {exc.reason}", file=sys.stderr)
-        return 2
+        raise Failed.of(exc) from None
     finally:
         if runtime is not None:
-            runtime.stop()
+            runtime.stop()  # before the last lines: the process ends right after them
+    if final["status"] != "COMPLETED":
+        err = final.get("error") or {"code": final["status"], "message": "the job did not complete"}
+        raise Failed(err["code"], err["message"])
+    secs = sum((t.get("seconds") or 0) for t in final.get("timings", {}).values())
+    duration = (final.get("media") or {}).get("duration_s")
+    click.echo(f"completed: {duration or 0:.1f} s of media, language {final.get('language')}, "
+               f"{secs:.1f} s in stages{_cost(final)}", err=True)
+    for written_path in written:
+        click.echo(str(written_path))
+    return 0
+
+
+def _write_results(client: Client, job: dict[str, Any], out_dir: Path, stem: str) -> list[Path]:
+    out_dir.mkdir(parents=True, exist_ok=True)
+    written = []
+    for fmt in job["options"]["formats"]:
+        path = out_dir / f"{stem}.{fmt}"
+        path.write_bytes(client.result(job["job_id"], fmt))
+        written.append(path)
+    return written
 
 
 def _cost(job: dict[str, Any]) -> str:
@@ -251,67 +250,114 @@ def _cost(job: dict[str, Any]) -> str:
     return f", estimated cost ${cost['total_usd']:.6f}" if cost.get("total_usd") is not None else ""
 
 
-def _client(args: argparse.Namespace) -> Client:
-    api = args.api or os.environ.get("YTCAPTION_API")
-    if not api:
-        print("error: --api URL (or YTCAPTION_API) is required for this command", file=sys.stderr)
-        raise SystemExit(2)
-    return Client(api, api_key=args.api_key)
+@cli.command(context_settings=CONTEXT)
+@click.argument("job_id")
+@api_options
+def status(job_id: str, api: str | None, api_key: str | None) -> int:
+    """Print a job's status document (JSON): stage, progress, chunks, timings, cost, error."""
+    client = client_for(api, api_key)
+    return run_api(lambda: click.echo(json.dumps(client.job(job_id), indent=2)))
 
 
-def cmd_status(args: argparse.Namespace) -> int:
-    print(json.dumps(_client(args).job(args.job_id), indent=2))
-    return 0
+@cli.command(context_settings=CONTEXT)
+@click.argument("job_id")
+@click.option("--format", "fmt", type=click.Choice(FORMATS), default="srt", show_default=True,
+              help="Caption format to download.")
+@click.option("--output", "-o", type=click.Path(dir_okay=False, path_type=Path),
+              help="Write to this file (and print its path) instead of stdout.")
+@api_options
+def result(job_id: str, fmt: str, output: Path | None, api: str | None, api_key: str | None) -> int:
+    """Download a completed job's captions."""
+    client = client_for(api, api_key)
+
+    def fetch() -> None:
+        data = client.result(job_id, fmt)
+        if output:
+            output.write_bytes(data)
+            click.echo(str(output))
+        else:
+            click.echo(data.decode("utf-8"), nl=False)
+
+    return run_api(fetch)
 
 
-def cmd_result(args: argparse.Namespace) -> int:
-    data = _client(args).result(args.job_id, args.format)
-    if args.output:
-        Path(args.output).write_bytes(data)
-        print(args.output)
-    else:
-        sys.stdout.write(data.decode("utf-8"))
-    return 0
+@cli.command(context_settings=CONTEXT)
+@click.argument("job_id")
+@api_options
+def cancel(job_id: str, api: str | None, api_key: str | None) -> int:
+    """Cancel a job (exit 1 with JOB_ALREADY_FINISHED if it had ended)."""
+    client = client_for(api, api_key)
+
+    def run() -> None:
+        job = client.json("DELETE", f"/v1/transcriptions/{job_id}")
+        click.echo(f"{job['job_id']} {job['status']}")
+
+    return run_api(run)
 
 
-def cmd_cancel(args: argparse.Namespace) -> int:
-    job = _client(args).json("DELETE", f"/v1/transcriptions/{args.job_id}")
-    print(f"{job['job_id']} {job['status']}")
-    return 0
+@cli.command("list", context_settings=CONTEXT)
+@click.option("--status", "status_", metavar="STATUS",
+              help="Only jobs in this status (QUEUED, TRANSCRIBING, COMPLETED, FAILED, ...).")
+@click.option("--limit", type=click.IntRange(1, 100), default=20, show_default=True, help="Jobs per page.")
+@click.option("--cursor", metavar="CURSOR", help="The next page, as printed after the last one.")
+@api_options
+def list_jobs(status_: str | None, limit: int, cursor: str | None, api: str | None, api_key: str | None) -> int:
+    """List jobs, newest first."""
+    client = client_for(api, api_key)
+    query = {k: v for k, v in {"limit": str(limit), "status": status_, "cursor": cursor}.items() if v}
+
+    def run() -> None:
+        page = client.json("GET", "/v1/transcriptions", query=query)
+        for j in page["items"]:
+            click.echo(f"{j['job_id']}  {j['status']:<13} {j['progress']:3d}%  {j['created_at']}  "
+                       f"{j['source'].get('url') or j['source'].get('filename')}")
+        if page.get("next_cursor"):
+            click.echo(f"# more: --cursor {page['next_cursor']}", err=True)
+
+    return run_api(run)
 
 
-def cmd_list(args: argparse.Namespace) -> int:
-    query = {"limit": str(args.limit)}
-    if args.status:
-        query["status"] = args.status
-    page = _client(args).json("GET", "/v1/transcriptions", query=query)
-    for j in page["items"]:
-        print(f"{j['job_id']}  {j['status']:<13} {j['progress']:3d}%  {j['created_at']}  "
-              f"{j['source'].get('url') or j['source'].get('filename')}")
-    if page.get("next_cursor"):
-        print(f"# more: --cursor {page['next_cursor']}", file=sys.stderr)
-    return 0
+@cli.command(context_settings=CONTEXT)
+@json_option
+@api_options
+def models(as_json: bool, api: str | None, api_key: str | None) -> int:
+    """The models a deployment runs (without --api: the offline ones installed on this machine)."""
+
+    def run() -> None:
+        if api:
+            doc = client_for(api, api_key).json("GET", "/v1/models")
+        else:
+            from ytcaption.catalogue import Catalogue
+
+            doc = Catalogue.build(baked=os.environ.get("BAKED_MODELS", ""),
+                                  default_model=os.environ.get("DEFAULT_MODEL", "tiny.en")).to_openai()
+        if as_json:
+            click.echo(json.dumps(doc, indent=2))
+            return
+        click.echo(f"{'MODEL':<18} {'SOURCE':<8} {'LANGUAGES':<11} {'TASKS':<21} DEFAULT")
+        for m in doc["data"]:
+            langs = "en" if m["languages"] == ["en"] else f"all ({len(m['languages'])})"
+            click.echo(f"{m['id']:<18} {m['source']:<8} {langs:<11} {','.join(m['tasks']):<21} "
+                       f"{'yes' if m['default'] else ''}")
+
+    return run_api(run)
 
 
-def cmd_models(args: argparse.Namespace) -> int:
-    if args.api or os.environ.get("YTCAPTION_API"):
-        doc = _client(args).json("GET", "/v1/models")
-    else:  # what the local runtime offers: the offline model packages installed here
-        from ytcaption.catalogue import Catalogue
-
-        doc = Catalogue.build(baked=os.environ.get("BAKED_MODELS", ""),
-                              default_model=os.environ.get("DEFAULT_MODEL", "tiny.en")).to_openai()
-    if args.json:
-        print(json.dumps(doc, indent=2))
-        return 0
-    print(f"{'MODEL':<18} {'SOURCE':<8} {'LANGUAGES':<11} {'TASKS':<21} DEFAULT")
-    for m in doc["data"]:
-        langs = "en" if m["languages"] == ["en"] else f"all ({len(m['languages'])})"
-        print(f"{m['id']:<18} {m['source']:<8} {langs:<11} {','.join(m['tasks']):<21} {'yes' if m['default'] else ''}")
-    return 0
+@cli.group(context_settings=CONTEXT)
+def local() -> None:
+    """The embedded local runtime (moto behind the real template and state machine)."""
 
 
-def cmd_serve(args: argparse.Namespace) -> int:
+@local.command(context_settings=CONTEXT)
+@click.option("--port", type=click.IntRange(0, 65535), default=3000, show_default=True,
+              help="Port of the API on 127.0.0.1.")
+@click.option("--api-key", envvar="YTCAPTION_LOCAL_API_KEY", show_envvar=True, metavar="KEY",
+              help="The key clients must send (default: the stored one, or a random one; printed).")
+@click.option("--state-dir", type=click.Path(file_okay=False, path_type=Path),
+              help="Where jobs, results and keys are kept across restarts "
+                   "(default: ~/.local/share/ytcaption/local, or under $XDG_DATA_HOME).")
+def serve(port: int, api_key: str | None, state_dir: Path | None) -> int:
+    """Serve the API on 127.0.0.1 with moto behind it, until Ctrl-C or SIGTERM."""
     import signal
 
     from ytcaption_local.runtime import LocalRuntime, RuntimeOptions
@@ -321,25 +367,27 @@ def cmd_serve(args: argparse.Namespace) -> int:
         raise KeyboardInterrupt  # SIGTERM stops cleanly too: the last snapshot is written
 
     signal.signal(signal.SIGTERM, stop_on_term)
-
-    state_dir = str(args.state_dir or default_state_dir())
+    state = str(state_dir or default_state_dir())
     try:
-        runtime = LocalRuntime(RuntimeOptions(api_port=args.port, api_key=args.api_key,
-                                              reconcile_every_s=60.0, state_dir=state_dir))
+        runtime = LocalRuntime(RuntimeOptions(api_port=port, api_key=api_key, reconcile_every_s=60.0,
+                                              state_dir=state))
     except ValueError as exc:  # a key API Gateway would refuse
-        print(f"error: INVALID_API_KEY: {exc}", file=sys.stderr)
-        return 2
-    runtime.start()
-    print(f"YTCaption local runtime\n  API:           {runtime.api_url}/v1\n"
-          f"  API key:       {runtime.api_key}   (send it as X-Api-Key or Authorization: Bearer)\n"
-          f"  OpenAI audio:  OpenAI(base_url=\"{runtime.api_url}/v1\", api_key=KEY)\n"
-          f"  admin key:     {runtime.admin_key}   (X-Admin-Key, for ytcaption stats)\n"
-          f"  console:       {runtime.api_url}/console/#key={runtime.api_key}\n"
-          f"  webhook key:   {runtime.webhook_secret}   (verifies X-YTCaption-Signature)\n"
-          f"  AWS endpoint:  {runtime.endpoint} (moto)\n"
-          f"  state machine: {runtime.outputs['StateMachineArn']}\n"
-          f"  state:         {state_dir} (jobs, results and keys kept across restarts)\nCtrl-C to stop.",
-          flush=True)
+        raise Failed("INVALID_API_KEY", str(exc), EXIT_USAGE) from None
+    try:
+        runtime.start()
+    except OSError as exc:
+        raise Failed("RUNTIME_NOT_STARTED", f"the local runtime could not start: {exc.strerror or exc}",
+                     EXIT_USAGE) from None
+    click.echo(f"YTCaption local runtime\n  API:           {runtime.api_url}/v1\n"
+               f"  API key:       {runtime.api_key}   (send it as X-Api-Key or Authorization: Bearer)\n"
+               f"  OpenAI audio:  OpenAI(base_url=\"{runtime.api_url}/v1\", api_key=KEY)\n"
+               f"  admin key:     {runtime.admin_key}   (X-Admin-Key, for ytcaption stats)\n"
+               f"  console:       {runtime.api_url}/console/#key={runtime.api_key}\n"
+               f"  webhook key:   {runtime.webhook_secret}   (verifies X-YTCaption-Signature)\n"
+               f"  AWS endpoint:  {runtime.endpoint} (moto)\n"
+               f"  state machine: {runtime.outputs['StateMachineArn']}\n"
+               f"  state:         {state} (jobs, results and keys kept across restarts)\nCtrl-C to stop.")
+    sys.stdout.flush()
     try:
         while True:
             time.sleep(3600)
@@ -350,92 +398,39 @@ def cmd_serve(args: argparse.Namespace) -> int:
     return 0
 
 
-def parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="ytcaption", description=__doc__,
-                                formatter_class=argparse.RawDescriptionHelpFormatter)
-    sub = p.add_subparsers(dest="command", required=True)
-
-    def api_args(sp: argparse.ArgumentParser) -> None:
-        sp.add_argument("--api", help="API base URL, the stage URL with or without /v1 (default: $YTCAPTION_API; "
-                                      "transcribe without it starts the embedded local runtime)")
-        sp.add_argument("--api-key", default=os.environ.get("YTCAPTION_API_KEY"),
-                        help="the API key, sent as X-Api-Key (default: $YTCAPTION_API_KEY)")
-
-    t = sub.add_parser("transcribe", help="transcribe a URL or a local file and save the captions")
-    t.add_argument("source", help="http(s) URL or path to a media file")
-    api_args(t)
-    t.add_argument("--language", help="language code, or auto (default)")
-    t.add_argument("--model", help="Whisper model (default: the service's)")
-    t.add_argument("--format", help="comma-separated: srt,vtt,json,txt (default: all)")
-    t.add_argument("--output-dir", default="captions", help="where the caption files are written (default: captions)")
-    t.add_argument("--webhook", help="URL to POST to when the job ends")
-    t.add_argument("--word-timestamps", action="store_true",
-                   help="time every word (in the JSON result; cues are laid out by word)")
-    t.add_argument("--verbose", action="store_true",
-                   help="show the local runtime's JSON log lines here (otherwise they go to a file)")
-    t.add_argument("--task", choices=["transcribe", "translate"])
-    t.add_argument("--site-captions", choices=["never", "fallback", "prefer"],
-                   help="use the video's own captions: prefer (people-made, no GPU) or fallback (download refused)")
-    t.add_argument("--port", type=int, default=0, help="local runtime API port (default: any free port)")
-    t.set_defaults(func=cmd_transcribe)
-
-    s = sub.add_parser("status", help="a job's status document")
-    s.add_argument("job_id")
-    api_args(s)
-    s.set_defaults(func=cmd_status)
-
-    r = sub.add_parser("result", help="download a completed job's captions")
-    r.add_argument("job_id")
-    r.add_argument("--format", default="srt", choices=FORMATS)
-    r.add_argument("--output", "-o")
-    api_args(r)
-    r.set_defaults(func=cmd_result)
-
-    c = sub.add_parser("cancel", help="cancel a job")
-    c.add_argument("job_id")
-    api_args(c)
-    c.set_defaults(func=cmd_cancel)
-
-    ls = sub.add_parser("list", help="list jobs, newest first")
-    ls.add_argument("--status")
-    ls.add_argument("--limit", type=int, default=20)
-    api_args(ls)
-    ls.set_defaults(func=cmd_list)
-
-    from ytcaption_local.cli_site import add_commands
-
-    add_commands(sub, api_args)
-    from ytcaption_local.stats_cli import add_parser as add_stats
-
-    add_stats(sub, api_args, _client)
-    m = sub.add_parser("models", help="the models a deployment runs (without --api: this machine's)")
-    m.add_argument("--json", action="store_true", help="the API's JSON (OpenAI list shape)")
-    api_args(m)
-    m.set_defaults(func=cmd_models)
-
-    local = sub.add_parser("local", help="the embedded local runtime")
-    lsub = local.add_subparsers(dest="local_command", required=True)
-    serve = lsub.add_parser("serve", help="serve the API on 127.0.0.1 with moto behind it")
-    serve.add_argument("--port", type=int, default=3000)
-    serve.add_argument("--api-key", default=os.environ.get("YTCAPTION_LOCAL_API_KEY"),
-                       help="the key clients must send (default: the stored one, or a random one; printed)")
-    serve.add_argument("--state-dir", help="where jobs, results and keys are kept across restarts "
-                                           "(default: ~/.local/share/ytcaption/local, or $XDG_DATA_HOME)")
-    serve.set_defaults(func=cmd_serve)
-    return p
+for _command in (cli_site.search, cli_site.info, stats_cli.stats):
+    cli.add_command(_command)
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = parser().parse_args(argv)
+    """The ``ytcaption`` entry point: Click's parsing and messages, the exit codes above."""
     try:
-        return int(args.func(args))
-    except ApiError as exc:
-        print(f"error: {exc.code}: {exc.message}", file=sys.stderr)
-        return 1
-    except urllib.error.URLError as exc:
-        print(f"error: API_UNREACHABLE: {exc.reason}", file=sys.stderr)
-        return 2
+        rv = cli.main(args=argv, prog_name="ytcaption", standalone_mode=False)
+    except click.ClickException as exc:  # usage errors (2), refusals (1 or 2)
+        exc.show()
+        return exc.exit_code
+    except click.exceptions.Exit as exc:  # --help, --version
+        return int(exc.exit_code)
+    except (click.Abort, KeyboardInterrupt):
+        click.echo("interrupted", err=True)
+        return 130
+    return int(rv or 0)
+
+
+def run() -> NoReturn:
+    """The console script: :func:`main`, then an exit without the interpreter's teardown.
+
+    After a local run, moto, botocore and the model's native objects are left for the
+    interpreter to take apart: 2-4 s between the last line printed and the shell prompt.
+    The work is done (the runtime stopped, files written and closed), so the exit handlers
+    run, the streams are flushed and the process ends at once.
+    """
+    code = main()
+    atexit._run_exitfuncs()  # logging's flush, weakref finalizers: what a normal exit runs
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(code)
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    run()

@@ -6,12 +6,14 @@
 
 from __future__ import annotations
 
-import argparse
 import json
 import shutil
 import sys
-from collections.abc import Callable
 from typing import Any
+
+import click
+
+from ytcaption_local.cli_common import CONTEXT, api_options, client_for, json_option, run_api
 
 
 def _duration(s: float | None) -> str:
@@ -47,23 +49,32 @@ def search_table(items: list[dict[str, Any]], width: int = 120) -> str:
     return "\n".join(lines)
 
 
-def cmd_search(args: argparse.Namespace) -> int:
-    from ytcaption_local.cli import _client
+@click.command(context_settings=CONTEXT)
+@click.argument("query")
+@click.option("--kind", type=click.Choice(["video", "short"]), default="video", show_default=True,
+              help="Videos or Shorts.")
+@click.option("--limit", type=click.IntRange(1, 50), default=10, show_default=True, help="Results, 1-50.")
+@json_option
+@api_options
+def search(query: str, kind: str, limit: int, as_json: bool, api: str | None, api_key: str | None) -> int:
+    """Search YouTube videos or Shorts (prints a table)."""
+    client = client_for(api, api_key)
 
-    doc = _client(args).json("GET", "/v1/search", query={"q": args.query, "limit": str(args.limit),
-                                                         "kind": args.kind})
-    if args.json:
-        print(json.dumps(doc, indent=2, ensure_ascii=False))
-        return 0
-    if not doc["items"]:
-        print("no results")
-        return 0
-    # titles are cut to the terminal's width; piped output keeps them whole
-    width = shutil.get_terminal_size((120, 20)).columns if sys.stdout.isatty() else 10_000
-    print(search_table(doc["items"], width))
-    for it in doc["items"][:1]:
-        print(f"\ncaption one:  ytcaption transcribe {it['url']} --api ...")
-    return 0
+    def run() -> None:
+        doc = client.json("GET", "/v1/search", query={"q": query, "limit": str(limit), "kind": kind})
+        if as_json:
+            click.echo(json.dumps(doc, indent=2, ensure_ascii=False))
+            return
+        if not doc["items"]:
+            click.echo("no results")
+            return
+        # titles are cut to the terminal's width; piped output keeps them whole
+        width = shutil.get_terminal_size((120, 20)).columns if sys.stdout.isatty() else 10_000
+        click.echo(search_table(doc["items"], width))
+        for it in doc["items"][:1]:
+            click.echo(f"\ncaption one:  ytcaption transcribe {it['url']} --api ...")
+
+    return run_api(run)
 
 
 def info_text(doc: dict[str, Any]) -> str:
@@ -91,25 +102,17 @@ def info_text(doc: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
-def cmd_info(args: argparse.Namespace) -> int:
-    from ytcaption_local.cli import _client
+@click.command(context_settings=CONTEXT)
+@click.argument("url")
+@json_option
+@api_options
+def info(url: str, as_json: bool, api: str | None, api_key: str | None) -> int:
+    """What the site says about a URL, and whether the deployment would take it (exit 1 if not)."""
+    client = client_for(api, api_key)
 
-    doc = _client(args).json("GET", "/v1/media", query={"url": args.url})
-    print(json.dumps(doc, indent=2, ensure_ascii=False) if args.json else info_text(doc))
-    return 0 if doc["accepted"] else 1
+    def run() -> int:
+        doc = client.json("GET", "/v1/media", query={"url": url})
+        click.echo(json.dumps(doc, indent=2, ensure_ascii=False) if as_json else info_text(doc))
+        return 0 if doc["accepted"] else 1
 
-
-def add_commands(sub: Any, api_args: Callable[[argparse.ArgumentParser], None]) -> None:
-    s = sub.add_parser("search", help="search YouTube videos or Shorts (prints a table)")
-    s.add_argument("query")
-    s.add_argument("--kind", choices=["video", "short"], default="video")
-    s.add_argument("--limit", type=int, default=10, help="1-50 (default 10)")
-    s.add_argument("--json", action="store_true", help="print the API's JSON")
-    api_args(s)
-    s.set_defaults(func=cmd_search)
-
-    i = sub.add_parser("info", help="what the site says about a URL, and whether the deployment would take it")
-    i.add_argument("url")
-    i.add_argument("--json", action="store_true", help="print the API's JSON")
-    api_args(i)
-    i.set_defaults(func=cmd_info)
+    return run_api(run)

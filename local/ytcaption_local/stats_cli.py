@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-import argparse
 import json
-import os
-from collections.abc import Callable
 from typing import Any
+
+import click
+
+from ytcaption_local.cli_common import CONTEXT, api_options, client_for, json_option, run_api
 
 
 def format_stats(doc: dict[str, Any]) -> str:
@@ -35,19 +36,18 @@ def format_stats(doc: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
-def add_parser(sub: Any, api_args: Callable[[argparse.ArgumentParser], None], client: Callable[..., Any]) -> None:
-    sp = sub.add_parser("stats", help="counts, stage percentiles, audio hours and cost (admin key)")
-    sp.add_argument("--since", default="24h", help="24h, 7d, 30m or an ISO time (default 24h)")
-    sp.add_argument("--admin-key", default=os.environ.get("YTCAPTION_ADMIN_KEY"),
-                    help="the admin key (default: $YTCAPTION_ADMIN_KEY)")
-    sp.add_argument("--json", action="store_true", help="print the raw JSON")
-    api_args(sp)
+@click.command(context_settings=CONTEXT)
+@click.option("--since", default="24h", show_default=True, help="24h, 7d, 30m or an ISO time.")
+@click.option("--admin-key", envvar="YTCAPTION_ADMIN_KEY", show_envvar=True, metavar="KEY",
+              help="The admin key, sent as X-Admin-Key (ytcaption local serve prints it).")
+@json_option
+@api_options
+def stats(since: str, admin_key: str | None, as_json: bool, api: str | None, api_key: str | None) -> int:
+    """Counts, stage percentiles, audio hours and cost (needs the admin key)."""
+    client = client_for(api, api_key)
 
-    def run(args: argparse.Namespace) -> int:
-        c = client(args)
-        doc = c.json("GET", "/v1/admin/stats", query={"since": args.since},
-                     headers={"X-Admin-Key": args.admin_key or ""})
-        print(json.dumps(doc, indent=2) if args.json else format_stats(doc))
-        return 0
+    def run() -> None:
+        doc = client.json("GET", "/v1/admin/stats", query={"since": since}, headers={"X-Admin-Key": admin_key or ""})
+        click.echo(json.dumps(doc, indent=2) if as_json else format_stats(doc))
 
-    sp.set_defaults(func=run)
+    return run_api(run)
