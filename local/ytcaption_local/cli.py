@@ -40,9 +40,9 @@ from ytcaption_local import cli_site, stats_cli
 from ytcaption_local.api_client import TERMINAL, ApiError, ApiUnreachable, Client
 from ytcaption_local.cli_common import (
     CONTEXT,
-    EXIT_USAGE,
     FORMATS,
     Failed,
+    Unusable,
     api_options,
     client_for,
     json_option,
@@ -145,7 +145,7 @@ def quiet_logs(verbose: bool) -> Path | None:
 # --- commands --------------------------------------------------------------------------------
 
 
-@click.group(context_settings=CONTEXT, help=__doc__)
+@click.group("ytcaption", context_settings=CONTEXT, help=__doc__)
 @click.version_option(package_name="ytcaption", prog_name="ytcaption")
 def cli() -> None:
     pass
@@ -200,8 +200,8 @@ def transcribe(source: str, api: str | None, api_key: str | None, language: str 
         try:
             runtime = LocalRuntime(RuntimeOptions(api_port=port)).start()
         except OSError as exc:  # the port is taken, most often
-            raise Failed("RUNTIME_NOT_STARTED", f"the local runtime could not start: {exc.strerror or exc}",
-                         EXIT_USAGE) from None
+            raise Unusable("RUNTIME_NOT_STARTED",
+                           f"the local runtime could not start: {exc.strerror or exc}") from None
         if log_file is not None:
             click.echo(f"(the pipeline's log: {log_file}; --verbose shows it here)", err=True)
         api, api_key = runtime.api_url, runtime.api_key
@@ -372,12 +372,11 @@ def serve(port: int, api_key: str | None, state_dir: Path | None) -> int:
         runtime = LocalRuntime(RuntimeOptions(api_port=port, api_key=api_key, reconcile_every_s=60.0,
                                               state_dir=state))
     except ValueError as exc:  # a key API Gateway would refuse
-        raise Failed("INVALID_API_KEY", str(exc), EXIT_USAGE) from None
+        raise Unusable("INVALID_API_KEY", str(exc)) from None
     try:
         runtime.start()
     except OSError as exc:
-        raise Failed("RUNTIME_NOT_STARTED", f"the local runtime could not start: {exc.strerror or exc}",
-                     EXIT_USAGE) from None
+        raise Unusable("RUNTIME_NOT_STARTED", f"the local runtime could not start: {exc.strerror or exc}") from None
     click.echo(f"YTCaption local runtime\n  API:           {runtime.api_url}/v1\n"
                f"  API key:       {runtime.api_key}   (send it as X-Api-Key or Authorization: Bearer)\n"
                f"  OpenAI audio:  OpenAI(base_url=\"{runtime.api_url}/v1\", api_key=KEY)\n"

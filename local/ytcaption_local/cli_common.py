@@ -16,19 +16,26 @@ CONTEXT = {"help_option_names": ["-h", "--help"], "max_content_width": 100}
 
 
 class Failed(click.ClickException):
-    """The API or the job said no: ``error: CODE: message``, exit 1 (2 when the API or its key is unusable)."""
+    """The API or the job said no: ``error: CODE: message``, exit 1."""
 
-    def __init__(self, code: str, message: str, exit_code: int = EXIT_FAILED) -> None:
+    exit_code = EXIT_FAILED
+
+    def __init__(self, code: str, message: str) -> None:
         super().__init__(f"{code}: {message}")
-        self.exit_code = exit_code
 
     def show(self, file: Any = None) -> None:
         click.echo(f"error: {self.message}", err=True)
 
-    @classmethod
-    def of(cls, exc: ApiError) -> Failed:
+    @staticmethod
+    def of(exc: ApiError) -> Failed:
         # no answer, or a key the API refuses: the invocation is wrong, not the job
-        return cls(exc.code, exc.message, EXIT_USAGE if exc.status in (0, 401, 403) else EXIT_FAILED)
+        return (Unusable if exc.status in (0, 401, 403) else Failed)(exc.code, exc.message)
+
+
+class Unusable(Failed):
+    """The API cannot be used as given (unreachable, key refused) or the local runtime did not start: exit 2."""
+
+    exit_code = EXIT_USAGE
 
 
 # --- options shared by the commands --------------------------------------------------------

@@ -7,6 +7,7 @@ import time
 from pathlib import Path
 
 import pytest
+from click.testing import CliRunner
 
 from ytcaption_local import cli
 
@@ -18,6 +19,13 @@ def media(tmp_path: Path) -> Path:
     return path
 
 
+@pytest.fixture
+def runner(monkeypatch: pytest.MonkeyPatch) -> CliRunner:
+    for var in ("YTCAPTION_API", "YTCAPTION_API_KEY"):
+        monkeypatch.delenv(var, raising=False)
+    return CliRunner()
+
+
 def test_the_api_url_works_with_or_without_v1() -> None:
     for url in ("http://127.0.0.1:3791", "http://127.0.0.1:3791/", "http://127.0.0.1:3791/v1",
                 "http://127.0.0.1:3791/v1/"):
@@ -26,37 +34,56 @@ def test_the_api_url_works_with_or_without_v1() -> None:
         "https://abc.execute-api.us-east-1.amazonaws.com"
 
 
-@pytest.mark.parametrize("argv", [
-    ["transcribe", "MEDIA", "--format", "srt,docx"],
-    ["transcribe", "MEDIA", "--format", ","],
-    ["transcribe", "MEDIA", "--port", "70000"],
-    ["transcribe", "/no/such/file.mp3"],
+@pytest.mark.parametrize(("argv", "says"), [
+    (["transcribe", "MEDIA", "--format", "srt,docx"], "--format"),
+    (["transcribe", "MEDIA", "--format", ","], "--format"),
+    (["transcribe", "MEDIA", "--port", "70000"], "--port"),
+    (["transcribe", "/no/such/file.mp3"], "neither an http(s) URL nor a file"),
+    (["transcribe", "MEDIA", "--task", "summarize"], "--task"),
+    (["transcribe", "MEDIA", "--site-captions", "always"], "--site-captions"),
+    (["transcribe", "MEDIA", "--no-such-option"], "No such option"),
+    (["transcribe"], "Missing argument"),
+    (["result", "0" * 32, "--format", "docx"], "--format"),
+    (["search", "talks", "--limit", "0"], "--limit"),
+    (["frobnicate"], "No such command"),
 ])
-def test_bad_options_exit_2_before_the_runtime_starts(argv: list[str], media: Path,
-                                                      capsys: pytest.CaptureFixture[str]) -> None:
+def test_bad_options_exit_2_before_the_runtime_starts(argv: list[str], says: str, media: Path,
+                                                      runner: CliRunner) -> None:
     t = time.perf_counter()
-    code = cli.main([str(media) if a == "MEDIA" else a for a in argv])
-    assert code == 2 and time.perf_counter() - t < 1.0
-    err = capsys.readouterr().err
-    assert err.startswith("error: ") and "starting the local runtime" not in err
+    out = runner.invoke(cli.cli, [str(media) if a == "MEDIA" else a for a in argv])
+    assert out.exit_code == 2 and time.perf_counter() - t < 1.0
+    assert says in out.stderr and "Usage: ytcaption" in out.stderr
+    assert "starting the local runtime" not in out.output and "Traceback" not in out.output
 
 
-def test_a_command_that_needs_an_api_says_so_and_exits_2(monkeypatch: pytest.MonkeyPatch,
-                                                         capsys: pytest.CaptureFixture[str]) -> None:
+@pytest.mark.parametrize("command", [["status", "0" * 32], ["list"], ["cancel", "0" * 32], ["search", "x"],
+                                     ["info", "https://example.com/v"], ["stats"]])
+def test_a_command_that_needs_an_api_says_so_and_exits_2(command: list[str], runner: CliRunner) -> None:
+    out = runner.invoke(cli.cli, command)
+    assert out.exit_code == 2 and "--api URL (or YTCAPTION_API) is required" in out.stderr
+
+
+def test_main_returns_the_exit_codes_without_raising(media: Path, monkeypatch: pytest.MonkeyPatch,
+                                                     capsys: pytest.CaptureFixture[str]) -> None:
     monkeypatch.delenv("YTCAPTION_API", raising=False)
-    with pytest.raises(SystemExit) as exit_:
-        cli.main(["status", "0" * 32])
-    assert exit_.value.code == 2 and "--api" in capsys.readouterr().err
+    assert cli.main(["transcribe", str(media), "--format", "docx"]) == 2
+    assert "Invalid value for '--format'" in capsys.readouterr().err
+    assert cli.main(["--help"]) == 0
+    assert "Exit status" in capsys.readouterr().out
 
 
-def test_argparse_usage_errors_exit_2(capsys: pytest.CaptureFixture[str]) -> None:
-    with pytest.raises(SystemExit) as exit_:
-        cli.main(["transcribe", "x.mp3", "--task", "summarize"])
-    assert exit_.value.code == 2
+def test_an_unreachable_api_exits_2_with_its_code(media: Path, runner: CliRunner) -> None:
+    with socket.socket() as s:  # a port nobody listens on
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    t = time.perf_counter()
+    out = runner.invoke(cli.cli, ["status", "0" * 32, "--api", f"http://127.0.0.1:{port}/v1"])
+    assert out.exit_code == 2 and "error: API_UNREACHABLE" in out.stderr
+    assert time.perf_counter() - t < 10  # three retries with backoff, not a hang
 
 
 def test_a_taken_port_is_a_usage_error_not_a_traceback(media: Path, monkeypatch: pytest.MonkeyPatch,
-                                                       capsys: pytest.CaptureFixture[str]) -> None:
+                                                       runner: CliRunner) -> None:
     from ytcaption_local import runtime
 
     with socket.socket() as taken:
@@ -69,16 +96,43 @@ def test_a_taken_port_is_a_usage_error_not_a_traceback(media: Path, monkeypatch:
                 s.bind(("127.0.0.1", port))
 
         monkeypatch.setattr(runtime.LocalRuntime, "start", start)
-        monkeypatch.delenv("YTCAPTION_API", raising=False)
-        code = cli.main(["transcribe", str(media), "--port", str(port)])
-    assert code == 2
-    err = capsys.readouterr().err
-    assert "could not start" in err and "Traceback" not in err
+        out = runner.invoke(cli.cli, ["transcribe", str(media), "--port", str(port)])
+    assert out.exit_code == 2
+    assert "could not start" in out.stderr and "Traceback" not in out.output
 
 
-def test_help_explains_every_option(capsys: pytest.CaptureFixture[str]) -> None:
-    with pytest.raises(SystemExit):
-        cli.main(["transcribe", "--help"])
-    out = capsys.readouterr().out
-    for option in ("--api-key", "--output-dir", "--word-timestamps", "--verbose", "YTCAPTION_API_KEY"):
-        assert option in out, option
+def test_help_explains_every_option(runner: CliRunner) -> None:
+    out = runner.invoke(cli.cli, ["transcribe", "--help"])
+    assert out.exit_code == 0
+    text = " ".join(out.stdout.split())  # help is wrapped to the terminal's width
+    for option in ("--api-key", "--output-dir", "--word-timestamps", "--verbose", "YTCAPTION_API_KEY",
+                   "YTCAPTION_API", "with or without /v1", "--site-captions", "--task", "--port", "--webhook"):
+        assert option in text, option
+    # every option of every command has a line of help
+    for name, command in {**cli.cli.commands, "local serve": cli.local.commands["serve"]}.items():
+        for param in command.params:
+            if param.param_type_name == "option":
+                assert getattr(param, "help", None), f"{name} {param.opts}"
+
+
+def test_the_top_level_help_lists_every_command_and_the_exit_codes(runner: CliRunner) -> None:
+    out = runner.invoke(cli.cli, ["--help"])
+    for command in ("transcribe", "status", "result", "cancel", "list", "models", "search", "info", "stats",
+                    "local"):
+        assert f"\n  {command} " in out.stdout, command
+    assert "Exit status" in out.stdout and "2  a bad invocation" in out.stdout
+
+
+def test_progress_off_a_terminal_is_one_line_per_stage_and_chunk_count() -> None:
+    import io
+
+    stream = io.StringIO()
+    show = cli.JobProgress(stream)
+    with show:
+        for status, pct, done in [("QUEUED", 0, 0), ("NORMALIZING", 10, 0), ("NORMALIZING", 10, 0),
+                                  ("TRANSCRIBING", 20, 0), ("TRANSCRIBING", 20, 0), ("TRANSCRIBING", 57, 4),
+                                  ("TRANSCRIBING", 95, 8), ("COMPLETED", 100, 8)]:
+            show({"status": status, "progress": pct, "chunks": {"total": 8 if pct >= 20 else 0, "done": done}})
+    assert stream.getvalue().splitlines() == [
+        "queued... 0%", "normalizing... 10%", "transcribing... 20% (0/8 chunks)",
+        "transcribing... 57% (4/8 chunks)", "transcribing... 95% (8/8 chunks)", "completed... 100%"]
