@@ -130,11 +130,16 @@ def quiet_logs(verbose: bool) -> Path | None:
     """The pipeline's JSON log lines go to a file, not between the CLI's own lines (unless --verbose)."""
     if verbose:
         return None
+    # the pipeline's Logger adds its stdout handler when first imported: import it now, to reroute it
+    import ytcaption.observability  # noqa: F401
+
     path = Path(tempfile.gettempdir()) / f"ytcaption-local-{os.getpid()}.log"
-    handler = logging.FileHandler(path, encoding="utf-8")
     for name in ("ytcaption", "moto", "werkzeug", "botocore", "localstack"):
         log = logging.getLogger(name)
+        handler = logging.FileHandler(path, encoding="utf-8")
         for old in list(log.handlers):
+            if old.formatter is not None:  # Powertools' JSON lines stay JSON in the file
+                handler.setFormatter(old.formatter)
             if isinstance(old, logging.StreamHandler) and not isinstance(old, logging.FileHandler):
                 log.removeHandler(old)
         log.addHandler(handler)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import socket
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -83,7 +84,7 @@ def test_an_unreachable_api_exits_2_with_its_code(media: Path, runner: CliRunner
 
 
 def test_a_taken_port_is_a_usage_error_not_a_traceback(media: Path, monkeypatch: pytest.MonkeyPatch,
-                                                       runner: CliRunner) -> None:
+                                                       runner: CliRunner, logging_restored: None) -> None:
     from ytcaption_local import runtime
 
     with socket.socket() as taken:
@@ -136,3 +137,42 @@ def test_progress_off_a_terminal_is_one_line_per_stage_and_chunk_count() -> None
     assert stream.getvalue().splitlines() == [
         "queued... 0%", "normalizing... 10%", "transcribing... 20% (0/8 chunks)",
         "transcribing... 57% (4/8 chunks)", "transcribing... 95% (8/8 chunks)", "completed... 100%"]
+
+
+@pytest.fixture
+def logging_restored() -> Iterator[None]:
+    import logging
+
+    import ytcaption.observability  # noqa: F401 - its Logger's handler is part of what is restored
+
+    names = ("ytcaption", "moto", "werkzeug", "botocore", "localstack")
+    saved = {n: (list(logging.getLogger(n).handlers), logging.getLogger(n).propagate) for n in names}
+    yield
+    for n, (handlers, propagate) in saved.items():
+        log = logging.getLogger(n)
+        for h in log.handlers:
+            if h not in handlers:
+                h.close()
+        log.handlers[:] = handlers
+        log.propagate = propagate
+
+
+def test_the_pipelines_json_warnings_go_to_a_file_unless_verbose(logging_restored: None,
+                                                                capfd: pytest.CaptureFixture[str]) -> None:
+    import json
+
+    from aws_lambda_powertools import Logger
+
+    from ytcaption.observability import logger
+
+    assert cli.quiet_logs(verbose=True) is None
+    path = cli.quiet_logs(verbose=False)
+    assert path is not None
+    logger.warning("chunk re-decoded", extra={"chunk": 3})
+    Logger(service="ytcaption").warning("from a Lambda's own logger")  # as a handler module makes one
+    for h in logger.handlers:
+        h.flush()
+    assert capfd.readouterr().err == ""
+    lines = [json.loads(line) for line in path.read_text().splitlines()]
+    assert [x["message"] for x in lines] == ["chunk re-decoded", "from a Lambda's own logger"]
+    path.unlink()
