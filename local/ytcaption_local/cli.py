@@ -17,7 +17,7 @@ Exit status:
   1  the job failed or was cancelled, or the API refused the request
      (its error code and message are printed); `info`: the deployment would refuse the URL
   2  a bad invocation (checked before anything starts), an unreachable API,
-     a refused API key, or a local runtime that could not start
+     an API key the API refuses (INVALID_API_KEY), or a local runtime that could not start
 """
 
 from __future__ import annotations

@@ -28,8 +28,9 @@ class Failed(click.ClickException):
 
     @staticmethod
     def of(exc: ApiError) -> Failed:
-        # no answer, or a key the API refuses: the invocation is wrong, not the job
-        return (Unusable if exc.status in (0, 401, 403) else Failed)(exc.code, exc.message)
+        # no answer, or an API key the gateway refuses: the invocation is wrong, not the request
+        unusable = exc.status == 0 or exc.code == "INVALID_API_KEY"
+        return (Unusable if unusable else Failed)(exc.code, exc.message)
 
 
 class Unusable(Failed):

@@ -103,7 +103,7 @@ def test_status_list_and_result_commands(runtime: LocalRuntime, media_server: Lo
 def test_a_refused_api_key_exits_2(runtime: LocalRuntime) -> None:
     out = subprocess.run([*CLI, "list", "--api", runtime.api_url + "/v1", "--api-key", "not-the-key-" * 3],
                          capture_output=True, text=True, timeout=60)
-    assert out.returncode == 2 and out.stderr.startswith("error: ") and "Traceback" not in out.stderr
+    assert out.returncode == 2 and out.stderr.startswith("error: INVALID_API_KEY") and "Traceback" not in out.stderr
 
 
 def test_the_key_can_come_from_the_environment(runtime: LocalRuntime) -> None:
