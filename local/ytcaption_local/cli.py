@@ -126,6 +126,28 @@ class JobProgress:
         self.last = (status, pct, done)
 
 
+def check_port(port: int) -> None:
+    """A taken port is a usage error at once, not after the runtime's 3-5 s start (0: any free port)."""
+    import socket
+
+    if not port:
+        return
+    with socket.socket() as s:
+        try:
+            s.bind(("127.0.0.1", port))
+        except OSError as exc:
+            raise Unusable("RUNTIME_NOT_STARTED", f"port {port} on 127.0.0.1 is taken ({exc.strerror or exc}); "
+                                                  "choose another with --port, or 0 for any free one") from None
+
+
+def start_runtime(runtime: Any) -> Any:
+    try:
+        return runtime.start()
+    except (OSError, SystemExit) as exc:  # the port was taken meanwhile, most often
+        reason = getattr(exc, "strerror", None) or exc
+        raise Unusable("RUNTIME_NOT_STARTED", f"the local runtime could not start: {reason}") from None
+
+
 def quiet_logs(verbose: bool) -> Path | None:
     """The pipeline's JSON log lines go to a file, not between the CLI's own lines (unless --verbose)."""
     if verbose:
@@ -200,13 +222,10 @@ def transcribe(source: str, api: str | None, api_key: str | None, language: str 
     if not api:
         from ytcaption_local.runtime import LocalRuntime, RuntimeOptions
 
+        check_port(port)
         click.echo("starting the local runtime (moto, the real template and state machine)...", err=True)
         log_file = quiet_logs(verbose)
-        try:
-            runtime = LocalRuntime(RuntimeOptions(api_port=port)).start()
-        except OSError as exc:  # the port is taken, most often
-            raise Unusable("RUNTIME_NOT_STARTED",
-                           f"the local runtime could not start: {exc.strerror or exc}") from None
+        runtime = start_runtime(LocalRuntime(RuntimeOptions(api_port=port)))
         if log_file is not None:
             click.echo(f"(the pipeline's log: {log_file}; --verbose shows it here)", err=True)
         api, api_key = runtime.api_url, runtime.api_key
@@ -371,6 +390,7 @@ def serve(port: int, api_key: str | None, state_dir: Path | None) -> int:
     def stop_on_term(*_: object) -> None:
         raise KeyboardInterrupt  # SIGTERM stops cleanly too: the last snapshot is written
 
+    check_port(port)
     signal.signal(signal.SIGTERM, stop_on_term)
     state = str(state_dir or default_state_dir())
     try:
@@ -378,10 +398,7 @@ def serve(port: int, api_key: str | None, state_dir: Path | None) -> int:
                                               state_dir=state))
     except ValueError as exc:  # a key API Gateway would refuse
         raise Unusable("INVALID_API_KEY", str(exc)) from None
-    try:
-        runtime.start()
-    except OSError as exc:
-        raise Unusable("RUNTIME_NOT_STARTED", f"the local runtime could not start: {exc.strerror or exc}") from None
+    start_runtime(runtime)
     click.echo(f"YTCaption local runtime\n  API:           {runtime.api_url}/v1\n"
                f"  API key:       {runtime.api_key}   (send it as X-Api-Key or Authorization: Bearer)\n"
                f"  OpenAI audio:  OpenAI(base_url=\"{runtime.api_url}/v1\", api_key=KEY)\n"

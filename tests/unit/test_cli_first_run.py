@@ -97,9 +97,17 @@ def test_a_taken_port_is_a_usage_error_not_a_traceback(media: Path, monkeypatch:
                 s.bind(("127.0.0.1", port))
 
         monkeypatch.setattr(runtime.LocalRuntime, "start", start)
-        out = runner.invoke(cli.cli, ["transcribe", str(media), "--port", str(port)])
-    assert out.exit_code == 2
-    assert "could not start" in out.stderr and "Traceback" not in out.output
+        t = time.perf_counter()
+        taken_now = runner.invoke(cli.cli, ["transcribe", str(media), "--port", str(port)])
+        serve = runner.invoke(cli.cli, ["local", "serve", "--port", str(port)])
+        monkeypatch.setattr(cli, "check_port", lambda port: None)  # taken between the check and the start
+        taken_later = runner.invoke(cli.cli, ["transcribe", str(media), "--port", str(port)])
+    assert time.perf_counter() - t < 3.0
+    for out in (taken_now, serve, taken_later):
+        assert out.exit_code == 2, out.output
+        assert "error: RUNTIME_NOT_STARTED" in out.stderr and "Traceback" not in out.output
+    assert "is taken" in taken_now.stderr and "starting the local runtime" not in taken_now.stderr
+    assert "could not start" in taken_later.stderr
 
 
 def test_help_explains_every_option(runner: CliRunner) -> None:
