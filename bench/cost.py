@@ -14,8 +14,8 @@ from __future__ import annotations
 import argparse
 import time
 
-from ytcaption.costs import Prices, Usage, price, usage_for
-from ytcaption.jobs import ChunkCounts, Job, JobOptions, JobStatus, MediaInfo, Source, StageTiming
+from ytcaption.domain.costs import Prices, Usage, price, usage_for
+from ytcaption.domain.jobs import ChunkCounts, Job, JobOptions, JobStatus, MediaInfo, Source, StageTiming
 from ytcaption.telemetry import ShardRecord
 
 HOUR = 3600.0
@@ -29,7 +29,7 @@ def measure_normalize_x() -> float:
     import av
     import numpy as np
 
-    from ytcaption.engine import prepare
+    from ytcaption.engine.engine import prepare
     from ytcaption.settings import MediaSettings
     from ytcaption_local.speech import encode
 

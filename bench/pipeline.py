@@ -18,9 +18,9 @@ import sys
 import time
 
 from bench.common import long_speech
-from ytcaption.engine import transcribe_file
-from ytcaption.evaluation import wer
-from ytcaption.jobs import JobOptions
+from tests.evaluation import wer
+from ytcaption.domain.jobs import JobOptions
+from ytcaption.engine.engine import transcribe_file
 
 
 def main() -> int:

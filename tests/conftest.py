@@ -45,7 +45,8 @@ def load_event(name: str) -> dict[str, Any]:
 
 @pytest.fixture
 def aws_env(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
-    from ytcaption import aws, http_api
+    from ytcaption.adapters import aws
+    from ytcaption.api import http_api
     from ytcaption.settings import clear_settings_cache
 
     monkeypatch.setenv("ALLOW_LOOPBACK_URLS", "true")  # test servers live on loopback
@@ -101,8 +102,8 @@ def template_iam(state_machine_arn: str) -> Iterator[Any]:
     """IAM enforced with template.yaml's roles: a handler loaded from a function's code
     runs as that function's role, a pipeline stage as the function (or Batch job) that
     runs it, so a permission missing from the template fails here as on AWS."""
-    from ytcaption.pipeline import Pipeline
-    from ytcaption.reconcile import Reconciler
+    from ytcaption.stages.pipeline import Pipeline
+    from ytcaption.stages.reconcile import Reconciler
     from ytcaption_local import handlers
     from ytcaption_local.iam import PIPELINE_ROLES, enforce_on_test_stack
 

@@ -7,7 +7,7 @@ from typing import Any
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from ytcaption.observability import logger, metrics, tracer
-from ytcaption.stages import SiteCaptionsInput, pipeline
+from ytcaption.stages.inputs import SiteCaptionsInput, pipeline
 
 
 @logger.inject_lambda_context(log_event=True)

@@ -279,8 +279,10 @@ class LocalRuntime:
 
     @staticmethod
     def _reset_cached_clients() -> None:
-        from ytcaption import aws, http_api, stages
+        from ytcaption.adapters import aws
+        from ytcaption.api import http_api
         from ytcaption.settings import clear_settings_cache
+        from ytcaption.stages import inputs as stages
 
         aws.reset_clients()
         clear_settings_cache()

@@ -52,7 +52,7 @@ def hanging_receiver() -> Iterator[tuple[str, list[socket.socket]]]:
 @pytest.fixture
 def quick_webhooks(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
     """A 1 s webhook timeout in the runtime's handlers (they share this process's environment)."""
-    from ytcaption import http_api
+    from ytcaption.api import http_api
     from ytcaption.settings import clear_settings_cache
 
     monkeypatch.setenv("WEBHOOK_TIMEOUT_S", "1")

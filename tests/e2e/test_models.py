@@ -47,8 +47,9 @@ def test_unknown_model_is_refused_in_under_a_second(client: Client) -> None:
 @pytest.fixture
 def image_claims_small(runtime: LocalRuntime, monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
     """A deployer lists `small` in BakedModels but the worker image does not hold it."""
-    from ytcaption import http_api, stages
+    from ytcaption.api import http_api
     from ytcaption.settings import clear_settings_cache
+    from ytcaption.stages import inputs as stages
 
     def reset() -> None:
         clear_settings_cache()

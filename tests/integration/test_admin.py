@@ -9,9 +9,9 @@ import pytest
 
 from tests.conftest import BUCKET, TABLE, ApiClient
 from tests.factories import make_job
-from ytcaption.costs import Cost, Usage
-from ytcaption.jobs import ErrorInfo, JobStatus, MediaInfo, StageTiming
-from ytcaption.repository import JobRepository
+from ytcaption.adapters.table import JobRepository
+from ytcaption.domain.costs import Cost, Usage
+from ytcaption.domain.jobs import ErrorInfo, JobStatus, MediaInfo, StageTiming
 from ytcaption.settings import clear_settings_cache
 
 pytestmark = pytest.mark.integration
@@ -20,7 +20,7 @@ KEY = "admin-secret-key"
 
 @pytest.fixture
 def admin_on(monkeypatch: pytest.MonkeyPatch) -> None:
-    from ytcaption import http_api
+    from ytcaption.api import http_api
 
     monkeypatch.setenv("ADMIN_KEY_SHA256", hashlib.sha256(KEY.encode()).hexdigest())
     clear_settings_cache()

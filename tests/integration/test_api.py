@@ -9,9 +9,9 @@ import pytest
 import requests
 
 from tests.conftest import BUCKET, TABLE, ApiClient
-from ytcaption.jobs import JobStatus
-from ytcaption.repository import JobRepository
-from ytcaption.storage import result_key
+from ytcaption.adapters.storage import result_key
+from ytcaption.adapters.table import JobRepository
+from ytcaption.domain.jobs import JobStatus
 
 pytestmark = pytest.mark.integration
 URL = "https://media.example.test/talk.mp3"

@@ -7,8 +7,8 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import ApiClient, SpeechClip
-from ytcaption.engine import transcribe_file
-from ytcaption.errors import Throttled, YTCaptionError
+from ytcaption.domain.errors import Throttled, YTCaptionError
+from ytcaption.engine.engine import transcribe_file
 
 pytestmark = pytest.mark.integration
 
@@ -163,10 +163,10 @@ def test_forged_cursors_are_refused(api: ApiClient) -> None:
 def test_a_5xx_body_never_names_an_internal_operation(api: ApiClient, monkeypatch: pytest.MonkeyPatch) -> None:
     from botocore.exceptions import ClientError
 
-    from ytcaption.repository import JobRepository
+    from ytcaption.adapters.table import JobRepository
 
     def broken(self: JobRepository, op: str, **kwargs: object) -> object:
-        from ytcaption import aws
+        from ytcaption.adapters import aws
 
         raise aws.translate(ClientError({"Error": {"Code": "AccessDeniedException", "Message": "no"}}, op),
                             f"DynamoDB {op}")

@@ -10,10 +10,10 @@ from typing import Any
 import pytest
 
 from tests.conftest import BUCKET, TABLE, ApiClient, SpeechClip
-from ytcaption.cache import ResultCache, extracted_source_id, youtube_id
-from ytcaption.jobs import JobStatus, MediaInfo
-from ytcaption.repository import JobRepository
-from ytcaption.storage import Storage, result_key
+from ytcaption.adapters.result_cache import ResultCache, extracted_source_id, youtube_id
+from ytcaption.adapters.storage import Storage, result_key
+from ytcaption.adapters.table import JobRepository
+from ytcaption.domain.jobs import JobStatus, MediaInfo
 
 pytestmark = pytest.mark.integration
 VIDEO = "https://www.youtube.com/watch?v=dQw4w9WgXcQ"
@@ -116,8 +116,8 @@ def run_download(moto_stack: dict[str, Any], tmp_path: Path, job_id: str, downlo
     """The download stage, with yt-dlp's answer fixed to ``downloaded_id`` (YouTube is not
     reachable offline; the real yt-dlp path is covered below and in test_download)."""
     from ytcaption.media import download as dl
-    from ytcaption.pipeline import Pipeline
     from ytcaption.settings import PipelineSettings
+    from ytcaption.stages.pipeline import Pipeline
 
     def fake(url: str, work: Any, **_: Any) -> dl.Downloaded:
         Path(work).mkdir(parents=True, exist_ok=True)
@@ -179,10 +179,10 @@ def test_an_entry_whose_result_is_gone_is_replaced(api: ApiClient, moto_stack: d
 def test_normalize_reuses_the_result_of_the_same_bytes_under_its_own_role(
         moto_stack: dict[str, Any], tmp_path: Path, short_clip: SpeechClip) -> None:
     """The reuse path reads and copies results/*: NormalizeFunction's policy must allow it."""
-    from ytcaption.cache import cache_key
-    from ytcaption.jobs import Job, JobOptions, Source
-    from ytcaption.pipeline import Pipeline
+    from ytcaption.adapters.result_cache import cache_key
+    from ytcaption.domain.jobs import Job, JobOptions, Source
     from ytcaption.settings import PipelineSettings
+    from ytcaption.stages.pipeline import Pipeline
 
     body = short_clip.encode(".m4a").read_bytes()
     repo = JobRepository(TABLE, moto_stack["dynamodb"])

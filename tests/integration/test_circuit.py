@@ -10,12 +10,12 @@ import pytest
 
 from tests.conftest import BUCKET, TABLE, ApiClient, SpeechClip
 from tests.servers import Route, loopback_server
-from ytcaption.circuit import BreakerSettings, CircuitBreaker, site_of
-from ytcaption.errors import DownloadFailed, SourceCoolingDown, SourceUnavailable, YTCaptionError
-from ytcaption.jobs import Job, JobOptions, JobStatus, Source
-from ytcaption.pipeline import Pipeline
-from ytcaption.repository import JobRepository
+from ytcaption.adapters.circuit_breaker import BreakerSettings, CircuitBreaker, site_of
+from ytcaption.adapters.table import JobRepository
+from ytcaption.domain.errors import DownloadFailed, SourceCoolingDown, SourceUnavailable, YTCaptionError
+from ytcaption.domain.jobs import Job, JobOptions, JobStatus, Source
 from ytcaption.settings import PipelineSettings
+from ytcaption.stages.pipeline import Pipeline
 from ytcaption_local.runtime import free_port
 
 pytestmark = pytest.mark.integration

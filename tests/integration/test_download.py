@@ -9,7 +9,7 @@ import pytest
 
 from tests.conftest import SpeechClip
 from tests.servers import LoopbackServer, loopback_server
-from ytcaption.errors import YTCaptionError
+from ytcaption.domain.errors import YTCaptionError
 from ytcaption.media.download import download
 
 pytestmark = pytest.mark.integration

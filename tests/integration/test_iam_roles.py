@@ -10,10 +10,10 @@ from botocore.exceptions import ClientError
 
 from tests.conftest import BUCKET, TABLE, ApiClient
 from tests.factories import make_job
-from ytcaption.errors import YTCaptionError
-from ytcaption.pipeline import Pipeline
-from ytcaption.repository import JobRepository
+from ytcaption.adapters.table import JobRepository
+from ytcaption.domain.errors import YTCaptionError
 from ytcaption.settings import PipelineSettings
+from ytcaption.stages.pipeline import Pipeline
 
 pytestmark = pytest.mark.integration
 

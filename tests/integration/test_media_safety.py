@@ -10,11 +10,11 @@ import pytest
 
 from tests.conftest import BUCKET, TABLE, SpeechClip
 from tests.servers import loopback_server
-from ytcaption.errors import UnsupportedMedia, YTCaptionError
-from ytcaption.jobs import Job, JobOptions, JobStatus, Source
+from ytcaption.domain.errors import UnsupportedMedia, YTCaptionError
+from ytcaption.domain.jobs import Job, JobOptions, JobStatus, Source
 from ytcaption.media import audio
-from ytcaption.pipeline import Pipeline
 from ytcaption.settings import PipelineSettings
+from ytcaption.stages.pipeline import Pipeline
 
 pytestmark = pytest.mark.integration
 

@@ -12,12 +12,12 @@ import pytest
 
 from tests.conftest import BUCKET, TABLE
 from tests.servers import LoopbackServer
-from ytcaption import storage as keys
 from ytcaption import telemetry
-from ytcaption.costs import shard_records
-from ytcaption.jobs import Job, JobOptions, JobStatus, Source
-from ytcaption.pipeline import Pipeline
+from ytcaption.adapters import storage as keys
+from ytcaption.domain.costs import shard_records
+from ytcaption.domain.jobs import Job, JobOptions, JobStatus, Source
 from ytcaption.settings import MediaSettings, PipelineSettings
+from ytcaption.stages.pipeline import Pipeline
 
 pytestmark = pytest.mark.integration
 

@@ -8,16 +8,16 @@ from typing import Any
 import pytest
 
 from tests.conftest import BUCKET, TABLE, SpeechClip
+from tests.evaluation import wer
 from tests.factories import make_job
 from tests.servers import LoopbackServer
-from ytcaption import storage as keys
-from ytcaption.errors import JobCancelled, SourceNotFound
-from ytcaption.evaluation import wer
-from ytcaption.jobs import Job, JobOptions, JobStatus, Source
-from ytcaption.pipeline import Pipeline, failure_from_step_functions
-from ytcaption.repository import JobRepository
+from ytcaption.adapters import storage as keys
+from ytcaption.adapters.table import JobRepository
+from ytcaption.domain.errors import JobCancelled, SourceNotFound
+from ytcaption.domain.jobs import Job, JobOptions, JobStatus, Source
+from ytcaption.engine.transcription import WhisperTranscriber
 from ytcaption.settings import MediaSettings, PipelineSettings
-from ytcaption.transcription import WhisperTranscriber
+from ytcaption.stages.pipeline import Pipeline, failure_from_step_functions
 
 pytestmark = pytest.mark.integration
 
@@ -141,7 +141,7 @@ def _batch_cause(shard: int, exit_code: int | None) -> str:
 def test_a_failed_shard_fails_the_job_with_what_its_worker_recorded(
     pipeline: Pipeline, moto_stack: dict[str, Any]
 ) -> None:
-    from ytcaption.errors import ModelUnavailable, StorageError
+    from ytcaption.domain.errors import ModelUnavailable, StorageError
 
     job = Job.new(source=Source(kind="url", url="https://example.test/a.mp3"), options=JobOptions(),
                   status=JobStatus.TRANSCRIBING, ttl_days=1)

@@ -9,9 +9,9 @@ import pytest
 
 from tests.conftest import TABLE
 from tests.factories import make_job
-from ytcaption.errors import IllegalTransition, InvalidCursor, JobNotFound
-from ytcaption.jobs import ErrorInfo, JobStatus
-from ytcaption.repository import JobRepository
+from ytcaption.adapters.table import JobRepository
+from ytcaption.domain.errors import IllegalTransition, InvalidCursor, JobNotFound
+from ytcaption.domain.jobs import ErrorInfo, JobStatus
 
 pytestmark = pytest.mark.integration
 S = JobStatus

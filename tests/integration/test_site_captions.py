@@ -12,12 +12,12 @@ import pytest
 from tests.conftest import BUCKET, TABLE, SpeechClip
 from tests.servers import LoopbackServer, loopback_server
 from tests.sites import add_site
-from ytcaption import storage as keys
-from ytcaption.errors import SourceBlocked
-from ytcaption.jobs import Job, JobOptions, JobStatus, Source
-from ytcaption.pipeline import Pipeline
-from ytcaption.repository import JobRepository
+from ytcaption.adapters import storage as keys
+from ytcaption.adapters.table import JobRepository
+from ytcaption.domain.errors import SourceBlocked
+from ytcaption.domain.jobs import Job, JobOptions, JobStatus, Source
 from ytcaption.settings import PipelineSettings
+from ytcaption.stages.pipeline import Pipeline
 
 pytestmark = pytest.mark.integration
 
@@ -60,7 +60,7 @@ def test_prefer_completes_the_job_from_people_made_captions(pipeline: Pipeline,
     # laid out by the same cue rules as every result (2 lines of <= 42 characters, 1-7 s)
     assert srt.startswith("1\n00:00:00,500 --> 00:00:06,000\nCaptions made by people.\n")
     assert ("GET", "/site/talk.mp3") not in srv.hits  # no audio, no GPU
-    from ytcaption.captions import Transcript, render
+    from ytcaption.domain.captions import Transcript, render
 
     rendered = render(Transcript.model_validate(doc), "vtt")  # as the API renders a format not asked for
     assert rendered.startswith("WEBVTT\nLanguage: en\n\nNOTE Converted from the site's own people-made captions")
@@ -124,7 +124,7 @@ def test_fallback_without_captions_fails_with_the_refusal(pipeline: Pipeline,
 
 def test_a_prefer_result_is_reused_but_not_by_a_transcription_request(
         pipeline: Pipeline, site: tuple[LoopbackServer, dict[str, str]]) -> None:
-    from ytcaption.cache import cache_key
+    from ytcaption.adapters.result_cache import cache_key
 
     opts = JobOptions(language="en", site_captions="prefer")
     assert cache_key("youtube:x", opts) != cache_key("youtube:x", JobOptions(language="en"))

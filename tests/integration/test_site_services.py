@@ -181,7 +181,7 @@ def test_media_info_rejects_non_http_urls(media_api: ApiClient) -> None:
 
 
 def test_describe_a_recorded_youtube_video(aws_env: None) -> None:
-    from ytcaption.discovery import Discovery
+    from ytcaption.api.discovery import Discovery
     from ytcaption.settings import get_discovery_settings
 
     info = json.loads((FIXTURES / "youtube_info.json").read_text())

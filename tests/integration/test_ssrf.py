@@ -10,11 +10,11 @@ import pytest
 
 from tests.conftest import BUCKET, TABLE, ApiClient
 from tests.servers import LoopbackServer, Route, loopback_server
-from ytcaption.errors import UnsafeUrl
-from ytcaption.jobs import Job, JobOptions, JobStatus, Source
-from ytcaption.netsafety import UrlPolicy, address_problem, check_url, guarded
-from ytcaption.pipeline import Pipeline
+from ytcaption.adapters.netsafety import UrlPolicy, address_problem, check_url, guarded
+from ytcaption.domain.errors import UnsafeUrl
+from ytcaption.domain.jobs import Job, JobOptions, JobStatus, Source
 from ytcaption.settings import PipelineSettings
+from ytcaption.stages.pipeline import Pipeline
 
 pytestmark = pytest.mark.integration
 

@@ -8,8 +8,8 @@ from typing import Any
 import pytest
 
 from tests.conftest import BUCKET, TABLE, ApiClient, load_event
-from ytcaption.jobs import JobStatus
-from ytcaption.repository import JobRepository
+from ytcaption.adapters.table import JobRepository
+from ytcaption.domain.jobs import JobStatus
 from ytcaption_local.handlers import LambdaContext, load_handler
 
 pytestmark = pytest.mark.integration
@@ -153,8 +153,8 @@ def test_upload_missing_waits_for_a_put_begun_before_the_url_expired(
 ) -> None:
     import time
 
-    from ytcaption.reconcile import Reconciler
     from ytcaption.settings import PipelineSettings, clear_settings_cache
+    from ytcaption.stages.reconcile import Reconciler
 
     monkeypatch.setenv("PRESIGN_EXPIRY_S", "1")
     clear_settings_cache()

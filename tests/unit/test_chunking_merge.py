@@ -7,9 +7,9 @@ import itertools
 import numpy as np
 import pytest
 
-from ytcaption.captions import Segment, Word
+from ytcaption.domain.captions import Segment, Word
+from ytcaption.domain.stitching import ChunkResult, merge
 from ytcaption.media.chunking import Chunk, assign_shards, balanced_shards, plan_chunks, shard_count
-from ytcaption.merge import ChunkResult, merge
 
 
 def test_chunks_cut_mid_pause_and_respect_the_limit() -> None:

@@ -27,7 +27,7 @@ def services_used() -> set[str]:
 
 @pytest.fixture
 def endpoint(monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
-    from ytcaption import aws
+    from ytcaption.adapters import aws
 
     with loopback_server() as srv:
         monkeypatch.setenv("AWS_ENDPOINT_URL", srv.base)
@@ -48,7 +48,7 @@ def test_no_module_builds_its_own_client() -> None:
 
 @pytest.mark.parametrize("service", sorted(services_used()))
 def test_each_client_goes_to_the_endpoint(endpoint: str, service: str) -> None:
-    from ytcaption import aws
+    from ytcaption.adapters import aws
 
     assert aws.client(service).meta.endpoint_url == endpoint
 
@@ -56,7 +56,7 @@ def test_each_client_goes_to_the_endpoint(endpoint: str, service: str) -> None:
 def test_requests_really_reach_the_endpoint(monkeypatch: pytest.MonkeyPatch) -> None:
     from botocore.exceptions import ClientError
 
-    from ytcaption import aws
+    from ytcaption.adapters import aws
 
     with loopback_server() as srv:
         monkeypatch.setenv("AWS_ENDPOINT_URL", srv.base)
@@ -70,7 +70,7 @@ def test_requests_really_reach_the_endpoint(monkeypatch: pytest.MonkeyPatch) -> 
 
 
 def test_presigned_urls_point_at_the_endpoint(endpoint: str) -> None:
-    from ytcaption.storage import Storage
+    from ytcaption.adapters.storage import Storage
 
     url = Storage("media-bucket").presign_put("uploads/x.mp3", content_type="audio/mpeg", content_length=10,
                                                expires_s=60)

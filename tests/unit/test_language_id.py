@@ -6,11 +6,18 @@ from typing import Any
 
 import numpy as np
 
-from ytcaption.captions import Segment
-from ytcaption.jobs import JobOptions
-from ytcaption.language_id import ChunkLanguages, LanguageGuess, chunk_languages, language_spans, pick_windows, vote
+from ytcaption.domain.captions import Segment
+from ytcaption.domain.jobs import JobOptions
+from ytcaption.domain.stitching import ChunkResult, merge
+from ytcaption.engine.language_id import (
+    ChunkLanguages,
+    LanguageGuess,
+    chunk_languages,
+    language_spans,
+    pick_windows,
+    vote,
+)
 from ytcaption.media.chunking import Chunk
-from ytcaption.merge import ChunkResult, merge
 
 
 def chunks(*spans: tuple[float, float]) -> list[Chunk]:

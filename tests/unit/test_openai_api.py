@@ -12,12 +12,12 @@ import boto3
 import pytest
 from moto import mock_aws
 
-from ytcaption import openai_api
-from ytcaption.apikeys import KeyRing, Unauthorized, authorize, presented_key
-from ytcaption.captions import Segment, SegmentStats, Transcript, Word
-from ytcaption.errors import YTCaptionError
-from ytcaption.languages import WHISPER_LANGUAGES
-from ytcaption.merge import ChunkResult, merge, shift
+from ytcaption.api import openai_api
+from ytcaption.api.apikeys import KeyRing, Unauthorized, authorize, presented_key
+from ytcaption.domain.captions import Segment, SegmentStats, Transcript, Word
+from ytcaption.domain.errors import YTCaptionError
+from ytcaption.domain.languages import WHISPER_LANGUAGES
+from ytcaption.domain.stitching import ChunkResult, merge, shift
 from ytcaption.settings import SyncLimits, SyncSettings, WhisperSettings
 
 BOUNDARY = "----b0undary"

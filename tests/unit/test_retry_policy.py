@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 
 from ytcaption import worker
-from ytcaption.errors import ALL_ERRORS, RETRYABLE_ERROR_NAMES, YTCaptionError
+from ytcaption.domain.errors import ALL_ERRORS, RETRYABLE_ERROR_NAMES, YTCaptionError
 from ytcaption_local.runtime import evaluate_on_exit
 from ytcaption_local.template import ROOT, load_template
 
@@ -86,8 +86,8 @@ def test_other_exits_and_host_failures() -> None:
 
 
 def test_worker_exits_by_errors_py_and_records_the_error(monkeypatch: pytest.MonkeyPatch) -> None:
-    from ytcaption import pipeline
-    from ytcaption.errors import ModelUnavailable, StorageError
+    from ytcaption.domain.errors import ModelUnavailable, StorageError
+    from ytcaption.stages import pipeline
 
     recorded: list[tuple[str, int, str]] = []
 

@@ -13,8 +13,8 @@ from typing import Literal
 from pydantic import BaseModel, Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from ytcaption.circuit import BreakerSettings
-from ytcaption.costs import Prices
+from ytcaption.adapters.circuit_breaker import BreakerSettings
+from ytcaption.domain.costs import Prices
 from ytcaption.media.ytdlp import YtdlpSettings
 
 

@@ -28,7 +28,7 @@ import argparse
 import os
 import sys
 
-from ytcaption.errors import YTCaptionError
+from ytcaption.domain.errors import YTCaptionError
 
 EXIT_OK = 0
 EXIT_USAGE = 2
@@ -53,8 +53,8 @@ def main(argv: list[str] | None = None) -> int:
         print("error: a job id and a shard index are required", file=sys.stderr)
         return EXIT_USAGE
     from ytcaption.observability import logger
-    from ytcaption.pipeline import Pipeline
     from ytcaption.settings import get_pipeline_settings
+    from ytcaption.stages.pipeline import Pipeline
 
     pipeline = Pipeline(get_pipeline_settings())
     try:

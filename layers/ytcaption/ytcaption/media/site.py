@@ -22,7 +22,7 @@ from datetime import UTC, datetime
 from typing import Any, Literal
 from urllib.parse import quote_plus
 
-from ytcaption.errors import UnsupportedSource
+from ytcaption.domain.errors import UnsupportedSource
 
 SearchKind = Literal["video", "short"]
 #: YouTube's results filter "Type: Shorts" (as the site writes it in its URLs).
