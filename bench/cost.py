@@ -4,7 +4,7 @@ GPU throughput cannot be measured on this machine (no GPU), so it is an input:
 ``--rtf`` values are processing seconds per audio second (0.05 = 20x real time).
 What *is* measured here: the normalize stage's speed on this machine's CPU
 (``engine.prepare`` on 10 minutes of speech), which prices the 6 GB normalize Lambda.
-Everything else comes from the same cost model every job uses (``ytcaption.costs``).
+Everything else comes from the same cost model every job uses (``ytcaption.domain.costs``).
 
     python -m bench.cost [--rtf 0.05 0.0167] [--load-s 15] [--normalize-x 93]
 """

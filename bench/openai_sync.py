@@ -1,6 +1,6 @@
 """The synchronous OpenAI-compatible route against the engine in-process, on a 30 s clip.
 
-(a) ``ytcaption.engine.transcribe_file`` in this process;
+(a) ``ytcaption.engine.engine.transcribe_file`` in this process;
 (b) ``openai.OpenAI(base_url=<local runtime>/v1).audio.transcriptions.create(...)``:
     HTTP -> the local API Gateway front (authorizer, base64 multipart) -> the
     sync handler -> the same engine, timed by the client.

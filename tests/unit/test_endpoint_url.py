@@ -1,6 +1,6 @@
 """Every AWS client the code builds honours AWS_ENDPOINT_URL (LocalStack, moto, a VPC endpoint).
 
-The clients are all made by ``ytcaption.aws.client``; these tests make sure no
+The clients are all made by ``ytcaption.adapters.aws.client``; these tests make sure no
 module builds its own, and that each service the code uses, and the presigned
 URLs users receive, go to the configured endpoint."""
 

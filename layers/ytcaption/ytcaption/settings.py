@@ -26,7 +26,7 @@ class AwsResources(_Base):
     jobs_table: str
     bucket_name: str
     job_ttl_days: int = 30
-    #: Outbound URL policy (see ytcaption.netsafety). Loopback and private
+    #: Outbound URL policy (see ytcaption.adapters.netsafety). Loopback and private
     #: addresses are refused unless allowed here; the local runtime allows loopback.
     allow_loopback_urls: bool = False
     allow_private_urls: bool = False

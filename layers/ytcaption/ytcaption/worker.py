@@ -12,7 +12,7 @@ Exit status, which the job definition's ``RetryStrategy.EvaluateOnExit`` reads
 (Batch alone retries a shard; the state machine does not):
 
 - 0: the shard is done (or the job no longer wants it);
-- 75 (``EX_TEMPFAIL``): a retryable error (``retryable`` in :mod:`ytcaption.errors`):
+- 75 (``EX_TEMPFAIL``): a retryable error (``retryable`` in :mod:`ytcaption.domain.errors`):
   Batch runs the shard again, and chunks already transcribed are skipped;
 - 65: a permanent error (a model that cannot load, a bug): Batch gives up at once;
 - 2: a bad invocation.

@@ -1,7 +1,7 @@
 """The job repository (DynamoDB, single table).
 
 Items:
-- ``JOB#<id>``: a job. Top-level attributes are the :class:`~ytcaption.jobs.Job`
+- ``JOB#<id>``: a job. Top-level attributes are the :class:`~ytcaption.domain.jobs.Job`
   fields, plus ``entity="JOB"`` for the all-jobs index.
 - ``IDEMPOTENCY#<sha256>``: which job an ``Idempotency-Key`` created.
 - ``CLAIM#<name>``: a once-only marker (e.g. an S3 event already handled).

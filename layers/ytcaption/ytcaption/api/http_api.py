@@ -74,7 +74,7 @@ SITE_ERRORS: dict[int, Any] = {**ERRORS, 422: {"description": "The site says the
 
 
 def discovery() -> Any:
-    """Search and media info (ytcaption.discovery), built on first use; yt-dlp only inside its calls."""
+    """Search and media info (ytcaption.api.discovery), built on first use; yt-dlp only inside its calls."""
     global _discovery
     if _discovery is None:
         from ytcaption.api.discovery import Discovery

@@ -5,7 +5,7 @@ The multipart form, the response formats (``json``, ``text``, ``srt``,
 ``verbose_json``, ``vtt``) and the error body (``{"error": {"message", "type",
 "param", "code"}}``, our stable code in ``code``) are OpenAI's, so any OpenAI
 client works with ``base_url=<API>/v1``. The work is the engine's own
-(:func:`ytcaption.engine.transcribe_file`) in this process: on AWS a CPU
+(:func:`ytcaption.engine.engine.transcribe_file`) in this process: on AWS a CPU
 container function with the model baked in, locally the same handler on the
 embedded runtime. Media over the size or duration limits (``SYNC__*``) gets
 ``413`` naming the job API, which has no such limits.
@@ -170,7 +170,7 @@ def serve_model(requested: str, *, task: str, language: str | None, settings: Sy
     """The model a request runs on, or a clear refusal: the one place model names are decided.
 
     ``whisper-1`` is the deployment's synchronous model; other names must be in the
-    deployment's catalogue (:mod:`ytcaption.catalogue`), which also refuses what a
+    deployment's catalogue (:mod:`ytcaption.domain.catalogue`), which also refuses what a
     model cannot do (another language on an English-only model, translation).
     """
     from ytcaption.domain.catalogue import Catalogue

@@ -36,7 +36,7 @@ class SegmentStats(BaseModel):
     """Whisper's decoding figures for a segment (what OpenAI's verbose_json reports).
 
     ``seek`` is the start of the decoding window in mel frames (100 a second) on
-    the chunk's timeline until :func:`ytcaption.merge.shift` puts it on the media's.
+    the chunk's timeline until :func:`ytcaption.domain.stitching.shift` puts it on the media's.
     """
 
     seek: int

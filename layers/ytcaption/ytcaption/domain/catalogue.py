@@ -94,7 +94,7 @@ class OfflinePackage:
     ``parts`` are ``(module, path inside it)`` of the pieces of ``model.bin``, in
     order; ``files`` the module and folder holding the tokenizer and config. One
     part: the folder is used in place. Several: they are assembled once into a
-    cache directory (see :mod:`ytcaption.model_store`).
+    cache directory (see :mod:`ytcaption.engine.model_store`).
     """
 
     model: str

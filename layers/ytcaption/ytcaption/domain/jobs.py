@@ -242,13 +242,13 @@ class Job(BaseModel):
     expires_at: int
     execution_arn: str | None = None
     correlation_id: str | None = None
-    #: Result-cache keys (same source, same options); see ytcaption.cache.
+    #: Result-cache keys (same source, same options); see ytcaption.adapters.result_cache.
     cache_keys: list[str] = Field(default_factory=list)
     #: The job whose result this one reused, if any.
     reused_from: str | None = None
     #: What produced the captions: our transcription, or the site's own captions.
     transcript_source: TranscriptSource | None = None
-    #: What the job used and its estimated cost (see ytcaption.costs), set when it ends.
+    #: What the job used and its estimated cost (see ytcaption.domain.costs), set when it ends.
     usage: Usage | None = None
     cost: Cost | None = None
     #: Who asked (API key id, else client address): a tenant alone cannot pause a site for all.

@@ -1,6 +1,6 @@
 """Whisper's language codes, kept here so the API validates without importing faster-whisper.
 
-Which model can do what is in :mod:`ytcaption.catalogue`.
+Which model can do what is in :mod:`ytcaption.domain.catalogue`.
 """
 
 WHISPER_LANGUAGES: frozenset[str] = frozenset(
