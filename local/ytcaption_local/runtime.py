@@ -279,15 +279,9 @@ class LocalRuntime:
 
     @staticmethod
     def _reset_cached_clients() -> None:
-        from ytcaption.adapters import aws
-        from ytcaption.api import http_api
-        from ytcaption.settings import clear_settings_cache
-        from ytcaption.stages import inputs as stages
+        from ytcaption import services
 
-        aws.reset_clients()
-        clear_settings_cache()
-        http_api.set_service(None)
-        stages.reset()
+        services.reset()
 
     def client(self, service: str) -> Any:
         import boto3

@@ -9,10 +9,10 @@ import pytest
 
 from tests.conftest import BUCKET, TABLE, ApiClient
 from tests.factories import make_job
+from ytcaption import services
 from ytcaption.adapters.table import JobRepository
 from ytcaption.domain.costs import Cost, Usage
 from ytcaption.domain.jobs import ErrorInfo, JobStatus, MediaInfo, StageTiming
-from ytcaption.settings import clear_settings_cache
 
 pytestmark = pytest.mark.integration
 KEY = "admin-secret-key"
@@ -20,11 +20,8 @@ KEY = "admin-secret-key"
 
 @pytest.fixture
 def admin_on(monkeypatch: pytest.MonkeyPatch) -> None:
-    from ytcaption.api import http_api
-
     monkeypatch.setenv("ADMIN_KEY_SHA256", hashlib.sha256(KEY.encode()).hexdigest())
-    clear_settings_cache()
-    http_api.set_service(None)
+    services.reset()
 
 
 def seed(repo: JobRepository) -> None:

@@ -72,9 +72,9 @@ ODD_URLS = [
 def test_odd_urls_are_accepted_or_refused_with_a_code(api: ApiClient, monkeypatch: pytest.MonkeyPatch,
                                                       url: str) -> None:
     monkeypatch.setenv("ALLOW_LOOPBACK_URLS", "false")
-    from ytcaption.settings import clear_settings_cache
+    from ytcaption import services
 
-    clear_settings_cache()
+    services.reset()
     status, _, body = api("POST", "/v1/transcriptions", {"url": url})
     assert status in (202, 400), body
     if status == 400:

@@ -115,9 +115,9 @@ def run_download(moto_stack: dict[str, Any], tmp_path: Path, job_id: str, downlo
                  monkeypatch: pytest.MonkeyPatch) -> None:
     """The download stage, with yt-dlp's answer fixed to ``downloaded_id`` (YouTube is not
     reachable offline; the real yt-dlp path is covered below and in test_download)."""
+    from tests.stages import Stages
     from ytcaption.media import download as dl
     from ytcaption.settings import PipelineSettings
-    from ytcaption.stages.pipeline import Pipeline
 
     def fake(url: str, work: Any, **_: Any) -> dl.Downloaded:
         Path(work).mkdir(parents=True, exist_ok=True)
@@ -125,8 +125,8 @@ def run_download(moto_stack: dict[str, Any], tmp_path: Path, job_id: str, downlo
         path.write_bytes(b"audio")
         return dl.Downloaded(path, MediaInfo(title="t", size_bytes=5), downloaded_id)
 
-    monkeypatch.setattr(dl, "download", fake)
-    Pipeline(PipelineSettings(jobs_table=TABLE, bucket_name=BUCKET, work_dir=str(tmp_path))).download(job_id)
+    monkeypatch.setattr(dl, "fetch_media", fake)
+    Stages(PipelineSettings(jobs_table=TABLE, bucket_name=BUCKET, work_dir=str(tmp_path))).download.run(job_id)
 
 
 def test_an_ambiguous_url_caches_the_video_yt_dlp_downloaded(api: ApiClient, moto_stack: dict[str, Any],
@@ -179,10 +179,10 @@ def test_an_entry_whose_result_is_gone_is_replaced(api: ApiClient, moto_stack: d
 def test_normalize_reuses_the_result_of_the_same_bytes_under_its_own_role(
         moto_stack: dict[str, Any], tmp_path: Path, short_clip: SpeechClip) -> None:
     """The reuse path reads and copies results/*: NormalizeFunction's policy must allow it."""
+    from tests.stages import Stages
     from ytcaption.adapters.result_cache import cache_key
     from ytcaption.domain.jobs import Job, JobOptions, Source
     from ytcaption.settings import PipelineSettings
-    from ytcaption.stages.pipeline import Pipeline
 
     body = short_clip.encode(".m4a").read_bytes()
     repo = JobRepository(TABLE, moto_stack["dynamodb"])
@@ -196,7 +196,7 @@ def test_normalize_reuses_the_result_of_the_same_bytes_under_its_own_role(
     second.source.key = f"uploads/{second.job_id}/a.m4a"
     repo.create(second)
     moto_stack["s3"].put_object(Bucket=BUCKET, Key=second.source.key, Body=body)
-    out = Pipeline(PipelineSettings(jobs_table=TABLE, bucket_name=BUCKET, work_dir=str(tmp_path))).normalize(
+    out = Stages(PipelineSettings(jobs_table=TABLE, bucket_name=BUCKET, work_dir=str(tmp_path))).normalize.run(
         second.job_id)
     assert out["reused"] is True
     done = repo.get(second.job_id)

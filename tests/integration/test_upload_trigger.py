@@ -153,11 +153,12 @@ def test_upload_missing_waits_for_a_put_begun_before_the_url_expired(
 ) -> None:
     import time
 
-    from ytcaption.settings import PipelineSettings, clear_settings_cache
+    from ytcaption import services
+    from ytcaption.settings import PipelineSettings
     from ytcaption.stages.reconcile import Reconciler
 
     monkeypatch.setenv("PRESIGN_EXPIRY_S", "1")
-    clear_settings_cache()
+    services.reset()
     small, large = reserve(api, size=4), reserve(api, size=100 * 1024 * 1024)
     time.sleep(2.2)  # both URLs have expired
     settings = PipelineSettings(jobs_table=TABLE, bucket_name=BUCKET, presign_expiry_s=1)

@@ -15,6 +15,7 @@ from aws_lambda_powertools.event_handler.openapi.exceptions import RequestValida
 from aws_lambda_powertools.event_handler.openapi.params import Path, Query
 from aws_lambda_powertools.metrics import MetricUnit
 
+from ytcaption import services
 from ytcaption.api.discovery_schemas import MediaInfoResponse, SearchResponse
 from ytcaption.api.request_guard import public_message, screen
 from ytcaption.api.schemas import (
@@ -35,7 +36,6 @@ from ytcaption.observability import bind_job, logger, metrics
 
 app = APIGatewayRestResolver(enable_validation=True)
 
-_service: Any = None
 CORRELATION_HEADER = "X-Correlation-ID"
 _ERR = {"content": {"application/json": {"model": ErrorResponse}}}
 ERRORS: dict[int, Any] = {
@@ -50,38 +50,9 @@ ERRORS: dict[int, Any] = {
 }
 
 
-def service() -> Any:
-    """The JobService, built on first use from settings (not at import)."""
-    global _service
-    if _service is None:
-        from ytcaption.api.service import JobService
-        from ytcaption.settings import get_api_settings
-
-        _service = JobService(get_api_settings())
-    return _service
-
-
-def set_service(svc: Any) -> None:
-    global _service, _discovery
-    _service = svc
-    _discovery = None
-
-
-_discovery: Any = None
 #: Search and media info reach the site: it may refuse (SOURCE_BLOCKED) or fail (DOWNLOAD_FAILED).
 SITE_ERRORS: dict[int, Any] = {**ERRORS, 422: {"description": "The site says the media does not exist", **_ERR},
                                502: {"description": "The site refused or failed", **_ERR}}
-
-
-def discovery() -> Any:
-    """Search and media info (ytcaption.api.discovery), built on first use; yt-dlp only inside its calls."""
-    global _discovery
-    if _discovery is None:
-        from ytcaption.api.discovery import Discovery
-        from ytcaption.settings import get_discovery_settings
-
-        _discovery = Discovery(get_discovery_settings())
-    return _discovery
 
 
 ADMIN_KEY_ERROR: Any = {"description": "No or wrong X-Admin-Key", **_ERR}
@@ -174,7 +145,7 @@ def _tenant() -> str | None:
                **ERRORS},
 )
 def submit(body: SubmitTranscription) -> Response[Any]:
-    job, created = service().submit_url(
+    job, created = services.job_service().submit_url(
         body, idempotency_key=_header("Idempotency-Key"), correlation_id=_correlation_id(), tenant=_tenant()
     )
     bind_job(job.job_id)
@@ -193,7 +164,7 @@ def submit(body: SubmitTranscription) -> Response[Any]:
                **ERRORS},
 )
 def create_upload(body: CreateUpload) -> Response[Any]:
-    job, url, expires = service().create_upload(
+    job, url, expires = services.job_service().create_upload(
         body, idempotency_key=_header("Idempotency-Key"), correlation_id=_correlation_id()
     )
     bind_job(job.job_id)
@@ -216,7 +187,7 @@ def list_jobs(
     limit: Annotated[int, Query(ge=1, le=100)] = 20,
     cursor: Annotated[str | None, Query(max_length=2048)] = None,
 ) -> JobList:
-    jobs, next_cursor = service().list(status, limit, cursor)
+    jobs, next_cursor = services.job_service().list(status, limit, cursor)
     return JobList(items=[j.public() for j in jobs], next_cursor=next_cursor)
 
 
@@ -224,13 +195,13 @@ def list_jobs(
          responses={**_ok(Job), **ERRORS})
 def get_job(job_id: Annotated[str, Path(max_length=64)]) -> dict[str, Any]:
     bind_job(job_id)
-    return dict(service().get(job_id).public())
+    return dict(services.job_service().get(job_id).public())
 
 
 @app.get("/v1/transcriptions/<job_id>/events", summary="A job's history",
          responses={**_ok(JobHistory), **ERRORS})
 def get_events(job_id: Annotated[str, Path(max_length=64)]) -> dict[str, Any]:
-    job = service().get(job_id)
+    job = services.job_service().get(job_id)
     return {"job_id": job.job_id, "events": [e.model_dump(mode="json", exclude_none=True) for e in job.events]}
 
 
@@ -248,7 +219,7 @@ def get_result(
     job_id: Annotated[str, Path(max_length=64)],
     format: Annotated[Literal["json", "srt", "vtt", "txt"], Query()] = "json",
 ) -> Response[Any]:
-    res = service().result(job_id, format)
+    res = services.job_service().result(job_id, format)
     if res.redirect_url:
         return Response(302, res.content_type, "", headers={"Location": res.redirect_url})
     return Response(200, res.content_type, res.body,
@@ -258,7 +229,7 @@ def get_result(
 @app.delete("/v1/transcriptions/<job_id>", summary="Cancel a job", responses={**_ok(Job), **ERRORS})
 def cancel(job_id: Annotated[str, Path(max_length=64)]) -> dict[str, Any]:
     bind_job(job_id)
-    job = service().cancel(job_id)
+    job = services.job_service().cancel(job_id)
     logger.info("job cancelled")
     return dict(job.public())
 
@@ -270,7 +241,7 @@ def search(
     limit: Annotated[int, Query(ge=1, le=50)] = 10,
     kind: Annotated[Literal["video", "short"], Query()] = "video",
 ) -> dict[str, Any]:
-    return dict(discovery().search(q, limit, kind).model_dump(mode="json"))
+    return dict(services.discovery().search(q, limit, kind).model_dump(mode="json"))
 
 
 @app.get("/v1/media", summary="What the site says about a URL, and whether this deployment would take it",
@@ -280,17 +251,18 @@ def media_info(url: Annotated[str, Query(min_length=1, max_length=2048)]) -> dic
         require_http_url(url.strip(), "url")
     except ValueError as exc:
         raise InvalidRequest(str(exc)) from None
-    return dict(discovery().media_info(url.strip()).model_dump(mode="json"))
+    return dict(services.discovery().media_info(url.strip()).model_dump(mode="json"))
 @app.get("/v1/models", summary="The models this deployment runs", responses={**_ok(ModelList), **ERRORS})
 def list_models() -> dict[str, Any]:
-    return service().catalogue.to_openai()
+    return services.job_service().catalogue.to_openai()
 
 
 @app.get("/v1/models/<model_id>", summary="One model of the catalogue", responses={**_ok(ModelObject), **ERRORS})
 def get_model(model_id: Annotated[str, Path(max_length=64)]) -> dict[str, Any]:
-    entry = service().catalogue.get(model_id)
+    catalogue = services.job_service().catalogue
+    entry = catalogue.get(model_id)
     if entry is None:
-        raise ModelNotFound(f"no model {model_id!r} here; available: {', '.join(service().catalogue.names)}")
+        raise ModelNotFound(f"no model {model_id!r} here; available: {', '.join(catalogue.names)}")
     return entry.to_openai()
 
 
@@ -304,7 +276,7 @@ def health() -> dict[str, str]:
 def ready() -> Response[Any]:
     from ytcaption.api.admin import readiness
 
-    svc = service()
+    svc = services.job_service()
     doc = readiness(dynamodb=svc.repo.client, table=svc.settings.jobs_table, s3=svc.storage.client,
                     bucket=svc.settings.bucket_name, sfn=svc.executions.client,
                     state_machine_arn=svc.settings.state_machine_arn)
@@ -316,7 +288,7 @@ def ready() -> Response[Any]:
 def admin_stats(since: Annotated[str | None, Query(max_length=64)] = None) -> dict[str, Any]:
     from ytcaption.api import admin
 
-    svc = service()
+    svc = services.job_service()
     admin.check_admin_key(app.current_event.headers.get("X-Admin-Key"), svc.settings.admin_key_sha256)
     start = admin.parse_since(since)
     jobs, truncated = svc.repo.created_since(start, limit=admin.STAT_LIMIT)

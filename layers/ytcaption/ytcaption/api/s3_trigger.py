@@ -8,13 +8,18 @@ dead-letter destination) see it; handling a record twice is harmless because
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import unquote_plus
 
 from aws_lambda_powertools.metrics import MetricUnit
 from pydantic import BaseModel
 
+from ytcaption import services
 from ytcaption.observability import bind_job, logger, metrics
+from ytcaption.settings import get_api_settings
+
+if TYPE_CHECKING:
+    from ytcaption.api.service import JobService
 
 
 class S3Object(BaseModel):
@@ -45,12 +50,9 @@ class UploadTriggerFailed(Exception):
     """Some records could not be handled; Lambda retries the event."""
 
 
-def handle_s3_event(event: dict[str, Any], service: Any = None) -> dict[str, Any]:
-    from ytcaption.api.service import JobService
-    from ytcaption.settings import get_api_settings
-
+def handle_s3_event(event: dict[str, Any], service: JobService | None = None) -> dict[str, Any]:
     settings = get_api_settings()
-    svc = service or JobService(settings)
+    svc = service or services.job_service()
     parsed = S3Event.model_validate(event)
     started, failed = [], []
     for rec in parsed.Records:

@@ -51,7 +51,7 @@ def _clamp(t: float, lo: float, hi: float) -> float:
     return min(max(t, lo), hi)
 
 
-def merge(
+def stitch(
     results: Iterable[ChunkResult], *, duration: float | None, model: str | None, task: str = "transcribe"
 ) -> Transcript:
     ordered = sorted(results, key=lambda r: r.index)

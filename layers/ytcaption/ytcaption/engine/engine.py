@@ -26,7 +26,7 @@ import numpy as np
 from ytcaption.domain.captions import Segment, Transcript, Word
 from ytcaption.domain.errors import MediaTooLong
 from ytcaption.domain.jobs import JobOptions
-from ytcaption.domain.stitching import ChunkResult, merge
+from ytcaption.domain.stitching import ChunkResult, stitch
 from ytcaption.engine import guard
 from ytcaption.engine.language_id import LanguageGuess, chunk_languages
 from ytcaption.engine.transcription import ChunkTranscript, Transcriber, WhisperTranscriber, choose_device
@@ -418,7 +418,7 @@ def transcribe_file(
             for part in pool.map(run, by_shard.values()):
                 results += part
     t3 = time.perf_counter()
-    transcript = merge(results, duration=plan.duration, model=options.model, task=options.task)
+    transcript = stitch(results, duration=plan.duration, model=options.model, task=options.task)
     if report is not None:
         report.update(plan.seconds)
         report.update(

@@ -7,7 +7,7 @@ of (music, a short interjection, noise) does not get a language of its own:
 it takes the media's language, found once from several windows spread over
 the whole file (not just the first chunk, which may be an intro or music),
 weighted by their length. The job's language is the majority by duration
-(:func:`ytcaption.domain.stitching.merge`).
+(:func:`ytcaption.domain.stitching.stitch`).
 
 Pure Python at import (numpy only in type hints): :func:`language_spans` runs
 in the merge stage.

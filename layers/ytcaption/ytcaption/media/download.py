@@ -152,7 +152,7 @@ def _short(msg: str, limit: int = 300) -> str:
     return msg if len(msg) <= limit else msg[: limit - 1] + "…"
 
 
-def download(
+def fetch_media(
     url: str,
     work_dir: str | Path,
     *,

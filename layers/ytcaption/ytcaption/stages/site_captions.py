@@ -16,28 +16,23 @@ the JSON result says it too (``source``).
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from ytcaption.adapters.netsafety import UrlPolicy, check_url, guarded
 from ytcaption.domain.captions import Segment, Transcript
 from ytcaption.domain.errors import InvalidRequest, UnsupportedMedia, YTCaptionError
 from ytcaption.domain.jobs import JobStatus, MediaInfo
 from ytcaption.observability import logger
-
-if TYPE_CHECKING:
-    from ytcaption.stages.pipeline import Pipeline
+from ytcaption.stages.base import Stage
 
 
-class SiteCaptionsStage:
-    def __init__(self, pipeline: Pipeline) -> None:
-        self.p = pipeline
-
-    def run(self, job_id: str, mode: str, error: dict[str, Any] | None) -> dict[str, Any]:
+class SiteCaptionsStage(Stage):
+    def run(self, job_id: str, mode: str, error: dict[str, Any] | None = None) -> dict[str, Any]:
         if mode not in ("prefer", "fallback"):
             raise InvalidRequest(f"unknown site captions mode {mode!r}")
         message = ("looking for the site's captions" if mode == "prefer"
                    else "the download was refused; using the site's captions")
-        job = self.p._enter(job_id, JobStatus.DOWNLOADING, message)
+        job = self.enter(job_id, JobStatus.DOWNLOADING, message)
         if job.source.url is None:
             raise UnsupportedMedia("this job has no URL")
         refusal = self._refusal(error) if mode == "fallback" else None
@@ -55,7 +50,7 @@ class SiteCaptionsStage:
         info, track, transcript = found
         source = "site_automatic_captions" if track.automatic else "site_captions"
         transcript.source = source
-        written = self.p.store_results(job_id, transcript, job.options.formats)
+        written = self.write_results(job_id, transcript, job.options.formats)
         media = MediaInfo(
             title=info.get("title"), uploader=info.get("uploader") or info.get("channel"),
             duration_s=info.get("duration") if isinstance(info.get("duration"), int | float) else transcript.duration,
@@ -63,7 +58,7 @@ class SiteCaptionsStage:
             extractor=info.get("extractor_key") or info.get("extractor"),
         )
         kind = "automatic" if track.automatic else "people-made"
-        done = self.p.repo.transition(
+        done = self.repo.transition(
             job_id, JobStatus.COMPLETED,
             message=f"{len(transcript.segments)} segments from the site's {kind} captions ({track.language})",
             fields={"results": written, "language": transcript.language, "transcript_source": source,
@@ -74,7 +69,7 @@ class SiteCaptionsStage:
             # A fallback result is not remembered: the audio may be downloadable next time.
             from ytcaption.adapters.result_cache import ResultCache
 
-            cache = ResultCache(self.p.repo, self.p.storage)
+            cache = ResultCache(self.repo, self.storage)
             for key in done.cache_keys:
                 cache.remember(key, done)
         logger.info("completed from site captions", extra={"source": source, "language": track.language,
@@ -85,7 +80,7 @@ class SiteCaptionsStage:
         from ytcaption.media import site
         from ytcaption.media.ytdlp import ytdlp_options
 
-        settings = self.p.settings
+        settings = self.settings
         policy = UrlPolicy.from_settings(settings)
         check_url(url, policy)
         base = ytdlp_options(settings.ytdlp, tmp_dir=settings.work_dir)
@@ -112,7 +107,7 @@ class SiteCaptionsStage:
 
     @staticmethod
     def _refusal(error: dict[str, Any] | None) -> YTCaptionError:
-        from ytcaption.stages.pipeline import failure_from_step_functions
+        from ytcaption.stages.mark_failed import failure_from_step_functions
 
         return failure_from_step_functions(error or {"Error": "SourceBlocked", "Cause": "the download was refused"})
 
