@@ -11,11 +11,11 @@ import pytest
 from tests.conftest import BUCKET, TABLE, ApiClient, SpeechClip
 from tests.servers import Route, loopback_server
 from tests.stages import Stages
-from ytcaption.adapters.circuit_breaker import BreakerSettings, CircuitBreaker, site_of
+from ytcaption.adapters.circuit_breaker import CircuitBreaker, site_of
 from ytcaption.adapters.table import JobRepository
 from ytcaption.domain.errors import DownloadFailed, SourceCoolingDown, SourceUnavailable, YTCaptionError
 from ytcaption.domain.jobs import Job, JobOptions, JobStatus, Source
-from ytcaption.settings import PipelineSettings
+from ytcaption.settings import BreakerSettings, PipelineSettings
 from ytcaption_local.runtime import free_port
 
 pytestmark = pytest.mark.integration

@@ -13,9 +13,20 @@ from typing import Literal
 from pydantic import BaseModel, Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from ytcaption.adapters.circuit_breaker import BreakerSettings
 from ytcaption.domain.costs import Prices
 from ytcaption.media.ytdlp import YtdlpSettings
+
+
+class BreakerSettings(BaseModel):
+    """``BREAKER__THRESHOLD=5`` etc.: the per-site download breaker (:mod:`ytcaption.adapters.circuit_breaker`)."""
+
+    threshold: int = 5
+    cooldown_s: float = 300.0
+    mode: Literal["fail", "wait"] = "fail"
+    #: How long a half-open probe owns the circuit before another job may probe.
+    probe_s: float = 900.0
+    #: Different tenants whose failures it takes to pause a site for every tenant.
+    min_tenants: int = 2
 
 
 class _Base(BaseSettings):

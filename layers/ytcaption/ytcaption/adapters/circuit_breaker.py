@@ -22,27 +22,17 @@ Items ``CIRCUIT#<site>`` (shared; ``tenants`` who failed) and
 from __future__ import annotations
 
 import time
-from typing import Any, Literal
+from typing import Any
 from urllib.parse import urlsplit
 
 from botocore.exceptions import ClientError
-from pydantic import BaseModel
 
 from ytcaption.adapters import aws
 from ytcaption.domain.errors import SourceCoolingDown, SourceUnavailable
+from ytcaption.settings import BreakerSettings
 
 _SITE_ALIASES = {"youtu.be": "youtube.com", "m.youtube.com": "youtube.com", "music.youtube.com": "youtube.com",
                  "youtube-nocookie.com": "youtube.com"}
-
-
-class BreakerSettings(BaseModel):
-    threshold: int = 5
-    cooldown_s: float = 300.0
-    mode: Literal["fail", "wait"] = "fail"
-    #: How long a half-open probe owns the circuit before another job may probe.
-    probe_s: float = 900.0
-    #: Different tenants whose failures it takes to pause a site for every tenant.
-    min_tenants: int = 2
 
 
 _DEFAULT_PORTS = {"http": 80, "https": 443}
