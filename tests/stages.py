@@ -4,7 +4,7 @@ in the order the state machine would (the Lambdas build theirs in ``ytcaption.se
 from __future__ import annotations
 
 from ytcaption.adapters.storage import Storage
-from ytcaption.adapters.table import JobRepository
+from ytcaption.adapters.table import Table
 from ytcaption.settings import PipelineSettings
 from ytcaption.stages.download import DownloadStage
 from ytcaption.stages.mark_failed import MarkFailedStage
@@ -18,7 +18,7 @@ from ytcaption.stages.transcribe import TranscribeStage
 class Stages:
     def __init__(self, settings: PipelineSettings) -> None:
         self.settings = settings
-        self.repo = JobRepository(settings.jobs_table)
+        self.repo = Table(settings.jobs_table)
         self.storage = Storage(settings.bucket_name)
         shared = {"repo": self.repo, "storage": self.storage}
         self.site_captions = SiteCaptionsStage(settings, **shared)

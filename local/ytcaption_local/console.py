@@ -108,11 +108,11 @@ class Console:
     # --- views ---------------------------------------------------------------------------------
 
     def _job(self, job_id: str) -> Any:
-        from ytcaption.adapters.table import JobRepository
+        from ytcaption.adapters.table import Table
         from ytcaption.domain.errors import JobNotFound
 
         try:
-            return JobRepository(self.runtime.outputs["JobsTableName"], self.runtime.client("dynamodb")).get(job_id)
+            return Table(self.runtime.outputs["JobsTableName"], self.runtime.client("dynamodb")).get(job_id)
         except JobNotFound as exc:
             raise LookupError(f"no job {job_id}") from exc
 

@@ -163,23 +163,23 @@ def test_forged_cursors_are_refused(api: ApiClient) -> None:
 def test_a_5xx_body_never_names_an_internal_operation(api: ApiClient, monkeypatch: pytest.MonkeyPatch) -> None:
     from botocore.exceptions import ClientError
 
-    from ytcaption.adapters.table import JobRepository
+    from ytcaption.adapters.table import Table
 
-    def broken(self: JobRepository, op: str, **kwargs: object) -> object:
+    def broken(self: Table, op: str, **kwargs: object) -> object:
         from ytcaption.adapters import aws
 
         raise aws.translate(ClientError({"Error": {"Code": "AccessDeniedException", "Message": "no"}}, op),
                             f"DynamoDB {op}")
 
-    monkeypatch.setattr(JobRepository, "_call", broken)
+    monkeypatch.setattr(Table, "_call", broken)
     status, _, body = api("GET", "/v1/transcriptions")
     assert status == 500 and body["error"]["code"] == "INTERNAL_ERROR"
     assert "DynamoDB" not in body["error"]["message"] and "query" not in body["error"]["message"]
 
-    def throttled(self: JobRepository, op: str, **kwargs: object) -> object:
+    def throttled(self: Table, op: str, **kwargs: object) -> object:
         raise Throttled(f"DynamoDB {op}: AWS throttled the request")
 
-    monkeypatch.setattr(JobRepository, "_call", throttled)
+    monkeypatch.setattr(Table, "_call", throttled)
     status, _, body = api("GET", "/v1/transcriptions")
     assert status == 503 and body["error"]["code"] == "THROTTLED"
     assert "DynamoDB" not in body["error"]["message"]

@@ -12,7 +12,7 @@ import pytest
 from tests.conftest import BUCKET, TABLE, ApiClient, SpeechClip
 from ytcaption.adapters.result_cache import ResultCache, extracted_source_id, youtube_id
 from ytcaption.adapters.storage import Storage, result_key
-from ytcaption.adapters.table import JobRepository
+from ytcaption.adapters.table import Table
 from ytcaption.domain.jobs import JobStatus, MediaInfo
 
 pytestmark = pytest.mark.integration
@@ -38,7 +38,7 @@ def executions(stack: dict[str, Any]) -> list[dict[str, Any]]:
 
 
 def complete(stack: dict[str, Any], job_id: str) -> None:
-    repo = JobRepository(TABLE, stack["dynamodb"])
+    repo = Table(TABLE, stack["dynamodb"])
     doc = {"language": "en", "segments": [{"start": 0, "end": 1.5, "text": "Never gonna give you up.", "words": []}]}
     stack["s3"].put_object(Bucket=BUCKET, Key=result_key(job_id, "json"), Body=json.dumps(doc).encode())
     for s in ("DOWNLOADING", "NORMALIZING", "TRANSCRIBING", "MERGING"):
@@ -185,7 +185,7 @@ def test_normalize_reuses_the_result_of_the_same_bytes_under_its_own_role(
     from ytcaption.settings import PipelineSettings
 
     body = short_clip.encode(".m4a").read_bytes()
-    repo = JobRepository(TABLE, moto_stack["dynamodb"])
+    repo = Table(TABLE, moto_stack["dynamodb"])
     first = Job.new(source=Source(kind="url", url="https://media.example.test/a.m4a"), options=JobOptions(),
                     status=JobStatus.QUEUED, ttl_days=1)
     first.cache_keys = [cache_key(f"sha256:{hashlib.sha256(body).hexdigest()}", JobOptions())]

@@ -12,7 +12,7 @@ from tests.conftest import BUCKET, TABLE, ApiClient, SpeechClip
 from tests.servers import Route, loopback_server
 from tests.stages import Stages
 from ytcaption.adapters.circuit_breaker import CircuitBreaker, site_of
-from ytcaption.adapters.table import JobRepository
+from ytcaption.adapters.table import Table
 from ytcaption.domain.errors import DownloadFailed, SourceCoolingDown, SourceUnavailable, YTCaptionError
 from ytcaption.domain.jobs import Job, JobOptions, JobStatus, Source
 from ytcaption.settings import BreakerSettings, PipelineSettings
@@ -27,7 +27,7 @@ def test_sites_are_grouped() -> None:
 
 
 def test_opens_after_threshold_half_opens_one_probe_and_closes_on_success(moto_stack: dict[str, Any]) -> None:
-    b = CircuitBreaker(TABLE, BreakerSettings(threshold=3, cooldown_s=0.5), moto_stack["dynamodb"])
+    b = CircuitBreaker(Table(TABLE, moto_stack["dynamodb"]), BreakerSettings(threshold=3, cooldown_s=0.5))
     b.before_download("example.com")
     assert not b.record_failure("example.com")
     assert not b.record_failure("example.com")
@@ -51,7 +51,7 @@ def test_opens_after_threshold_half_opens_one_probe_and_closes_on_success(moto_s
 
 
 def test_a_success_resets_the_count(moto_stack: dict[str, Any]) -> None:
-    b = CircuitBreaker(TABLE, BreakerSettings(threshold=2), moto_stack["dynamodb"])
+    b = CircuitBreaker(Table(TABLE, moto_stack["dynamodb"]), BreakerSettings(threshold=2))
     b.record_failure("s")
     b.record_success("s")
     assert not b.record_failure("s")
@@ -59,7 +59,7 @@ def test_a_success_resets_the_count(moto_stack: dict[str, Any]) -> None:
 
 
 def test_wait_mode_raises_a_retryable_error(moto_stack: dict[str, Any]) -> None:
-    b = CircuitBreaker(TABLE, BreakerSettings(threshold=1, mode="wait"), moto_stack["dynamodb"])
+    b = CircuitBreaker(Table(TABLE, moto_stack["dynamodb"]), BreakerSettings(threshold=1, mode="wait"))
     b.record_failure("s")
     with pytest.raises(SourceCoolingDown) as exc:
         b.before_download("s")
@@ -98,7 +98,7 @@ def test_the_port_is_part_of_the_site() -> None:
 
 
 def test_one_tenant_cannot_open_the_shared_circuit(moto_stack: dict[str, Any]) -> None:
-    b = CircuitBreaker(TABLE, BreakerSettings(threshold=3, cooldown_s=60), moto_stack["dynamodb"])
+    b = CircuitBreaker(Table(TABLE, moto_stack["dynamodb"]), BreakerSettings(threshold=3, cooldown_s=60))
     opened = [b.record_failure("example.com", "key:a") for _ in range(5)]
     assert opened[2]  # ... its own circuit: that tenant's jobs fail fast
     with pytest.raises(SourceUnavailable):
@@ -144,7 +144,7 @@ def test_failures_count_against_the_host_that_failed_not_the_url_given(
     settings = PipelineSettings(jobs_table=TABLE, bucket_name=BUCKET, work_dir=str(tmp_path),
                                 allow_loopback_urls=True, breaker=BreakerSettings(threshold=1, cooldown_s=60))
     stages = Stages(settings)
-    breaker = CircuitBreaker(TABLE, settings.breaker, moto_stack["dynamodb"])
+    breaker = CircuitBreaker(Table(TABLE, moto_stack["dynamodb"]), settings.breaker)
     with loopback_server() as origin, loopback_server() as front:
         origin.serve("/busy.mp3", b"", fail_first=10**6)
         front.routes["/go.mp3"] = Route(status=302, headers={"Location": origin.url("/busy.mp3")})
@@ -164,15 +164,15 @@ def test_a_final_error_does_not_count(moto_stack: dict[str, Any], tmp_path: Path
         srv.serve("/notes.txt", b"not media at all", "audio/mpeg")
         with pytest.raises(YTCaptionError):
             stages.download.run(failing_job(stages, srv.url("/notes.txt"), "key:a").job_id)
-    assert CircuitBreaker(TABLE, settings.breaker, moto_stack["dynamodb"]).state(site_of(srv.base)) == {}
+    assert CircuitBreaker(Table(TABLE, moto_stack["dynamodb"]), settings.breaker).state(site_of(srv.base)) == {}
 
 
 def test_the_api_records_the_tenant_and_does_not_show_it(api: ApiClient, moto_stack: dict[str, Any]) -> None:
     api.base["requestContext"]["identity"]["apiKeyId"] = "k1abc"
     _, _, job = api("POST", "/v1/transcriptions", {"url": "https://media.example.test/a.mp3"})
-    assert JobRepository(TABLE, moto_stack["dynamodb"]).get(job["job_id"]).tenant == "key:k1abc"
+    assert Table(TABLE, moto_stack["dynamodb"]).get(job["job_id"]).tenant == "key:k1abc"
     _, _, doc = api("GET", f"/v1/transcriptions/{job['job_id']}")
     assert "tenant" not in doc
     del api.base["requestContext"]["identity"]["apiKeyId"]
     _, _, job = api("POST", "/v1/transcriptions", {"url": "https://media.example.test/b.mp3"})
-    assert JobRepository(TABLE, moto_stack["dynamodb"]).get(job["job_id"]).tenant == "ip:127.0.0.1"
+    assert Table(TABLE, moto_stack["dynamodb"]).get(job["job_id"]).tenant == "ip:127.0.0.1"

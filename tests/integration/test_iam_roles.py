@@ -11,7 +11,7 @@ from botocore.exceptions import ClientError
 from tests.conftest import BUCKET, TABLE, ApiClient
 from tests.factories import make_job
 from tests.stages import Stages
-from ytcaption.adapters.table import JobRepository
+from ytcaption.adapters.table import Table
 from ytcaption.domain.errors import YTCaptionError
 from ytcaption.settings import PipelineSettings
 
@@ -40,7 +40,7 @@ def test_the_api_handler_runs_as_the_api_role(api: ApiClient, moto_stack: dict[s
 def test_a_stage_runs_as_its_function_role(moto_stack: dict[str, Any], tmp_path: Any) -> None:
     stages = Stages(PipelineSettings(jobs_table=TABLE, bucket_name=BUCKET, work_dir=str(tmp_path)))
     job = make_job()
-    JobRepository(TABLE, moto_stack["dynamodb"]).create(job)
+    Table(TABLE, moto_stack["dynamodb"]).create(job)
     remove_action(moto_stack["iam"], "NotifyFunction", "dynamodb:GetItem")
     with pytest.raises(YTCaptionError, match="AccessDenied"):
         stages.notify.run(job.job_id)

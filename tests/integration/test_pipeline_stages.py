@@ -13,7 +13,7 @@ from tests.factories import make_job
 from tests.servers import LoopbackServer
 from tests.stages import Stages
 from ytcaption.adapters import storage as keys
-from ytcaption.adapters.table import JobRepository
+from ytcaption.adapters.table import Table
 from ytcaption.domain.errors import JobCancelled, SourceNotFound
 from ytcaption.domain.jobs import Job, JobOptions, JobStatus, Source
 from ytcaption.engine.transcription import WhisperTranscriber
@@ -30,7 +30,7 @@ def stages(moto_stack: dict[str, Any], tmp_path: Any) -> Stages:
     return Stages(settings)
 
 
-def url_job(repo: JobRepository, url: str, **options: Any) -> Job:
+def url_job(repo: Table, url: str, **options: Any) -> Job:
     job = Job.new(source=Source(kind="url", url=url), options=JobOptions(**options),
                   status=JobStatus.QUEUED, ttl_days=1)
     repo.create(job)

@@ -14,7 +14,7 @@ from tests.servers import LoopbackServer, loopback_server
 from tests.sites import add_site
 from tests.stages import Stages
 from ytcaption.adapters import storage as keys
-from ytcaption.adapters.table import JobRepository
+from ytcaption.adapters.table import Table
 from ytcaption.domain.errors import SourceBlocked
 from ytcaption.domain.jobs import Job, JobOptions, JobStatus, Source
 from ytcaption.settings import PipelineSettings
@@ -35,7 +35,7 @@ def stages(moto_stack: dict[str, Any], tmp_path: Any) -> Stages:
                                      allow_loopback_urls=True))
 
 
-def url_job(repo: JobRepository, url: str, **options: Any) -> Job:
+def url_job(repo: Table, url: str, **options: Any) -> Job:
     job = Job.new(source=Source(kind="url", url=url), options=JobOptions(**options), status=JobStatus.QUEUED,
                   ttl_days=1)
     repo.create(job)

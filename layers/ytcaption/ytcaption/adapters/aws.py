@@ -8,7 +8,7 @@ points every handler and worker at its embedded moto server.
 from __future__ import annotations
 
 from functools import cache
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from ytcaption.domain.errors import StorageError, Throttled, YTCaptionError
 
@@ -62,3 +62,32 @@ def translate(exc: ClientError, what: str) -> YTCaptionError:
     if code in TRANSIENT_CODES:
         return StorageError(f"{what}: transient AWS error ({code})")
     return YTCaptionError(f"{what}: AWS error {code or 'unknown'}")
+
+
+class Adapter:
+    """What every adapter shares: a boto3 client built on first use (or the one a test
+    passes in), and calls whose ``ClientError`` becomes a domain error. Codes a caller
+    handles itself (a failed condition, an execution that already exists) are listed in
+    ``passthrough`` and reach it as the ``ClientError``."""
+
+    service: ClassVar[str]
+    label: ClassVar[str]
+
+    def __init__(self, client: Any | None = None) -> None:
+        self._client = client
+
+    @property
+    def client(self) -> Any:
+        if self._client is None:
+            self._client = client(self.service)
+        return self._client
+
+    def call(self, op: str, *, passthrough: tuple[str, ...] = (), **kwargs: Any) -> Any:
+        from botocore.exceptions import ClientError
+
+        try:
+            return getattr(self.client, op)(**kwargs)
+        except ClientError as exc:
+            if error_code(exc) in passthrough:
+                raise
+            raise translate(exc, f"{self.label} {op}") from exc

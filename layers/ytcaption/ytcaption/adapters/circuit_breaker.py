@@ -25,9 +25,7 @@ import time
 from typing import Any
 from urllib.parse import urlsplit
 
-from botocore.exceptions import ClientError
-
-from ytcaption.adapters import aws
+from ytcaption.adapters.table import Table
 from ytcaption.domain.errors import SourceCoolingDown, SourceUnavailable
 from ytcaption.settings import BreakerSettings
 
@@ -54,18 +52,12 @@ def site_of(url: str) -> str:
 
 
 class CircuitBreaker:
-    def __init__(self, table: str, settings: BreakerSettings, dynamodb: Any | None = None) -> None:
+    def __init__(self, table: Table, settings: BreakerSettings) -> None:
         self.table, self.settings = table, settings
-        self._client = dynamodb
 
-    @property
-    def client(self) -> Any:
-        if self._client is None:
-            self._client = aws.client("dynamodb")
-        return self._client
-
-    def _key(self, scope: str) -> dict[str, Any]:
-        return {"pk": {"S": f"CIRCUIT#{scope}"}}
+    @staticmethod
+    def _pk(scope: str) -> str:
+        return f"CIRCUIT#{scope}"
 
     @staticmethod
     def _tenant_scope(site: str, tenant: str) -> str:
@@ -75,21 +67,10 @@ class CircuitBreaker:
         return [site, *([self._tenant_scope(site, tenant)] if tenant else [])]
 
     def _update(self, scope: str, **kwargs: Any) -> dict[str, Any] | None:
-        try:
-            resp = self.client.update_item(TableName=self.table, Key=self._key(scope), ReturnValues="ALL_NEW",
-                                           **kwargs)
-            return dict(resp.get("Attributes") or {})
-        except ClientError as exc:
-            if aws.error_code(exc) == "ConditionalCheckFailedException":
-                return None
-            raise aws.translate(exc, "DynamoDB update_item") from exc
+        return self.table.update_item(self._pk(scope), **kwargs)
 
     def state(self, scope: str) -> dict[str, float]:
-        try:
-            item = self.client.get_item(TableName=self.table, Key=self._key(scope), ConsistentRead=True).get("Item")
-        except ClientError as exc:
-            raise aws.translate(exc, "DynamoDB get_item") from exc
-        item = item or {}
+        item = self.table.get_item(self._pk(scope)) or {}
         return {k: float(item[k]["N"]) for k in ("failures", "open_until", "probe_until") if k in item}
 
     def before_download(self, site: str, tenant: str | None = None) -> None:
@@ -123,10 +104,7 @@ class CircuitBreaker:
 
     def record_success(self, site: str, tenant: str | None = None) -> None:
         for scope in self._scopes(site, tenant):
-            try:
-                self.client.delete_item(TableName=self.table, Key=self._key(scope))
-            except ClientError as exc:
-                raise aws.translate(exc, "DynamoDB delete_item") from exc
+            self.table.delete_item(self._pk(scope))
 
     def record_failure(self, site: str, tenant: str | None = None) -> bool:
         """Count a failure the site caused; True if it opened a circuit (shared or the tenant's)."""

@@ -19,16 +19,12 @@ def execution_arn(state_machine_arn: str, job_id: str) -> str:
     return f"{head}:execution:{name}:{job_id}"
 
 
-class Executions:
-    def __init__(self, state_machine_arn: str, sfn_client: Any | None = None) -> None:
-        self.state_machine_arn = state_machine_arn
-        self._client = sfn_client
+class Executions(aws.Adapter):
+    service, label = "stepfunctions", "Step Functions"
 
-    @property
-    def client(self) -> Any:
-        if self._client is None:
-            self._client = aws.client("stepfunctions")
-        return self._client
+    def __init__(self, state_machine_arn: str, sfn_client: Any | None = None) -> None:
+        super().__init__(sfn_client)
+        self.state_machine_arn = state_machine_arn
 
     def start(self, job_id: str, payload: dict[str, Any]) -> tuple[str, bool]:
         """Start the job's execution; returns ``(arn, started_now)``."""

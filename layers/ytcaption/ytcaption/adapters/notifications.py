@@ -19,7 +19,7 @@ from typing import Any
 
 from ytcaption.adapters import aws
 from ytcaption.adapters.netsafety import UrlPolicy, check_url, guarded
-from ytcaption.adapters.table import JobRepository
+from ytcaption.adapters.table import Table
 from ytcaption.domain.errors import UnsafeUrl
 from ytcaption.domain.jobs import Job
 from ytcaption.observability import logger
@@ -65,7 +65,7 @@ def payload(job: Job) -> dict[str, Any]:
 
 
 class Notifier:
-    def __init__(self, settings: AwsResources, repo: JobRepository, events_client: Any | None = None) -> None:
+    def __init__(self, settings: AwsResources, repo: Table, events_client: Any | None = None) -> None:
         self.settings = settings
         self.repo = repo
         self._events = events_client

@@ -25,11 +25,8 @@ import time
 from typing import Any
 from urllib.parse import parse_qsl, urlsplit
 
-from botocore.exceptions import ClientError
-
-from ytcaption.adapters import aws
 from ytcaption.adapters.storage import Storage, result_key
-from ytcaption.adapters.table import JobRepository
+from ytcaption.adapters.table import Table
 from ytcaption.domain.jobs import Job, JobOptions, JobStatus
 
 _YT_ID = re.compile(r"^[A-Za-z0-9_-]{11}$")
@@ -91,19 +88,15 @@ def file_sha256(path: str) -> str:
 
 
 class ResultCache:
-    def __init__(self, repo: JobRepository, storage: Storage) -> None:
+    def __init__(self, repo: Table, storage: Storage) -> None:
         self.repo, self.storage = repo, storage
 
-    def _pk(self, key: str) -> dict[str, Any]:
-        return {"pk": {"S": f"CACHE#{key}"}}
+    @staticmethod
+    def _pk(key: str) -> str:
+        return f"CACHE#{key}"
 
     def _entry(self, key: str) -> dict[str, Any] | None:
-        try:
-            item = self.repo.client.get_item(TableName=self.repo.table_name, Key=self._pk(key),
-                                             ConsistentRead=True).get("Item")
-        except ClientError as exc:
-            raise aws.translate(exc, "DynamoDB get_item") from exc
-        return dict(item) if item else None
+        return self.repo.get_item(self._pk(key))
 
     def lookup(self, key: str) -> Job | None:
         """A completed job with this key whose results are still stored."""
@@ -126,7 +119,7 @@ class ResultCache:
         others already reuse; an entry whose job or result is gone is replaced, but
         only if it still names that job (no lost update against a concurrent writer).
         """
-        item = {**self._pk(key), "job_id": {"S": job.job_id}, "expires_at": {"N": str(job.expires_at)}}
+        item = {"pk": {"S": self._pk(key)}, "job_id": {"S": job.job_id}, "expires_at": {"N": str(job.expires_at)}}
         current = self._entry(key)
         if current is not None:
             if current["job_id"]["S"] == job.job_id or self._good(current) is not None:
@@ -135,22 +128,13 @@ class ResultCache:
                                          "ExpressionAttributeValues": {":old": current["job_id"]}}
         else:
             condition = {"ConditionExpression": "attribute_not_exists(pk)"}
-        try:
-            self.repo.client.put_item(TableName=self.repo.table_name, Item=item, **condition)
-        except ClientError as exc:
-            if aws.error_code(exc) == "ConditionalCheckFailedException":
-                return False  # another job got there first: its entry stands
-            raise aws.translate(exc, "DynamoDB put_item") from exc
-        return True
+        # False: another job got there first, and its entry stands
+        return self.repo.put_item(item, **condition)
 
     def copy_results(self, source: Job, job_id: str) -> dict[str, str]:
         copied = {}
         for fmt, key in source.results.items():
             target = result_key(job_id, fmt)
-            try:
-                self.storage.client.copy_object(Bucket=self.storage.bucket, Key=target,
-                                                CopySource={"Bucket": self.storage.bucket, "Key": key})
-            except ClientError as exc:
-                raise aws.translate(exc, "S3 copy_object") from exc
+            self.storage.copy(key, target)
             copied[fmt] = target
         return copied

@@ -78,22 +78,15 @@ def result_key(job_id: str, fmt: str) -> str:
     return f"{RESULTS_PREFIX}{job_id}/captions.{fmt}"
 
 
-class Storage:
-    def __init__(self, bucket: str, s3_client: Any | None = None) -> None:
-        self.bucket = bucket
-        self._client = s3_client
+class Storage(aws.Adapter):
+    service, label = "s3", "S3"
 
-    @property
-    def client(self) -> Any:
-        if self._client is None:
-            self._client = aws.client("s3")
-        return self._client
+    def __init__(self, bucket: str, s3_client: Any | None = None) -> None:
+        super().__init__(s3_client)
+        self.bucket = bucket
 
     def _wrap(self, op: str, **kwargs: Any) -> Any:
-        try:
-            return getattr(self.client, op)(Bucket=self.bucket, **kwargs)
-        except ClientError as exc:
-            raise aws.translate(exc, f"S3 {op}") from exc
+        return self.call(op, Bucket=self.bucket, **kwargs)
 
     def put_bytes(self, key: str, data: bytes, content_type: str = "application/octet-stream") -> None:
         self._wrap("put_object", Key=key, Body=data, ContentType=content_type)

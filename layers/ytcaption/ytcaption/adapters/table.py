@@ -1,10 +1,17 @@
-"""The job repository (DynamoDB, single table).
+"""The one DynamoDB table, and every kind of item it holds: :class:`Table` is the only
+code that talks to it (the result cache and the circuit breaker keep their items through
+:meth:`Table.get_item`, :meth:`Table.put_item`, :meth:`Table.update_item` and
+:meth:`Table.delete_item`).
 
 Items:
 - ``JOB#<id>``: a job. Top-level attributes are the :class:`~ytcaption.domain.jobs.Job`
-  fields, plus ``entity="JOB"`` for the all-jobs index.
+  fields, plus ``entity="JOB"`` for the all-jobs index. Which status may follow which is
+  decided in :mod:`ytcaption.domain.jobs`; :meth:`Table.transition` enforces it.
 - ``IDEMPOTENCY#<sha256>``: which job an ``Idempotency-Key`` created.
 - ``CLAIM#<name>``: a once-only marker (e.g. an S3 event already handled).
+- ``CACHE#<key>``: a reusable result (:mod:`ytcaption.adapters.result_cache`).
+- ``CIRCUIT#<site>[#tenant#<tenant>]``: a download circuit (:mod:`ytcaption.adapters.circuit_breaker`).
+- ``SEARCH#<sha256>``: a cached search answer (:mod:`ytcaption.api.discovery`).
 
 Concurrency: status changes are conditional on both the version read and the
 status read (optimistic locking), so a writer holding a stale view retries and
@@ -51,6 +58,7 @@ JOB_ENTITY = "JOB"
 BY_STATUS_INDEX = "ByStatus"
 BY_CREATED_INDEX = "ByCreated"
 IDEMPOTENCY_TTL_S = 24 * 3600
+CONDITION_FAILED = "ConditionalCheckFailedException"
 
 
 def job_pk(job_id: str) -> str:
@@ -72,20 +80,45 @@ def _from_dynamo(value: Any) -> Any:
     return value
 
 
-class JobRepository:
+class Table(aws.Adapter):
+    service, label = "dynamodb", "DynamoDB"
+
     def __init__(self, table_name: str, dynamodb_client: Any | None = None) -> None:
         from boto3.dynamodb.types import TypeDeserializer, TypeSerializer
 
+        super().__init__(dynamodb_client)
         self.table_name = table_name
-        self._client = dynamodb_client
         self._ser = TypeSerializer()
         self._de = TypeDeserializer()
 
-    @property
-    def client(self) -> Any:
-        if self._client is None:
-            self._client = aws.client("dynamodb")
-        return self._client
+    # --- any item, by key (the cache's and the circuit breaker's) ---------------------------
+
+    def get_item(self, pk: str, *, consistent: bool = True) -> dict[str, Any] | None:
+        """The item (DynamoDB-typed attributes); None if absent."""
+        item = self.call("get_item", TableName=self.table_name, Key={"pk": {"S": pk}},
+                         ConsistentRead=consistent).get("Item")
+        return dict(item) if item else None
+
+    def put_item(self, item: dict[str, Any], **condition: Any) -> bool:
+        """Write ``item``; False if its ``ConditionExpression`` failed."""
+        try:
+            self.call("put_item", passthrough=(CONDITION_FAILED,), TableName=self.table_name, Item=item,
+                      **condition)
+            return True
+        except ClientError:  # only a failed condition passes through
+            return False
+
+    def update_item(self, pk: str, **update: Any) -> dict[str, Any] | None:
+        """Update and return the new item; None if its ``ConditionExpression`` failed."""
+        try:
+            resp = self.call("update_item", passthrough=(CONDITION_FAILED,), TableName=self.table_name,
+                             Key={"pk": {"S": pk}}, ReturnValues="ALL_NEW", **update)
+        except ClientError:
+            return None
+        return dict(resp.get("Attributes") or {})
+
+    def delete_item(self, pk: str) -> None:
+        self.call("delete_item", TableName=self.table_name, Key={"pk": {"S": pk}})
 
     # --- (de)serialization ----------------------------------------------------
 
@@ -105,13 +138,7 @@ class JobRepository:
         return Job.model_validate(data)
 
     def _call(self, op: str, **kwargs: Any) -> Any:
-        try:
-            return getattr(self.client, op)(**kwargs)
-        except ClientError as exc:
-            if aws.error_code(exc) in ("ConditionalCheckFailedException",
-                                       "TransactionCanceledException"):
-                raise
-            raise aws.translate(exc, f"DynamoDB {op}") from exc
+        return self.call(op, passthrough=(CONDITION_FAILED, "TransactionCanceledException"), **kwargs)
 
     # --- create / read ----------------------------------------------------------
 

@@ -19,7 +19,7 @@ import time
 from typing import Any
 
 from ytcaption.adapters.netsafety import UrlPolicy, check_url, guarded
-from ytcaption.adapters.table import JobRepository
+from ytcaption.adapters.table import Table
 from ytcaption.api.discovery_schemas import (
     CaptionLanguage,
     Estimate,
@@ -56,9 +56,9 @@ def search_cache_pk(query: str, limit: int, kind: str) -> str:
 
 
 class Discovery:
-    def __init__(self, settings: DiscoverySettings, repo: JobRepository | None = None) -> None:
+    def __init__(self, settings: DiscoverySettings, repo: Table | None = None) -> None:
         self.settings = settings
-        self.repo = repo or JobRepository(settings.jobs_table)
+        self.repo = repo or Table(settings.jobs_table)
 
     def _ytdlp(self) -> dict[str, Any]:
         from ytcaption.media.ytdlp import ytdlp_options
@@ -93,11 +93,10 @@ class Discovery:
 
     def _cached(self, pk: str) -> dict[str, Any] | None:
         try:
-            got = self.repo.client.get_item(TableName=self.repo.table_name, Key={"pk": {"S": pk}})
+            item = self.repo.get_item(pk, consistent=False)
         except Exception:
             logger.warning("search cache read failed", exc_info=True)
             return None
-        item = got.get("Item")
         if not item or int(item.get("expires_at", {}).get("N", "0")) <= time.time():
             return None  # DynamoDB's TTL deletes late; the expiry is checked here
         try:
@@ -109,8 +108,7 @@ class Discovery:
         doc = json.dumps({"fetched_at": fetched_at, "items": [i.model_dump(mode="json") for i in items]})
         expires = int(time.time()) + self.settings.search_cache_ttl_s
         try:
-            self.repo.client.put_item(TableName=self.repo.table_name, Item={
-                "pk": {"S": pk}, "doc": {"S": doc}, "expires_at": {"N": str(expires)}})
+            self.repo.put_item({"pk": {"S": pk}, "doc": {"S": doc}, "expires_at": {"N": str(expires)}})
         except Exception:
             logger.warning("search cache write failed", exc_info=True)
 

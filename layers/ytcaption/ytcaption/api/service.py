@@ -19,7 +19,7 @@ from ytcaption.adapters.executions import Executions, execution_arn
 from ytcaption.adapters.netsafety import UrlPolicy, check_url
 from ytcaption.adapters.result_cache import ResultCache, cache_key, youtube_id
 from ytcaption.adapters.storage import CONTENT_TYPES, Storage, content_type, result_key, upload_key
-from ytcaption.adapters.table import JobRepository
+from ytcaption.adapters.table import Table
 from ytcaption.api.schemas import CreateUpload, SubmitTranscription
 from ytcaption.domain.catalogue import Catalogue, catalogue_from_settings
 from ytcaption.domain.errors import (
@@ -64,12 +64,12 @@ class JobService:
     def __init__(
         self,
         settings: ApiSettings,
-        repo: JobRepository | None = None,
+        repo: Table | None = None,
         storage: Storage | None = None,
         executions: Executions | None = None,
     ) -> None:
         self.settings = settings
-        self.repo = repo or JobRepository(settings.jobs_table)
+        self.repo = repo or Table(settings.jobs_table)
         self.storage = storage or Storage(settings.bucket_name)
         self.executions = executions or Executions(settings.state_machine_arn)
         self._catalogue: Catalogue | None = None

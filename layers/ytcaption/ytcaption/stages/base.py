@@ -15,7 +15,7 @@ from pathlib import Path
 
 from ytcaption.adapters import storage as keys
 from ytcaption.adapters.storage import Storage
-from ytcaption.adapters.table import JobRepository
+from ytcaption.adapters.table import Table
 from ytcaption.domain.captions import Transcript, render
 from ytcaption.domain.jobs import ErrorInfo, Job, JobStatus
 from ytcaption.observability import bind_job
@@ -34,10 +34,10 @@ class WorkerError(ErrorInfo):
 class Stage:
     """One state of the state machine (a Lambda, or the Batch worker for ``transcribe``)."""
 
-    def __init__(self, settings: PipelineSettings, repo: JobRepository | None = None,
+    def __init__(self, settings: PipelineSettings, repo: Table | None = None,
                  storage: Storage | None = None) -> None:
         self.settings = settings
-        self.repo = repo or JobRepository(settings.jobs_table)
+        self.repo = repo or Table(settings.jobs_table)
         self.storage = storage or Storage(settings.bucket_name)
 
     def workdir(self, job_id: str, stage: str) -> Path:

@@ -51,7 +51,7 @@ class DownloadStage(Stage):
 
         ytdlp_opts = ytdlp_options(self.settings.ytdlp, tmp_dir=self.settings.work_dir)
         site = site_of(job.source.url)
-        breaker = CircuitBreaker(self.settings.jobs_table, self.settings.breaker, self.repo.client)
+        breaker = CircuitBreaker(self.repo, self.settings.breaker)
         breaker.before_download(site, job.tenant)
         try:
             with guarded(policy):  # every connection, redirects included

@@ -18,7 +18,7 @@ from pydantic import ValidationError
 
 from ytcaption.adapters.netsafety import UrlPolicy, check_url
 from ytcaption.adapters.storage import Storage, source_key
-from ytcaption.adapters.table import JobRepository
+from ytcaption.adapters.table import Table
 from ytcaption.api.schemas import SubmitTranscription
 from ytcaption.domain.errors import InvalidRequest, MediaTooLarge, UnsupportedMedia
 from ytcaption.domain.jobs import Job, JobOptions, JobStatus, Source, describe_errors
@@ -31,10 +31,10 @@ def job_id_for(execution_arn: str) -> str:
 
 
 class Intake:
-    def __init__(self, settings: IntakeSettings, repo: JobRepository | None = None,
+    def __init__(self, settings: IntakeSettings, repo: Table | None = None,
                  storage: Storage | None = None) -> None:
         self.settings = settings
-        self.repo = repo or JobRepository(settings.jobs_table)
+        self.repo = repo or Table(settings.jobs_table)
         self.storage = storage or Storage(settings.bucket_name)
 
     def create(self, raw: Any, execution_arn: str) -> dict[str, str]:

@@ -12,7 +12,7 @@ from typing import Any
 from ytcaption.adapters import storage as keys
 from ytcaption.adapters.notifications import Notifier
 from ytcaption.adapters.storage import Storage
-from ytcaption.adapters.table import JobRepository
+from ytcaption.adapters.table import Table
 from ytcaption.domain.costs import ending_fields
 from ytcaption.domain.errors import (
     IllegalTransition,
@@ -30,7 +30,7 @@ from ytcaption.telemetry import emit_job_end
 
 
 class MarkFailedStage(Stage):
-    def __init__(self, settings: PipelineSettings, repo: JobRepository | None = None,
+    def __init__(self, settings: PipelineSettings, repo: Table | None = None,
                  storage: Storage | None = None, notifier: Notifier | None = None) -> None:
         super().__init__(settings, repo, storage)
         self.notifier = notifier or Notifier(settings, self.repo)

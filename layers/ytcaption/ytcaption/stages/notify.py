@@ -6,14 +6,14 @@ from typing import Any
 
 from ytcaption.adapters.notifications import Notifier
 from ytcaption.adapters.storage import Storage
-from ytcaption.adapters.table import JobRepository
+from ytcaption.adapters.table import Table
 from ytcaption.observability import bind_job
 from ytcaption.settings import PipelineSettings
 from ytcaption.stages.base import Stage
 
 
 class NotifyStage(Stage):
-    def __init__(self, settings: PipelineSettings, repo: JobRepository | None = None,
+    def __init__(self, settings: PipelineSettings, repo: Table | None = None,
                  storage: Storage | None = None, notifier: Notifier | None = None) -> None:
         super().__init__(settings, repo, storage)
         self.notifier = notifier or Notifier(settings, self.repo)

@@ -16,7 +16,7 @@ from typing import Any
 
 from ytcaption.adapters.executions import Executions
 from ytcaption.adapters.notifications import Notifier
-from ytcaption.adapters.table import JobRepository
+from ytcaption.adapters.table import Table
 from ytcaption.domain.errors import IllegalTransition, Orphaned, StageTimeout, UploadMissing, YTCaptionError
 from ytcaption.domain.jobs import ErrorInfo, Job, JobStatus, upload_deadline
 from ytcaption.observability import logger
@@ -30,12 +30,12 @@ def _age_s(ts: str, now: datetime) -> float:
 
 
 class Reconciler:
-    def __init__(self, settings: PipelineSettings, repo: JobRepository | None = None,
+    def __init__(self, settings: PipelineSettings, repo: Table | None = None,
                  executions: Executions | None = None, notifier: Notifier | None = None,
                  batch_client: Any | None = None) -> None:
         self.settings = settings
         self._batch = batch_client
-        self.repo = repo or JobRepository(settings.jobs_table)
+        self.repo = repo or Table(settings.jobs_table)
         self.executions = executions or Executions("")
         self.notifier = notifier or Notifier(settings, self.repo)
 
