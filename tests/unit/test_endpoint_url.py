@@ -21,7 +21,10 @@ SOURCES = [*sorted((ROOT / "layers/ytcaption/ytcaption").rglob("*.py")), *sorted
 def services_used() -> set[str]:
     found: set[str] = set()
     for path in SOURCES:
-        found |= set(re.findall(r"""\bclient\(\s*["']([a-z0-9-]+)["']\s*\)""", path.read_text()))
+        text = path.read_text()
+        found |= set(re.findall(r"""\bclient\(\s*["']([a-z0-9-]+)["']\s*\)""", text))
+        # an aws.Adapter names its service once: ``service, label = "s3", "S3"``
+        found |= set(re.findall(r"""^\s+service(?:, label)? = ["']([a-z0-9-]+)["']""", text, re.MULTILINE))
     return found
 
 
