@@ -4,7 +4,7 @@ GPU throughput cannot be measured on this machine (no GPU), so it is an input:
 ``--rtf`` values are processing seconds per audio second (0.05 = 20x real time).
 What *is* measured here: the normalize stage's speed on this machine's CPU
 (``engine.prepare`` on 10 minutes of speech), which prices the 6 GB normalize Lambda.
-Everything else comes from the same cost model every job uses (``ytcaption.costs``).
+Everything else comes from the same cost model every job uses (``ytcaption.domain.costs``).
 
     python -m bench.cost [--rtf 0.05 0.0167] [--load-s 15] [--normalize-x 93]
 """
@@ -14,8 +14,8 @@ from __future__ import annotations
 import argparse
 import time
 
-from ytcaption.costs import Prices, Usage, price, usage_for
-from ytcaption.jobs import ChunkCounts, Job, JobOptions, JobStatus, MediaInfo, Source, StageTiming
+from ytcaption.domain.costs import Prices, Usage, price, usage_for
+from ytcaption.domain.jobs import ChunkCounts, Job, JobOptions, JobStatus, MediaInfo, Source, StageTiming
 from ytcaption.telemetry import ShardRecord
 
 HOUR = 3600.0
@@ -29,7 +29,7 @@ def measure_normalize_x() -> float:
     import av
     import numpy as np
 
-    from ytcaption.engine import prepare
+    from ytcaption.engine.engine import prepare
     from ytcaption.settings import MediaSettings
     from ytcaption_local.speech import encode
 

@@ -297,7 +297,7 @@ def cmd_models(args: argparse.Namespace) -> int:
     if args.api or os.environ.get("YTCAPTION_API"):
         doc = _client(args).json("GET", "/v1/models")
     else:  # what the local runtime offers: the offline model packages installed here
-        from ytcaption.catalogue import Catalogue
+        from ytcaption.domain.catalogue import Catalogue
 
         doc = Catalogue.build(baked=os.environ.get("BAKED_MODELS", ""),
                               default_model=os.environ.get("DEFAULT_MODEL", "tiny.en")).to_openai()

@@ -279,13 +279,9 @@ class LocalRuntime:
 
     @staticmethod
     def _reset_cached_clients() -> None:
-        from ytcaption import aws, http_api, stages
-        from ytcaption.settings import clear_settings_cache
+        from ytcaption import services
 
-        aws.reset_clients()
-        clear_settings_cache()
-        http_api.set_service(None)
-        stages.reset()
+        services.reset()
 
     def client(self, service: str) -> Any:
         import boto3

@@ -7,10 +7,10 @@ from datetime import UTC, datetime
 import pytest
 
 from tests.factories import make_job
-from ytcaption.admin import parse_since, percentiles
-from ytcaption.costs import Prices, Usage, per_audio_hour, price, usage_for
-from ytcaption.errors import InvalidRequest
-from ytcaption.jobs import ChunkCounts, StageTiming
+from ytcaption.api.admin import parse_since, percentiles
+from ytcaption.domain.costs import Prices, Usage, per_audio_hour, price, usage_for
+from ytcaption.domain.errors import InvalidRequest
+from ytcaption.domain.jobs import ChunkCounts, StageTiming
 from ytcaption.telemetry import ShardRecord
 from ytcaption_local.stats_cli import format_stats
 

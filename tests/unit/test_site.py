@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from ytcaption.errors import DownloadFailed, SourceBlocked, SourceNotFound
+from ytcaption.domain.errors import DownloadFailed, SourceBlocked, SourceNotFound
 from ytcaption.media import site
 from ytcaption.media.download import classify
 from ytcaption.media.ytdlp import YtdlpSettings, parse_extractor_args, ytdlp_options
@@ -182,7 +182,7 @@ def test_pacing_and_plain_proxy_options() -> None:
 
 
 def test_estimate_scales_with_shards(monkeypatch: pytest.MonkeyPatch) -> None:
-    from ytcaption.discovery import estimate
+    from ytcaption.api.discovery import estimate
     from ytcaption.settings import DiscoverySettings
 
     monkeypatch.setenv("JOBS_TABLE", "t")

@@ -15,8 +15,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from ytcaption.cache import extracted_source_id
-from ytcaption.errors import (
+from ytcaption.adapters.result_cache import extracted_source_id
+from ytcaption.domain.errors import (
     DownloadFailed,
     MediaTooLarge,
     MediaTooLong,
@@ -27,7 +27,7 @@ from ytcaption.errors import (
     UnsupportedSource,
     YTCaptionError,
 )
-from ytcaption.jobs import MediaInfo
+from ytcaption.domain.jobs import MediaInfo
 from ytcaption.media.audio import probe
 from ytcaption.media.ytdlp import CLIENT_HINT, COOKIES_HINT, PROXY_HINT
 
@@ -152,7 +152,7 @@ def _short(msg: str, limit: int = 300) -> str:
     return msg if len(msg) <= limit else msg[: limit - 1] + "…"
 
 
-def download(
+def fetch_media(
     url: str,
     work_dir: str | Path,
     *,

@@ -6,7 +6,7 @@
 - :func:`caption_tracks` / :func:`pick_track` read the site's captions
   (``subtitles`` are made by people, ``automatic_captions`` by the site's
   speech recognition), and :func:`parse_caption_file` turns a WebVTT or SRT
-  track into our :class:`~ytcaption.captions.Transcript` segments.
+  track into our :class:`~ytcaption.domain.captions.Transcript` segments.
 
 yt-dlp is imported inside functions only. Failures become domain errors
 through :func:`ytcaption.media.download.classify` (``SOURCE_BLOCKED`` for bot
@@ -22,7 +22,7 @@ from datetime import UTC, datetime
 from typing import Any, Literal
 from urllib.parse import quote_plus
 
-from ytcaption.errors import UnsupportedSource
+from ytcaption.domain.errors import UnsupportedSource
 
 SearchKind = Literal["video", "short"]
 #: YouTube's results filter "Type: Shorts" (as the site writes it in its URLs).
