@@ -32,7 +32,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ytcaption_local import lockdown, motopatch, state
+from ytcaption_local import lockdown, motopatch, speedups, state
 from ytcaption_local.faults import FaultInjector
 from ytcaption_local.handlers import FUNCTIONS_DIR, LambdaContext, load_handler
 from ytcaption_local.iam import IamEnforcer
@@ -175,6 +175,7 @@ class LocalRuntime:
             "MOTO_ALLOW_NONEXISTENT_REGION": "true",
         })
         motopatch.install(self._invoke, self._run_batch_job)
+        speedups.install()  # moto CPU the API's latency paid for (ytcaption_local.speedups)
         secret = secrets.token_urlsafe(24)  # only the runtime reaches its AWS endpoint (lockdown.py)
         self._aws_endpoints = (self.endpoint, f"http://localhost:{port}")  # moto's own clients use localhost
         for endpoint in self._aws_endpoints:

@@ -149,7 +149,10 @@ def test_media_info_duration_thumbnails_and_estimate(media_api: ApiClient,
     assert doc["duration_s"] == 1200 and doc["uploader"] == "Ada" and doc["upload_date"] == "2024-03-05"
     assert doc["thumbnails"] == [{"url": srv.url("/site/thumb.jpg"), "width": None, "height": None}]
     est = doc["estimate"]
-    assert doc["accepted"] is True and est["shards"] == 2 and est["cost_usd"] > 0 and est["processing_s"] > 0
+    from ytcaption.settings import MediaSettings
+
+    shards = -(-1200 // int(MediaSettings().shard_audio_s))  # one GPU job per ShardAudioSeconds of audio
+    assert doc["accepted"] is True and est["shards"] == shards and est["cost_usd"] > 0 and est["processing_s"] > 0
 
 
 def test_media_info_too_long_is_not_accepted(media_api: ApiClient,

@@ -187,7 +187,9 @@ def test_estimate_scales_with_shards(monkeypatch: pytest.MonkeyPatch) -> None:
 
     monkeypatch.setenv("JOBS_TABLE", "t")
     monkeypatch.setenv("BUCKET_NAME", "b")
-    s = DiscoverySettings(default_model="large-v3-turbo")
+    from ytcaption.settings import MediaSettings
+
+    s = DiscoverySettings(default_model="large-v3-turbo", media=MediaSettings(shard_audio_s=600.0))
     one = estimate(300, s)
     assert one.shards == 1 and one.model == "large-v3-turbo"
     # 300 s / 60x prepare + 120 s start + 300 s / 30x on the GPU

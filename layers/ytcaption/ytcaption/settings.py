@@ -106,7 +106,8 @@ class MediaSettings(BaseModel):
     max_duration_s: float = 4 * 3600.0
     max_download_bytes: int = 2 * 1024**3
     chunk_max_s: float = 30.0
-    shard_audio_s: float = 600.0
+    #: Audio per GPU Batch job (template parameter ShardAudioSeconds): one model load each.
+    shard_audio_s: float = 3600.0
     download_timeout_s: float = 30.0
 
 

@@ -12,9 +12,32 @@ from __future__ import annotations
 import math
 from typing import Any
 
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
 
 from ytcaption.telemetry import ShardRecord, seconds_between
+
+
+class Throughput(BaseModel):
+    """Speeds the per-audio-hour estimate assumes (``COST__THROUGHPUT__GPU_X=46`` etc.); a job's
+    own cost is measured, never taken from these.
+
+    ``gpu_x``: faster-whisper's published benchmark (README of v1.1.0, 13 minutes of audio,
+    large-v2 fp16, ``batch_size=8``, beam 5: 17 s on an RTX 3070 Ti, 46x real time). A T4
+    (g4dn) has about half that card's memory bandwidth (320 vs 608 GB/s) and fp16 throughput,
+    so 23x; large-v3-turbo is assumed no slower than large-v2 there (same 32-layer encoder,
+    4 decoder layers instead of 32; probably faster, not measured: no GPU here).
+    """
+
+    gpu_x: float = 23.0
+    #: Per Batch job: container start on a running instance and loading the model from the
+    #: image (baked in, no download). Instance boot and image pull are not job time.
+    shard_start_s: float = 10.0
+    #: Normalize (decode, resample, chunk) on the Lambda, x real time: measured on this
+    #: project's CPU by ``python -m bench.cost`` (95x), plus the chunk uploads.
+    normalize_x: float = 95.0
+    chunk_upload_s_per_audio_h: float = 20.0
+    download_s_per_audio_h: float = 10.0
+    merge_s: float = 2.0
 
 
 class Prices(BaseModel):
@@ -36,6 +59,8 @@ class Prices(BaseModel):
     normalize_memory_mb: int = 6144
     merge_memory_mb: int = 1024
     other_memory_mb: int = 512
+    #: What the per-audio-hour estimate assumes (not used to price a job).
+    throughput: Throughput = Field(default_factory=Throughput)
 
 
 class Usage(BaseModel):
@@ -180,3 +205,33 @@ def per_audio_hour(prices: Prices, *, real_time_factor: float, shard_audio_s: fl
     shards = 3600 / shard_audio_s
     gpu_s = 3600 * real_time_factor + shards * load_s
     return gpu_s / 3600 * prices.gpu_usd_per_hour + lambda_gb_s_per_audio_h * prices.lambda_gb_s_usd
+
+
+def hour_estimate(prices: Prices, *, shard_audio_s: float, chunk_s: float = 30.0, audio_s: float = 3600.0,
+                  model: str = "large-v3-turbo") -> tuple[Usage, Cost]:
+    """Usage and cost of one URL job of ``audio_s`` seconds at the given settings, from the
+    throughput assumptions, priced by the model every job is priced with (README's table)."""
+    from ytcaption.domain.jobs import ChunkCounts, Job, JobOptions, JobStatus, MediaInfo, Source, StageTiming
+
+    t = prices.throughput
+    shards = max(1, math.ceil(audio_s / shard_audio_s))
+    job = Job.new(source=Source(kind="url", url="https://example.test/a"), options=JobOptions(model=model),
+                  status=JobStatus.MERGING, ttl_days=1)
+    job.chunks = ChunkCounts(total=math.ceil(audio_s / chunk_s), done=math.ceil(audio_s / chunk_s), shards=shards)
+    job.media = MediaInfo(duration_s=audio_s)
+    hours = audio_s / 3600
+    job.timings = {
+        "download": StageTiming(started_at="x", seconds=t.download_s_per_audio_h * hours),
+        "normalize": StageTiming(started_at="x",
+                                 seconds=audio_s / t.normalize_x + t.chunk_upload_s_per_audio_h * hours),
+        "merge": StageTiming(started_at="x", seconds=t.merge_s),
+    }
+    records = []
+    left = audio_s
+    for i in range(shards):
+        part = min(shard_audio_s, left)
+        left -= part
+        records.append(ShardRecord(shard=i, model=model, started_at="x", ended_at="x",
+                                   seconds=part / t.gpu_x + t.shard_start_s, audio_s=part))
+    usage = usage_for(job, records, prices, now="x")
+    return usage, price(usage, prices, audio_s=audio_s)

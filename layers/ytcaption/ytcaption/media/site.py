@@ -57,10 +57,10 @@ def _run(url: str, opts: dict[str, Any], *, process: bool = True) -> dict[str, A
     import yt_dlp
     import yt_dlp.networking.exceptions
 
-    from ytcaption.media.download import classify
+    from ytcaption.media.download import classify, open_ydl
 
     try:
-        with yt_dlp.YoutubeDL(opts) as ydl:
+        with open_ydl(opts) as ydl:
             info = ydl.extract_info(url, download=False, process=process)
             if info is None:
                 raise UnsupportedSource("nothing was found at this URL")
@@ -127,10 +127,10 @@ def fetch_text(url: str, base: dict[str, Any], *, timeout_s: float = 15.0, max_b
     import yt_dlp
     import yt_dlp.networking.exceptions
 
-    from ytcaption.media.download import classify
+    from ytcaption.media.download import classify, open_ydl
 
     try:
-        with yt_dlp.YoutubeDL(_options(base, timeout_s)) as ydl:
+        with open_ydl(_options(base, timeout_s)) as ydl:
             resp = ydl.urlopen(url)
             data = resp.read(max_bytes + 1)
     except (yt_dlp.utils.DownloadError, yt_dlp.networking.exceptions.RequestError) as exc:
