@@ -96,6 +96,7 @@ def main() -> int:
     from tests.servers import loopback_server
 
     runtime = None
+    failures: dict[str, str] = {}
     if not args.api:
         from ytcaption_local.runtime import LocalRuntime, RuntimeOptions
 
@@ -152,12 +153,15 @@ def main() -> int:
                 t.join()
             outcomes: dict[str, int] = {}
             deadline = time.monotonic() + args.timeout_s
+            failures.clear()
             while time.monotonic() < deadline:
                 outcomes = {}
                 for jid in job_ids:
                     _, doc, _ = client.call("GET", f"/v1/transcriptions/{jid}")
                     s = doc["status"] if doc else "UNKNOWN"
                     outcomes[s] = outcomes.get(s, 0) + 1
+                    if doc and doc.get("error"):
+                        failures[jid] = f"{doc['error'].get('code')}: {doc['error'].get('message', '')[:120]}"
                 if set(outcomes) <= TERMINAL:
                     break
                 time.sleep(1.0)
@@ -181,6 +185,8 @@ def main() -> int:
     for e in client.conn_errors[:5]:
         print(f"    {e}")
     print(f"  jobs: {outcomes} in {wall:.1f} s")
+    for jid, why in failures.items():
+        print(f"    {jid} {why}")
     if metrics is not None:
         print("  stage seconds (StageSeconds metrics, this run and the warm-up):")
         for stage in ("download", "normalize", "queue_wait", "transcribe_shard", "merge", "end_to_end"):

@@ -1,6 +1,6 @@
 """The synchronous OpenAI-compatible route against the engine in-process, on a 30 s clip.
 
-(a) ``ytcaption.engine.transcribe_file`` in this process;
+(a) ``ytcaption.engine.engine.transcribe_file`` in this process;
 (b) ``openai.OpenAI(base_url=<local runtime>/v1).audio.transcriptions.create(...)``:
     HTTP -> the local API Gateway front (authorizer, base64 multipart) -> the
     sync handler -> the same engine, timed by the client.
@@ -35,11 +35,11 @@ def clip_30s() -> tuple[Path, str]:
 
 def model_figures(path: Path, model: str, runs: int) -> tuple[float, float, float] | None:
     """(model load s, median wall s, audio s) of the engine in-process, or None if absent."""
-    from ytcaption.engine import transcribe_file
-    from ytcaption.errors import ModelUnavailable
-    from ytcaption.jobs import JobOptions
+    from ytcaption.domain.errors import ModelUnavailable
+    from ytcaption.domain.jobs import JobOptions
+    from ytcaption.engine.engine import transcribe_file
+    from ytcaption.engine.transcription import _models, load_model
     from ytcaption.settings import WhisperSettings
-    from ytcaption.transcription import _models, load_model
 
     whisper = WhisperSettings(model_dir=os.environ.get("WHISPER__MODEL_DIR"))
     _models.clear()
@@ -108,9 +108,9 @@ def cold_start(path: Path, model: str) -> dict[str, float] | None:
 def main() -> int:
     import openai
 
-    from ytcaption.engine import transcribe_file
-    from ytcaption.evaluation import wer
-    from ytcaption.jobs import JobOptions
+    from tests.evaluation import wer
+    from ytcaption.domain.jobs import JobOptions
+    from ytcaption.engine.engine import transcribe_file
     from ytcaption_local.runtime import LocalRuntime, RuntimeOptions
 
     parser = argparse.ArgumentParser(description=__doc__)

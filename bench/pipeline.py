@@ -1,6 +1,6 @@
 """End-to-end overhead of the local runtime against the engine in-process, one 3+ minute file.
 
-(a) ``ytcaption.engine.transcribe_file`` in this process;
+(a) ``ytcaption.engine.engine.transcribe_file`` in this process;
 (b) the local runtime: HTTP API -> Step Functions (moto, the real ASL) ->
     download / normalize Lambdas -> Batch workers (one per shard) -> merge ->
     notify, timed from the POST until the job reads COMPLETED.
@@ -18,9 +18,9 @@ import sys
 import time
 
 from bench.common import long_speech
-from ytcaption.engine import transcribe_file
-from ytcaption.evaluation import wer
-from ytcaption.jobs import JobOptions
+from tests.evaluation import wer
+from ytcaption.domain.jobs import JobOptions
+from ytcaption.engine.engine import transcribe_file
 
 
 def main() -> int:

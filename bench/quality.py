@@ -28,11 +28,11 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from ytcaption.engine import transcribe_file
-from ytcaption.evaluation import word_ops
-from ytcaption.jobs import JobOptions
+from tests.evaluation import word_ops
+from ytcaption.domain.jobs import JobOptions
+from ytcaption.engine.engine import transcribe_file
+from ytcaption.engine.transcription import choose_device, load_model
 from ytcaption.settings import WhisperSettings
-from ytcaption.transcription import choose_device, load_model
 from ytcaption_local import corpus
 from ytcaption_local.speech import encode
 

@@ -45,8 +45,7 @@ def load_event(name: str) -> dict[str, Any]:
 
 @pytest.fixture
 def aws_env(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
-    from ytcaption import aws, http_api
-    from ytcaption.settings import clear_settings_cache
+    from ytcaption import services
 
     monkeypatch.setenv("ALLOW_LOOPBACK_URLS", "true")  # test servers live on loopback
     monkeypatch.setenv("JOBS_TABLE", TABLE)
@@ -54,13 +53,9 @@ def aws_env(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
     monkeypatch.setenv(
         "STATE_MACHINE_ARN", f"arn:aws:states:{REGION}:123456789012:stateMachine:{SM_NAME}"
     )
-    clear_settings_cache()
-    aws.reset_clients()
-    http_api.set_service(None)
+    services.reset()
     yield
-    clear_settings_cache()
-    aws.reset_clients()
-    http_api.set_service(None)
+    services.reset()
 
 
 @pytest.fixture
@@ -101,8 +96,13 @@ def template_iam(state_machine_arn: str) -> Iterator[Any]:
     """IAM enforced with template.yaml's roles: a handler loaded from a function's code
     runs as that function's role, a pipeline stage as the function (or Batch job) that
     runs it, so a permission missing from the template fails here as on AWS."""
-    from ytcaption.pipeline import Pipeline
-    from ytcaption.reconcile import Reconciler
+    from ytcaption.stages.download import DownloadStage
+    from ytcaption.stages.mark_failed import MarkFailedStage
+    from ytcaption.stages.merge import MergeStage
+    from ytcaption.stages.normalize import NormalizeStage
+    from ytcaption.stages.notify import NotifyStage
+    from ytcaption.stages.reconcile import Reconciler
+    from ytcaption.stages.transcribe import TranscribeStage
     from ytcaption_local import handlers
     from ytcaption_local.iam import PIPELINE_ROLES, enforce_on_test_stack
 
@@ -115,8 +115,12 @@ def template_iam(state_machine_arn: str) -> Iterator[Any]:
                 return fn(*args, **kwargs)
         return run
 
+    stage_classes: dict[str, Any] = {"download": DownloadStage, "normalize": NormalizeStage, "merge": MergeStage,
+                                     "notify": NotifyStage, "mark_failed": MarkFailedStage,
+                                     "transcribe_shard": TranscribeStage}
     for stage, function in PIPELINE_ROLES.items():
-        patch.setattr(Pipeline, stage, as_role(getattr(Pipeline, stage), function))
+        cls = stage_classes[stage]
+        patch.setattr(cls, "run", as_role(cls.run, function))
     patch.setattr(Reconciler, "run", as_role(Reconciler.run, "ReconcilerFunction"))
     patch.setattr(handlers, "role_scope", enforcer.as_role_of)
     try:

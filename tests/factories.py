@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from ytcaption.jobs import Job, JobOptions, JobStatus, Source
+from ytcaption.domain.jobs import Job, JobOptions, JobStatus, Source
 
 
 def make_job(status: JobStatus = JobStatus.QUEUED, **options: Any) -> Job:

@@ -6,7 +6,7 @@ from typing import Any
 
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from ytcaption.http_api import handle
+from ytcaption.api.http_api import handle
 from ytcaption.observability import logger, metrics, tracer
 
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from ytcaption.apikeys import KeyRing, authorize
+from ytcaption.api.apikeys import KeyRing, authorize
 
 _keys = KeyRing()
 

@@ -6,8 +6,9 @@ from typing import Any
 
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
+from ytcaption import services
 from ytcaption.observability import logger, metrics, tracer
-from ytcaption.stages import FailureInput, pipeline
+from ytcaption.stages.inputs import FailureInput
 
 
 @logger.inject_lambda_context(log_event=True)
@@ -15,4 +16,4 @@ from ytcaption.stages import FailureInput, pipeline
 @tracer.capture_lambda_handler
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     failure = FailureInput.model_validate(event)
-    return pipeline().mark_failed(failure.job_id, failure.error)
+    return services.mark_failed_stage().run(failure.job_id, failure.error)

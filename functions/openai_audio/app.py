@@ -6,8 +6,8 @@ from typing import Any
 
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
+from ytcaption.api.openai_api import handle
 from ytcaption.observability import logger, metrics, tracer
-from ytcaption.openai_api import handle
 
 
 @logger.inject_lambda_context(log_event=False)

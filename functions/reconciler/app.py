@@ -6,8 +6,8 @@ from typing import Any
 
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
+from ytcaption import services
 from ytcaption.observability import logger, metrics, tracer
-from ytcaption.stages import reconciler
 
 
 @logger.inject_lambda_context(log_event=False)
@@ -15,4 +15,4 @@ from ytcaption.stages import reconciler
 @tracer.capture_lambda_handler
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     grace = event.get("grace_s") if isinstance(event, dict) else None
-    return reconciler().run(grace_s=float(grace) if grace is not None else None)
+    return services.reconciler().run(grace_s=float(grace) if grace is not None else None)

@@ -6,8 +6,9 @@ from typing import Any
 
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
+from ytcaption import services
 from ytcaption.observability import logger, metrics, tracer
-from ytcaption.stages import SiteCaptionsInput, pipeline
+from ytcaption.stages.inputs import SiteCaptionsInput
 
 
 @logger.inject_lambda_context(log_event=True)
@@ -15,4 +16,4 @@ from ytcaption.stages import SiteCaptionsInput, pipeline
 @tracer.capture_lambda_handler
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     step = SiteCaptionsInput.model_validate(event)
-    return pipeline().site_captions(step.job_id, step.mode, step.error)
+    return services.site_captions_stage().run(step.job_id, step.mode, step.error)

@@ -6,8 +6,8 @@ from typing import Any
 
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
+from ytcaption.api.s3_trigger import handle_s3_event
 from ytcaption.observability import logger, metrics, tracer
-from ytcaption.triggers import handle_s3_event
 
 
 @logger.inject_lambda_context(log_event=False)

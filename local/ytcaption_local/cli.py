@@ -351,7 +351,7 @@ def models(as_json: bool, api: str | None, api_key: str | None) -> int:
         if api:
             doc = client_for(api, api_key).json("GET", "/v1/models")
         else:
-            from ytcaption.catalogue import Catalogue
+            from ytcaption.domain.catalogue import Catalogue
 
             doc = Catalogue.build(baked=os.environ.get("BAKED_MODELS", ""),
                                   default_model=os.environ.get("DEFAULT_MODEL", "tiny.en")).to_openai()

@@ -108,11 +108,11 @@ class Console:
     # --- views ---------------------------------------------------------------------------------
 
     def _job(self, job_id: str) -> Any:
-        from ytcaption.errors import JobNotFound
-        from ytcaption.repository import JobRepository
+        from ytcaption.adapters.table import Table
+        from ytcaption.domain.errors import JobNotFound
 
         try:
-            return JobRepository(self.runtime.outputs["JobsTableName"], self.runtime.client("dynamodb")).get(job_id)
+            return Table(self.runtime.outputs["JobsTableName"], self.runtime.client("dynamodb")).get(job_id)
         except JobNotFound as exc:
             raise LookupError(f"no job {job_id}") from exc
 
@@ -142,8 +142,8 @@ class Console:
         return _json(200, {"status": ex["status"], "states": state_colours(events, ex["status"]), "events": brief})
 
     def _chunks(self, job_id: str) -> Reply:
-        from ytcaption import storage as keys
-        from ytcaption.storage import Storage
+        from ytcaption.adapters import storage as keys
+        from ytcaption.adapters.storage import Storage
 
         job = self._job(job_id)
         store = Storage(self.runtime.outputs["BucketName"], self.runtime.client("s3"))

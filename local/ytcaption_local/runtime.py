@@ -32,7 +32,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ytcaption_local import lockdown, motopatch, state
+from ytcaption_local import lockdown, motopatch, speedups, state
 from ytcaption_local.faults import FaultInjector
 from ytcaption_local.handlers import FUNCTIONS_DIR, LambdaContext, load_handler
 from ytcaption_local.iam import IamEnforcer
@@ -175,6 +175,7 @@ class LocalRuntime:
             "MOTO_ALLOW_NONEXISTENT_REGION": "true",
         })
         motopatch.install(self._invoke, self._run_batch_job)
+        speedups.install()  # moto CPU the API's latency paid for (ytcaption_local.speedups)
         secret = secrets.token_urlsafe(24)  # only the runtime reaches its AWS endpoint (lockdown.py)
         self._aws_endpoints = (self.endpoint, f"http://localhost:{port}")  # moto's own clients use localhost
         for endpoint in self._aws_endpoints:
@@ -279,13 +280,9 @@ class LocalRuntime:
 
     @staticmethod
     def _reset_cached_clients() -> None:
-        from ytcaption import aws, http_api, stages
-        from ytcaption.settings import clear_settings_cache
+        from ytcaption import services
 
-        aws.reset_clients()
-        clear_settings_cache()
-        http_api.set_service(None)
-        stages.reset()
+        services.reset()
 
     def client(self, service: str) -> Any:
         import boto3

@@ -10,9 +10,9 @@ from pathlib import Path
 
 import pytest
 
+from tests.evaluation import wer
 from tests.servers import LoopbackServer
 from tests.subtitles import parse_srt
-from ytcaption.evaluation import wer
 from ytcaption_local.runtime import LocalRuntime
 from ytcaption_local.template import ROOT
 

@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 
 from tests.conftest import SpeechClip
-from ytcaption.evaluation import wer
+from tests.evaluation import wer
 from ytcaption_local.console import state_colours
 from ytcaption_local.runtime import LocalRuntime
 

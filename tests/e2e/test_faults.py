@@ -23,7 +23,7 @@ pytestmark = [pytest.mark.e2e, pytest.mark.faults, pytest.mark.slow]
 TERMINAL = {"COMPLETED", "FAILED", "CANCELLED"}
 LIVE = ("AWAITING_UPLOAD", "QUEUED", "DOWNLOADING", "NORMALIZING", "TRANSCRIBING", "MERGING")
 
-#: Attempts botocore makes per call (ytcaption.aws: standard mode, max_attempts 5 = 5 retries after the first).
+#: Attempts botocore makes per call (ytcaption.adapters.aws: standard mode, max_attempts 5 = 5 retries after the first).
 SDK_ATTEMPTS = 6
 
 

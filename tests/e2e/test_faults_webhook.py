@@ -52,16 +52,13 @@ def hanging_receiver() -> Iterator[tuple[str, list[socket.socket]]]:
 @pytest.fixture
 def quick_webhooks(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
     """A 1 s webhook timeout in the runtime's handlers (they share this process's environment)."""
-    from ytcaption import http_api
-    from ytcaption.settings import clear_settings_cache
+    from ytcaption import services
 
     monkeypatch.setenv("WEBHOOK_TIMEOUT_S", "1")
-    clear_settings_cache()
-    http_api.set_service(None)
+    services.reset()
     yield
     monkeypatch.undo()
-    clear_settings_cache()
-    http_api.set_service(None)
+    services.reset()
 
 
 def test_job_completes_and_execution_ends_despite_a_hanging_receiver(

@@ -47,19 +47,13 @@ def test_unknown_model_is_refused_in_under_a_second(client: Client) -> None:
 @pytest.fixture
 def image_claims_small(runtime: LocalRuntime, monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
     """A deployer lists `small` in BakedModels but the worker image does not hold it."""
-    from ytcaption import http_api, stages
-    from ytcaption.settings import clear_settings_cache
-
-    def reset() -> None:
-        clear_settings_cache()
-        http_api.set_service(None)
-        stages.reset()
+    from ytcaption import services
 
     monkeypatch.setenv("BAKED_MODELS", "small")
-    reset()
+    services.reset()
     yield
     monkeypatch.undo()
-    reset()
+    services.reset()
 
 
 def test_a_worker_that_fails_permanently_fails_the_job_at_once_with_its_own_code(

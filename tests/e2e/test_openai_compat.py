@@ -13,8 +13,8 @@ import openai
 import pytest
 
 from tests.conftest import SpeechClip
+from tests.evaluation import wer
 from tests.subtitles import parse_srt, parse_vtt
-from ytcaption.evaluation import wer
 from ytcaption_local.runtime import LocalRuntime
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow,
@@ -33,9 +33,9 @@ def mp3(short_clip: SpeechClip) -> Path:
 
 
 def _multilingual_model_available() -> bool:
-    from ytcaption.errors import ModelUnavailable
+    from ytcaption.domain.errors import ModelUnavailable
+    from ytcaption.engine.transcription import resolve_model
     from ytcaption.settings import get_sync_settings
-    from ytcaption.transcription import resolve_model
 
     try:  # a local copy only: tests never download weights
         return Path(resolve_model("base", get_sync_settings().whisper)).is_dir()

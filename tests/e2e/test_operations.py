@@ -11,7 +11,7 @@ import pytest
 
 from tests.conftest import SpeechClip
 from tests.servers import LoopbackServer
-from ytcaption.intake import job_id_for
+from ytcaption.stages.intake import job_id_for
 from ytcaption_local.cli import Client
 from ytcaption_local.runtime import LocalRuntime
 

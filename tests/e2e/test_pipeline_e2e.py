@@ -15,9 +15,9 @@ import pytest
 
 from tests.conftest import SpeechClip
 from tests.e2e.conftest import HeldTranscription
+from tests.evaluation import wer
 from tests.servers import LoopbackServer, loopback_server
 from tests.subtitles import parse_srt, parse_vtt
-from ytcaption.evaluation import wer
 from ytcaption_local.cli import Client
 from ytcaption_local.runtime import LocalRuntime
 

@@ -14,8 +14,8 @@ from typing import Any
 
 import pytest
 
+from tests.evaluation import wer
 from tests.subtitles import parse_srt, parse_vtt
-from ytcaption.evaluation import wer
 
 from .conftest import Endpoint
 from .media import SAMPLE, SAMPLE_TEXT

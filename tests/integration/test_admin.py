@@ -9,10 +9,10 @@ import pytest
 
 from tests.conftest import BUCKET, TABLE, ApiClient
 from tests.factories import make_job
-from ytcaption.costs import Cost, Usage
-from ytcaption.jobs import ErrorInfo, JobStatus, MediaInfo, StageTiming
-from ytcaption.repository import JobRepository
-from ytcaption.settings import clear_settings_cache
+from ytcaption import services
+from ytcaption.adapters.table import Table
+from ytcaption.domain.costs import Cost, Usage
+from ytcaption.domain.jobs import ErrorInfo, JobStatus, MediaInfo, StageTiming
 
 pytestmark = pytest.mark.integration
 KEY = "admin-secret-key"
@@ -20,14 +20,11 @@ KEY = "admin-secret-key"
 
 @pytest.fixture
 def admin_on(monkeypatch: pytest.MonkeyPatch) -> None:
-    from ytcaption import http_api
-
     monkeypatch.setenv("ADMIN_KEY_SHA256", hashlib.sha256(KEY.encode()).hexdigest())
-    clear_settings_cache()
-    http_api.set_service(None)
+    services.reset()
 
 
-def seed(repo: JobRepository) -> None:
+def seed(repo: Table) -> None:
     for i, transcribe_s in enumerate([10.0, 20.0, 30.0, 40.0]):
         job = make_job(JobStatus.COMPLETED)
         job.timings = {"transcribe": StageTiming(started_at="2026-01-01T00:00:00Z", seconds=transcribe_s)}
@@ -57,7 +54,7 @@ def test_admin_routes_are_off_without_a_configured_key(api: ApiClient) -> None:
 
 def test_admin_stats_count_jobs_and_give_stage_percentiles_and_cost(api: ApiClient, admin_on: None,
                                                                     moto_stack: dict[str, Any]) -> None:
-    seed(JobRepository(TABLE, moto_stack["dynamodb"]))
+    seed(Table(TABLE, moto_stack["dynamodb"]))
     status, _, doc = api("GET", "/v1/admin/stats", headers={"X-Admin-Key": KEY}, query={"since": "1h"})
     assert status == 200, doc
     assert doc["jobs"] == 6 and doc["by_status"] == {"COMPLETED": 4, "FAILED": 1, "QUEUED": 1}
@@ -72,7 +69,7 @@ def test_admin_stats_count_jobs_and_give_stage_percentiles_and_cost(api: ApiClie
 
 def test_admin_stats_since_filters_and_rejects_nonsense(api: ApiClient, admin_on: None,
                                                         moto_stack: dict[str, Any]) -> None:
-    seed(JobRepository(TABLE, moto_stack["dynamodb"]))
+    seed(Table(TABLE, moto_stack["dynamodb"]))
     _, _, doc = api("GET", "/v1/admin/stats", headers={"X-Admin-Key": KEY}, query={"since": "2999-01-01T00:00:00Z"})
     assert doc["jobs"] == 0 and doc["stages"]["transcribe"]["p50"] is None
     status, _, body = api("GET", "/v1/admin/stats", headers={"X-Admin-Key": KEY}, query={"since": "yesterday"})

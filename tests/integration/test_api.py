@@ -9,9 +9,9 @@ import pytest
 import requests
 
 from tests.conftest import BUCKET, TABLE, ApiClient
-from ytcaption.jobs import JobStatus
-from ytcaption.repository import JobRepository
-from ytcaption.storage import result_key
+from ytcaption.adapters.storage import result_key
+from ytcaption.adapters.table import Table
+from ytcaption.domain.jobs import JobStatus
 
 pytestmark = pytest.mark.integration
 URL = "https://media.example.test/talk.mp3"
@@ -70,7 +70,7 @@ def test_same_idempotency_key_twice_gives_one_job(api: ApiClient, moto_stack: di
 
 def test_job_history_endpoint(api: ApiClient, moto_stack: dict[str, Any]) -> None:
     job = submit(api)
-    JobRepository(TABLE, moto_stack["dynamodb"]).transition(job["job_id"], JobStatus.DOWNLOADING)
+    Table(TABLE, moto_stack["dynamodb"]).transition(job["job_id"], JobStatus.DOWNLOADING)
     status, _, body = api("GET", f"/v1/transcriptions/{job['job_id']}/events")
     assert status == 200
     assert [e["status"] for e in body["events"]] == ["QUEUED", "DOWNLOADING"]
@@ -100,7 +100,7 @@ def test_cancel_stops_execution_and_completed_job_gives_409(api: ApiClient, moto
     assert status == 409 and body["error"]["code"] == "JOB_ALREADY_FINISHED"
 
     done = submit(api)
-    repo = JobRepository(TABLE, moto_stack["dynamodb"])
+    repo = Table(TABLE, moto_stack["dynamodb"])
     for s in ("DOWNLOADING", "NORMALIZING", "TRANSCRIBING", "MERGING", "COMPLETED"):
         repo.transition(done["job_id"], JobStatus(s))
     status, _, body = api("DELETE", f"/v1/transcriptions/{done['job_id']}")
@@ -110,7 +110,7 @@ def test_cancel_stops_execution_and_completed_job_gives_409(api: ApiClient, moto
 
 
 def _complete_with_results(moto_stack: dict[str, Any], job_id: str, docs: dict[str, str]) -> None:
-    repo = JobRepository(TABLE, moto_stack["dynamodb"])
+    repo = Table(TABLE, moto_stack["dynamodb"])
     for fmt, text in docs.items():
         moto_stack["s3"].put_object(Bucket=BUCKET, Key=result_key(job_id, fmt), Body=text.encode())
     for s in ("DOWNLOADING", "NORMALIZING", "TRANSCRIBING", "MERGING"):

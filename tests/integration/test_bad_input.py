@@ -7,8 +7,8 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import ApiClient, SpeechClip
-from ytcaption.engine import transcribe_file
-from ytcaption.errors import Throttled, YTCaptionError
+from ytcaption.domain.errors import Throttled, YTCaptionError
+from ytcaption.engine.engine import transcribe_file
 
 pytestmark = pytest.mark.integration
 
@@ -72,9 +72,9 @@ ODD_URLS = [
 def test_odd_urls_are_accepted_or_refused_with_a_code(api: ApiClient, monkeypatch: pytest.MonkeyPatch,
                                                       url: str) -> None:
     monkeypatch.setenv("ALLOW_LOOPBACK_URLS", "false")
-    from ytcaption.settings import clear_settings_cache
+    from ytcaption import services
 
-    clear_settings_cache()
+    services.reset()
     status, _, body = api("POST", "/v1/transcriptions", {"url": url})
     assert status in (202, 400), body
     if status == 400:
@@ -163,23 +163,23 @@ def test_forged_cursors_are_refused(api: ApiClient) -> None:
 def test_a_5xx_body_never_names_an_internal_operation(api: ApiClient, monkeypatch: pytest.MonkeyPatch) -> None:
     from botocore.exceptions import ClientError
 
-    from ytcaption.repository import JobRepository
+    from ytcaption.adapters.table import Table
 
-    def broken(self: JobRepository, op: str, **kwargs: object) -> object:
-        from ytcaption import aws
+    def broken(self: Table, op: str, **kwargs: object) -> object:
+        from ytcaption.adapters import aws
 
         raise aws.translate(ClientError({"Error": {"Code": "AccessDeniedException", "Message": "no"}}, op),
                             f"DynamoDB {op}")
 
-    monkeypatch.setattr(JobRepository, "_call", broken)
+    monkeypatch.setattr(Table, "_call", broken)
     status, _, body = api("GET", "/v1/transcriptions")
     assert status == 500 and body["error"]["code"] == "INTERNAL_ERROR"
     assert "DynamoDB" not in body["error"]["message"] and "query" not in body["error"]["message"]
 
-    def throttled(self: JobRepository, op: str, **kwargs: object) -> object:
+    def throttled(self: Table, op: str, **kwargs: object) -> object:
         raise Throttled(f"DynamoDB {op}: AWS throttled the request")
 
-    monkeypatch.setattr(JobRepository, "_call", throttled)
+    monkeypatch.setattr(Table, "_call", throttled)
     status, _, body = api("GET", "/v1/transcriptions")
     assert status == 503 and body["error"]["code"] == "THROTTLED"
     assert "DynamoDB" not in body["error"]["message"]

@@ -10,10 +10,10 @@ from typing import Any
 import pytest
 
 from tests.conftest import BUCKET, TABLE, ApiClient, SpeechClip
-from ytcaption.cache import ResultCache, extracted_source_id, youtube_id
-from ytcaption.jobs import JobStatus, MediaInfo
-from ytcaption.repository import JobRepository
-from ytcaption.storage import Storage, result_key
+from ytcaption.adapters.result_cache import ResultCache, extracted_source_id, youtube_id
+from ytcaption.adapters.storage import Storage, result_key
+from ytcaption.adapters.table import Table
+from ytcaption.domain.jobs import JobStatus, MediaInfo
 
 pytestmark = pytest.mark.integration
 VIDEO = "https://www.youtube.com/watch?v=dQw4w9WgXcQ"
@@ -38,7 +38,7 @@ def executions(stack: dict[str, Any]) -> list[dict[str, Any]]:
 
 
 def complete(stack: dict[str, Any], job_id: str) -> None:
-    repo = JobRepository(TABLE, stack["dynamodb"])
+    repo = Table(TABLE, stack["dynamodb"])
     doc = {"language": "en", "segments": [{"start": 0, "end": 1.5, "text": "Never gonna give you up.", "words": []}]}
     stack["s3"].put_object(Bucket=BUCKET, Key=result_key(job_id, "json"), Body=json.dumps(doc).encode())
     for s in ("DOWNLOADING", "NORMALIZING", "TRANSCRIBING", "MERGING"):
@@ -115,8 +115,8 @@ def run_download(moto_stack: dict[str, Any], tmp_path: Path, job_id: str, downlo
                  monkeypatch: pytest.MonkeyPatch) -> None:
     """The download stage, with yt-dlp's answer fixed to ``downloaded_id`` (YouTube is not
     reachable offline; the real yt-dlp path is covered below and in test_download)."""
+    from tests.stages import Stages
     from ytcaption.media import download as dl
-    from ytcaption.pipeline import Pipeline
     from ytcaption.settings import PipelineSettings
 
     def fake(url: str, work: Any, **_: Any) -> dl.Downloaded:
@@ -125,8 +125,8 @@ def run_download(moto_stack: dict[str, Any], tmp_path: Path, job_id: str, downlo
         path.write_bytes(b"audio")
         return dl.Downloaded(path, MediaInfo(title="t", size_bytes=5), downloaded_id)
 
-    monkeypatch.setattr(dl, "download", fake)
-    Pipeline(PipelineSettings(jobs_table=TABLE, bucket_name=BUCKET, work_dir=str(tmp_path))).download(job_id)
+    monkeypatch.setattr(dl, "fetch_media", fake)
+    Stages(PipelineSettings(jobs_table=TABLE, bucket_name=BUCKET, work_dir=str(tmp_path))).download.run(job_id)
 
 
 def test_an_ambiguous_url_caches_the_video_yt_dlp_downloaded(api: ApiClient, moto_stack: dict[str, Any],
@@ -179,13 +179,13 @@ def test_an_entry_whose_result_is_gone_is_replaced(api: ApiClient, moto_stack: d
 def test_normalize_reuses_the_result_of_the_same_bytes_under_its_own_role(
         moto_stack: dict[str, Any], tmp_path: Path, short_clip: SpeechClip) -> None:
     """The reuse path reads and copies results/*: NormalizeFunction's policy must allow it."""
-    from ytcaption.cache import cache_key
-    from ytcaption.jobs import Job, JobOptions, Source
-    from ytcaption.pipeline import Pipeline
+    from tests.stages import Stages
+    from ytcaption.adapters.result_cache import cache_key
+    from ytcaption.domain.jobs import Job, JobOptions, Source
     from ytcaption.settings import PipelineSettings
 
     body = short_clip.encode(".m4a").read_bytes()
-    repo = JobRepository(TABLE, moto_stack["dynamodb"])
+    repo = Table(TABLE, moto_stack["dynamodb"])
     first = Job.new(source=Source(kind="url", url="https://media.example.test/a.m4a"), options=JobOptions(),
                     status=JobStatus.QUEUED, ttl_days=1)
     first.cache_keys = [cache_key(f"sha256:{hashlib.sha256(body).hexdigest()}", JobOptions())]
@@ -196,7 +196,7 @@ def test_normalize_reuses_the_result_of_the_same_bytes_under_its_own_role(
     second.source.key = f"uploads/{second.job_id}/a.m4a"
     repo.create(second)
     moto_stack["s3"].put_object(Bucket=BUCKET, Key=second.source.key, Body=body)
-    out = Pipeline(PipelineSettings(jobs_table=TABLE, bucket_name=BUCKET, work_dir=str(tmp_path))).normalize(
+    out = Stages(PipelineSettings(jobs_table=TABLE, bucket_name=BUCKET, work_dir=str(tmp_path))).normalize.run(
         second.job_id)
     assert out["reused"] is True
     done = repo.get(second.job_id)

@@ -9,8 +9,8 @@ import pytest
 
 from tests.conftest import SpeechClip
 from tests.servers import LoopbackServer, loopback_server
-from ytcaption.errors import YTCaptionError
-from ytcaption.media.download import download
+from ytcaption.domain.errors import YTCaptionError
+from ytcaption.media.download import fetch_media
 
 pytestmark = pytest.mark.integration
 
@@ -28,7 +28,7 @@ def server(short_clip: SpeechClip) -> Iterator[LoopbackServer]:
 
 def test_direct_media_link_downloads_with_measured_duration(server: LoopbackServer, tmp_path: Path) -> None:
     seen: list[int] = []
-    got = download(server.url("/talk.m4a"), tmp_path / "job", max_bytes=10**8, max_duration_s=600,
+    got = fetch_media(server.url("/talk.m4a"), tmp_path / "job", max_bytes=10**8, max_duration_s=600,
                    progress=lambda done, total: seen.append(done))
     assert got.path.exists() and got.path.parent == tmp_path / "job"
     assert got.media.title == "talk" and got.media.extractor == "Generic"
@@ -50,7 +50,7 @@ def test_failures_get_their_code_and_leave_nothing_behind(
     work = tmp_path / "job"
     args = {"max_bytes": 10**8, "max_duration_s": 600, **limits}
     with pytest.raises(YTCaptionError) as exc:
-        download(server.url(path), work, **args)  # type: ignore[arg-type]
+        fetch_media(server.url(path), work, **args)  # type: ignore[arg-type]
     assert exc.value.code == code
     assert exc.value.retryable is retryable
     assert not work.exists()
@@ -64,6 +64,6 @@ def test_connection_refused_is_retryable(tmp_path: Path) -> None:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
     with pytest.raises(YTCaptionError) as exc:
-        download(f"http://127.0.0.1:{port}/x.mp3", tmp_path / "job", max_bytes=10**8, max_duration_s=60)
+        fetch_media(f"http://127.0.0.1:{port}/x.mp3", tmp_path / "job", max_bytes=10**8, max_duration_s=60)
     assert exc.value.code == "DOWNLOAD_FAILED" and exc.value.retryable
     assert not (tmp_path / "job").exists()

@@ -9,12 +9,12 @@ import numpy as np
 import pytest
 
 from tests.conftest import SpeechClip
+from tests.evaluation import normalize_text, wer
 from tests.subtitles import parse_srt, parse_vtt
-from ytcaption.captions import to_srt, to_vtt
-from ytcaption.engine import prepare, transcribe_file
-from ytcaption.errors import MediaTooLong, UnsupportedMedia
-from ytcaption.evaluation import normalize_text, wer
-from ytcaption.jobs import JobOptions
+from ytcaption.domain.captions import to_srt, to_vtt
+from ytcaption.domain.errors import MediaTooLong, UnsupportedMedia
+from ytcaption.domain.jobs import JobOptions
+from ytcaption.engine.engine import prepare, transcribe_file
 from ytcaption.media import audio
 from ytcaption.settings import MediaSettings
 

@@ -12,9 +12,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from ytcaption.engine import transcribe_file
-from ytcaption.evaluation import wer
-from ytcaption.jobs import JobOptions
+from tests.evaluation import wer
+from ytcaption.domain.jobs import JobOptions
+from ytcaption.engine.engine import transcribe_file
 from ytcaption_local import corpus
 from ytcaption_local.speech import encode
 

@@ -10,9 +10,9 @@ from botocore.exceptions import ClientError
 
 from tests.conftest import BUCKET, TABLE, ApiClient
 from tests.factories import make_job
-from ytcaption.errors import YTCaptionError
-from ytcaption.pipeline import Pipeline
-from ytcaption.repository import JobRepository
+from tests.stages import Stages
+from ytcaption.adapters.table import Table
+from ytcaption.domain.errors import YTCaptionError
 from ytcaption.settings import PipelineSettings
 
 pytestmark = pytest.mark.integration
@@ -38,13 +38,13 @@ def test_the_api_handler_runs_as_the_api_role(api: ApiClient, moto_stack: dict[s
 
 
 def test_a_stage_runs_as_its_function_role(moto_stack: dict[str, Any], tmp_path: Any) -> None:
-    pipeline = Pipeline(PipelineSettings(jobs_table=TABLE, bucket_name=BUCKET, work_dir=str(tmp_path)))
+    stages = Stages(PipelineSettings(jobs_table=TABLE, bucket_name=BUCKET, work_dir=str(tmp_path)))
     job = make_job()
-    JobRepository(TABLE, moto_stack["dynamodb"]).create(job)
+    Table(TABLE, moto_stack["dynamodb"]).create(job)
     remove_action(moto_stack["iam"], "NotifyFunction", "dynamodb:GetItem")
     with pytest.raises(YTCaptionError, match="AccessDenied"):
-        pipeline.notify(job.job_id)
-    pipeline.mark_failed(job.job_id, {"Error": "DownloadFailed", "Cause": "x"})  # another role: allowed
+        stages.notify.run(job.job_id)
+    stages.mark_failed.run(job.job_id, {"Error": "DownloadFailed", "Cause": "x"})  # another role: allowed
 
 
 def test_test_code_itself_acts_as_an_operator(moto_stack: dict[str, Any]) -> None:

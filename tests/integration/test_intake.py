@@ -7,10 +7,10 @@ from typing import Any
 import pytest
 
 from tests.conftest import BUCKET, TABLE
-from ytcaption.errors import InvalidRequest, UnsafeUrl, UnsupportedMedia
-from ytcaption.intake import Intake, job_id_for
-from ytcaption.jobs import JobStatus
+from ytcaption.domain.errors import InvalidRequest, UnsafeUrl, UnsupportedMedia
+from ytcaption.domain.jobs import JobStatus
 from ytcaption.settings import IntakeSettings
+from ytcaption.stages.intake import Intake, job_id_for
 
 pytestmark = pytest.mark.integration
 ARN = "arn:aws:states:us-east-1:123456789012:execution:sm:by-hand-1"

@@ -21,11 +21,11 @@ from pathlib import Path
 
 import pytest
 
+from tests.evaluation import wer
 from tests.languages import TEXT, speak
-from ytcaption.captions import Transcript
-from ytcaption.engine import transcribe_file
-from ytcaption.evaluation import wer
-from ytcaption.jobs import JobOptions
+from ytcaption.domain.captions import Transcript
+from ytcaption.domain.jobs import JobOptions
+from ytcaption.engine.engine import transcribe_file
 from ytcaption.settings import MediaSettings
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]

@@ -10,10 +10,10 @@ import pytest
 
 from tests.conftest import BUCKET, TABLE, SpeechClip
 from tests.servers import loopback_server
-from ytcaption.errors import UnsupportedMedia, YTCaptionError
-from ytcaption.jobs import Job, JobOptions, JobStatus, Source
+from tests.stages import Stages
+from ytcaption.domain.errors import UnsupportedMedia, YTCaptionError
+from ytcaption.domain.jobs import Job, JobOptions, JobStatus, Source
 from ytcaption.media import audio
-from ytcaption.pipeline import Pipeline
 from ytcaption.settings import PipelineSettings
 
 pytestmark = pytest.mark.integration
@@ -62,15 +62,15 @@ def test_plain_media_still_decodes(short_clip: SpeechClip) -> None:
 
 def test_an_uploaded_playlist_fails_the_job_without_a_transcript(
         moto_stack: dict[str, Any], tmp_path: Path, secret_segment: Path) -> None:
-    pipeline = Pipeline(PipelineSettings(jobs_table=TABLE, bucket_name=BUCKET, work_dir=str(tmp_path / "w")))
+    stages = Stages(PipelineSettings(jobs_table=TABLE, bucket_name=BUCKET, work_dir=str(tmp_path / "w")))
     job = Job.new(source=Source(kind="upload", bucket=BUCKET, filename="talk.m3u8"), options=JobOptions(),
                   status=JobStatus.QUEUED, ttl_days=1)
     job.source.key = f"uploads/{job.job_id}/talk.m3u8"
-    pipeline.repo.create(job)
+    stages.repo.create(job)
     body = playlist(tmp_path, f"file:{secret_segment}").read_bytes()
     moto_stack["s3"].put_object(Bucket=BUCKET, Key=job.source.key, Body=body)
     with pytest.raises(UnsupportedMedia):
-        pipeline.normalize(job.job_id)
+        stages.normalize.run(job.job_id)
     listed = moto_stack["s3"].list_objects_v2(Bucket=BUCKET, Prefix=f"work/{job.job_id}/")
     assert listed.get("KeyCount", 0) == 0  # no chunk of the secret audio was cut
 
@@ -81,14 +81,14 @@ def test_an_uploaded_playlist_fails_the_job_without_a_transcript(
 ])
 def test_a_downloaded_playlist_with_local_segments_is_refused(
         moto_stack: dict[str, Any], tmp_path: Path, secret_segment: Path, path: str, ctype: str, code: str) -> None:
-    pipeline = Pipeline(PipelineSettings(jobs_table=TABLE, bucket_name=BUCKET, work_dir=str(tmp_path / "w"),
+    stages = Stages(PipelineSettings(jobs_table=TABLE, bucket_name=BUCKET, work_dir=str(tmp_path / "w"),
                                          allow_loopback_urls=True))
     with loopback_server() as srv:
         url = srv.serve(path, playlist(tmp_path, f"file://{secret_segment}").read_bytes(), ctype)
         job = Job.new(source=Source(kind="url", url=url), options=JobOptions(), status=JobStatus.QUEUED,
                       ttl_days=1)
-        pipeline.repo.create(job)
+        stages.repo.create(job)
         with pytest.raises(YTCaptionError) as raised:
-            pipeline.download(job.job_id)
+            stages.download.run(job.job_id)
     assert raised.value.code == code, raised.value
-    assert pipeline.repo.get(job.job_id).source.key is None  # nothing was stored to transcribe
+    assert stages.repo.get(job.job_id).source.key is None  # nothing was stored to transcribe

@@ -12,11 +12,11 @@ import pytest
 
 from tests.conftest import BUCKET, TABLE
 from tests.servers import LoopbackServer
-from ytcaption import storage as keys
+from tests.stages import Stages
 from ytcaption import telemetry
-from ytcaption.costs import shard_records
-from ytcaption.jobs import Job, JobOptions, JobStatus, Source
-from ytcaption.pipeline import Pipeline
+from ytcaption.adapters import storage as keys
+from ytcaption.domain.costs import shard_records
+from ytcaption.domain.jobs import Job, JobOptions, JobStatus, Source
 from ytcaption.settings import MediaSettings, PipelineSettings
 
 pytestmark = pytest.mark.integration
@@ -31,31 +31,31 @@ def sink() -> Iterator[telemetry.MemorySink]:
 
 
 @pytest.fixture
-def pipeline(moto_stack: dict[str, Any], tmp_path: Any) -> Pipeline:
+def stages(moto_stack: dict[str, Any], tmp_path: Any) -> Stages:
     settings = PipelineSettings(jobs_table=TABLE, bucket_name=BUCKET, work_dir=str(tmp_path / "work"),
                                 allow_loopback_urls=True, media=MediaSettings(chunk_max_s=10.0, shard_audio_s=15.0))
-    return Pipeline(settings)
+    return Stages(settings)
 
 
-def url_job(pipeline: Pipeline, url: str) -> Job:
+def url_job(stages: Stages, url: str) -> Job:
     job = Job.new(source=Source(kind="url", url=url), options=JobOptions(), status=JobStatus.QUEUED, ttl_days=1,
                   correlation_id="corr-123")
-    pipeline.repo.create(job)
+    stages.repo.create(job)
     return job
 
 
 @pytest.mark.slow
 def test_a_job_records_stage_metrics_shard_records_usage_and_cost(
-        pipeline: Pipeline, server: LoopbackServer, sink: telemetry.MemorySink) -> None:
+        stages: Stages, server: LoopbackServer, sink: telemetry.MemorySink) -> None:
     # Given a URL job run through every stage, each shard "submitted" 2 s before it starts
-    job = url_job(pipeline, server.url("/talk.mp3"))
-    pipeline.download(job.job_id)
-    plan = pipeline.normalize(job.job_id)
+    job = url_job(stages, server.url("/talk.mp3"))
+    stages.download.run(job.job_id)
+    plan = stages.normalize.run(job.job_id)
     assert "trace_header" in plan  # handed to the Batch jobs by the state machine
     for shard in plan["shards"]:
-        pipeline.transcribe_shard(job.job_id, shard, submitted_at="2020-01-01T00:00:00.000Z")
-    pipeline.merge(job.job_id)
-    done = pipeline.repo.get(job.job_id)
+        stages.transcribe.run(job.job_id, shard, submitted_at="2020-01-01T00:00:00.000Z")
+    stages.merge.run(job.job_id)
+    done = stages.repo.get(job.job_id)
 
     # Then every stage emitted its duration, with low-cardinality dimensions only
     for stage in ("download", "normalize", "merge", "transcribe_shard", "queue_wait", "end_to_end"):
@@ -71,7 +71,7 @@ def test_a_job_records_stage_metrics_shard_records_usage_and_cost(
     assert not any(job.job_id in json.dumps(d) for _, _, _, d in sink.records)
 
     # And the job's usage is what the workers recorded, priced at the configured GPU price
-    records = shard_records(pipeline.storage, job.job_id)
+    records = shard_records(stages.storage, job.job_id)
     assert sorted(r.shard for r in records) == plan["shards"]
     assert done.usage and done.cost
     assert done.usage.batch_gpu_s == pytest.approx(sum(r.seconds for r in records), abs=0.01)
@@ -88,13 +88,13 @@ def test_a_job_records_stage_metrics_shard_records_usage_and_cost(
 
 
 def test_a_failed_job_counts_its_error_code_and_the_gpu_time_it_used(
-        pipeline: Pipeline, sink: telemetry.MemorySink) -> None:
-    job = url_job(pipeline, "http://127.0.0.1:9/x.mp3")
+        stages: Stages, sink: telemetry.MemorySink) -> None:
+    job = url_job(stages, "http://127.0.0.1:9/x.mp3")
     rec = telemetry.ShardRecord(shard=0, model="tiny.en", started_at="2026-01-01T00:00:00Z",
                                 ended_at="2026-01-01T00:01:00Z", seconds=60.0, audio_s=0.0, outcome="error")
-    pipeline.storage.put_json(keys.shard_record_key(job.job_id, 0, "a1"), rec.model_dump(mode="json"))
-    pipeline.mark_failed(job.job_id, {"Error": "States.TaskFailed", "Cause": "{}"})
-    failed = pipeline.repo.get(job.job_id)
+    stages.storage.put_json(keys.shard_record_key(job.job_id, 0, "a1"), rec.model_dump(mode="json"))
+    stages.mark_failed.run(job.job_id, {"Error": "States.TaskFailed", "Cause": "{}"})
+    failed = stages.repo.get(job.job_id)
     assert failed.status == JobStatus.FAILED and failed.cost and failed.usage
     assert failed.usage.batch_gpu_s == 60.0
     assert failed.cost.batch_gpu_usd == pytest.approx(60 / 3600 * 0.20)
@@ -105,13 +105,13 @@ def test_a_failed_job_counts_its_error_code_and_the_gpu_time_it_used(
 
 @pytest.mark.slow
 def test_every_worker_log_line_is_json_with_the_job_correlation_and_trace_ids(
-        pipeline: Pipeline, server: LoopbackServer, monkeypatch: pytest.MonkeyPatch) -> None:
+        stages: Stages, server: LoopbackServer, monkeypatch: pytest.MonkeyPatch) -> None:
     from ytcaption import worker
     from ytcaption.observability import logger
 
-    job = url_job(pipeline, server.url("/talk.mp3"))
-    pipeline.download(job.job_id)
-    pipeline.normalize(job.job_id)
+    job = url_job(stages, server.url("/talk.mp3"))
+    stages.download.run(job.job_id)
+    stages.normalize.run(job.job_id)
     trace = "Root=1-5759e988-bd862e3fe1be46a994272793;Parent=53995c3f42cd8ad8;Sampled=1"
     monkeypatch.setenv("_X_AMZN_TRACE_ID", trace)
     monkeypatch.setenv("MEDIA__CHUNK_MAX_S", "10")

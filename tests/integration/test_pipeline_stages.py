@@ -8,28 +8,29 @@ from typing import Any
 import pytest
 
 from tests.conftest import BUCKET, TABLE, SpeechClip
+from tests.evaluation import wer
 from tests.factories import make_job
 from tests.servers import LoopbackServer
-from ytcaption import storage as keys
-from ytcaption.errors import JobCancelled, SourceNotFound
-from ytcaption.evaluation import wer
-from ytcaption.jobs import Job, JobOptions, JobStatus, Source
-from ytcaption.pipeline import Pipeline, failure_from_step_functions
-from ytcaption.repository import JobRepository
+from tests.stages import Stages
+from ytcaption.adapters import storage as keys
+from ytcaption.adapters.table import Table
+from ytcaption.domain.errors import JobCancelled, SourceNotFound
+from ytcaption.domain.jobs import Job, JobOptions, JobStatus, Source
+from ytcaption.engine.transcription import WhisperTranscriber
 from ytcaption.settings import MediaSettings, PipelineSettings
-from ytcaption.transcription import WhisperTranscriber
+from ytcaption.stages.mark_failed import failure_from_step_functions
 
 pytestmark = pytest.mark.integration
 
 
 @pytest.fixture
-def pipeline(moto_stack: dict[str, Any], tmp_path: Any) -> Pipeline:
+def stages(moto_stack: dict[str, Any], tmp_path: Any) -> Stages:
     settings = PipelineSettings(jobs_table=TABLE, bucket_name=BUCKET, work_dir=str(tmp_path / "work"), allow_loopback_urls=True,
                                 media=MediaSettings(chunk_max_s=10.0, shard_audio_s=15.0))
-    return Pipeline(settings)
+    return Stages(settings)
 
 
-def url_job(repo: JobRepository, url: str, **options: Any) -> Job:
+def url_job(repo: Table, url: str, **options: Any) -> Job:
     job = Job.new(source=Source(kind="url", url=url), options=JobOptions(**options),
                   status=JobStatus.QUEUED, ttl_days=1)
     repo.create(job)
@@ -51,29 +52,29 @@ class CountingTranscriber:
 
 
 @pytest.mark.slow
-def test_stages_take_a_url_job_to_captions(pipeline: Pipeline, server: LoopbackServer, short_clip: SpeechClip,
+def test_stages_take_a_url_job_to_captions(stages: Stages, server: LoopbackServer, short_clip: SpeechClip,
                                            moto_stack: dict[str, Any]) -> None:
-    job = url_job(pipeline.repo, server.url("/talk.mp3"), formats=["srt", "vtt"])
-    pipeline.download(job.job_id)
-    plan = pipeline.normalize(job.job_id)
+    job = url_job(stages.repo, server.url("/talk.mp3"), formats=["srt", "vtt"])
+    stages.download.run(job.job_id)
+    plan = stages.normalize.run(job.job_id)
     assert plan["chunks"] >= 3 and len(plan["shards"]) >= 2
-    stored = pipeline.repo.get(job.job_id)
+    stored = stages.repo.get(job.job_id)
     assert stored.status == JobStatus.TRANSCRIBING and stored.chunks.total == plan["chunks"]
     assert stored.media and stored.media.title == "talk" and stored.media.duration_s
 
-    counting = CountingTranscriber(WhisperTranscriber("tiny.en", pipeline.settings.whisper))
+    counting = CountingTranscriber(WhisperTranscriber("tiny.en", stages.settings.whisper))
     for shard in plan["shards"]:
-        pipeline.transcribe_shard(job.job_id, shard, transcriber_factory=lambda o: counting)
+        stages.transcribe.run(job.job_id, shard, transcriber_factory=lambda o: counting)
     assert counting.calls >= plan["chunks"]
     decoded = counting.calls
     # a retried shard skips every chunk that already has a transcript
-    pipeline.transcribe_shard(job.job_id, plan["shards"][0], transcriber_factory=lambda o: counting)
+    stages.transcribe.run(job.job_id, plan["shards"][0], transcriber_factory=lambda o: counting)
     assert counting.calls == decoded
-    assert pipeline.repo.get(job.job_id).progress == 95
+    assert stages.repo.get(job.job_id).progress == 95
 
-    out = pipeline.merge(job.job_id)
+    out = stages.merge.run(job.job_id)
     assert set(out["results"]) == {"json", "srt", "vtt"}
-    done = pipeline.repo.get(job.job_id)
+    done = stages.repo.get(job.job_id)
     assert done.status == JobStatus.COMPLETED and done.language == "en"
     assert [e.status for e in done.events] == [JobStatus.QUEUED, JobStatus.DOWNLOADING, JobStatus.NORMALIZING,
                                                JobStatus.TRANSCRIBING, JobStatus.MERGING, JobStatus.COMPLETED]
@@ -83,36 +84,36 @@ def test_stages_take_a_url_job_to_captions(pipeline: Pipeline, server: LoopbackS
     assert set(done.timings) == {"download", "normalize", "transcribe", "merge"}
 
 
-def test_download_failure_is_final_and_cleans_up(pipeline: Pipeline, server: LoopbackServer) -> None:
-    job = url_job(pipeline.repo, server.url("/nope.mp3"))
+def test_download_failure_is_final_and_cleans_up(stages: Stages, server: LoopbackServer) -> None:
+    job = url_job(stages.repo, server.url("/nope.mp3"))
     with pytest.raises(SourceNotFound):
-        pipeline.download(job.job_id)
-    assert not (pipeline._workdir(job.job_id, "download")).exists()
-    assert pipeline.repo.get(job.job_id).status == JobStatus.DOWNLOADING
+        stages.download.run(job.job_id)
+    assert not (stages.download.workdir(job.job_id, "download")).exists()
+    assert stages.repo.get(job.job_id).status == JobStatus.DOWNLOADING
 
 
-def test_cancelled_job_stops_at_the_next_stage(pipeline: Pipeline, server: LoopbackServer) -> None:
-    job = url_job(pipeline.repo, server.url("/talk.mp3"))
-    pipeline.repo.transition(job.job_id, JobStatus.CANCELLED)
+def test_cancelled_job_stops_at_the_next_stage(stages: Stages, server: LoopbackServer) -> None:
+    job = url_job(stages.repo, server.url("/talk.mp3"))
+    stages.repo.transition(job.job_id, JobStatus.CANCELLED)
     with pytest.raises(JobCancelled):
-        pipeline.download(job.job_id)
-    assert pipeline.transcribe_shard(job.job_id, 0) == {"skipped": True, "status": "CANCELLED"}
+        stages.download.run(job.job_id)
+    assert stages.transcribe.run(job.job_id, 0) == {"skipped": True, "status": "CANCELLED"}
 
 
-def test_mark_failed_records_code_and_message(pipeline: Pipeline) -> None:
+def test_mark_failed_records_code_and_message(stages: Stages) -> None:
     job = make_job()
-    pipeline.repo.create(job)
+    stages.repo.create(job)
     cause = json.dumps({"errorMessage": "the source was not found (HTTP 404)", "errorType": "SourceNotFound",
                         "stackTrace": ["  File secret.py"]})
-    out = pipeline.mark_failed(job.job_id, {"Error": "SourceNotFound", "Cause": cause})
+    out = stages.mark_failed.run(job.job_id, {"Error": "SourceNotFound", "Cause": cause})
     assert out["status"] == "FAILED" and out["code"] == "SOURCE_NOT_FOUND"
-    failed = pipeline.repo.get(job.job_id)
+    failed = stages.repo.get(job.job_id)
     assert failed.error and failed.error.model_dump() == {"code": "SOURCE_NOT_FOUND",
                                                           "message": "the source was not found (HTTP 404)"}
     assert failed.events[-1].status == JobStatus.FAILED
     # a second failure report (a retried MarkFailed) changes nothing
-    assert pipeline.mark_failed(job.job_id, {"Error": "States.Timeout"})["status"] == "FAILED"
-    assert pipeline.repo.get(job.job_id).error == failed.error
+    assert stages.mark_failed.run(job.job_id, {"Error": "States.Timeout"})["status"] == "FAILED"
+    assert stages.repo.get(job.job_id).error == failed.error
 
 
 @pytest.mark.parametrize(("error", "code"), [
@@ -139,19 +140,19 @@ def _batch_cause(shard: int, exit_code: int | None) -> str:
 
 
 def test_a_failed_shard_fails_the_job_with_what_its_worker_recorded(
-    pipeline: Pipeline, moto_stack: dict[str, Any]
+    stages: Stages, moto_stack: dict[str, Any]
 ) -> None:
-    from ytcaption.errors import ModelUnavailable, StorageError
+    from ytcaption.domain.errors import ModelUnavailable, StorageError
 
     job = Job.new(source=Source(kind="url", url="https://example.test/a.mp3"), options=JobOptions(),
                   status=JobStatus.TRANSCRIBING, ttl_days=1)
-    pipeline.repo.create(job)
+    stages.repo.create(job)
     # two shards failed; the Batch job reported to the state machine is shard 1's
-    pipeline.record_worker_error(job.job_id, 0, StorageError("S3 put_object: transient AWS error (SlowDown)"))
-    pipeline.record_worker_error(job.job_id, 1, ModelUnavailable("model small is not available offline"))
-    out = pipeline.mark_failed(job.job_id, {"Error": "States.TaskFailed", "Cause": _batch_cause(1, 65)})
+    stages.transcribe.record_worker_error(job.job_id, 0, StorageError("S3 put_object: transient AWS error (SlowDown)"))
+    stages.transcribe.record_worker_error(job.job_id, 1, ModelUnavailable("model small is not available offline"))
+    out = stages.mark_failed.run(job.job_id, {"Error": "States.TaskFailed", "Cause": _batch_cause(1, 65)})
     assert out["code"] == "MODEL_UNAVAILABLE"
-    failed = pipeline.repo.get(job.job_id)
+    failed = stages.repo.get(job.job_id)
     assert failed.error is not None
     assert failed.error.model_dump() == {"code": "MODEL_UNAVAILABLE", "message": "model small is not available offline"}
 

@@ -8,9 +8,9 @@ import pytest
 
 from tests.conftest import BUCKET, TABLE
 from tests.factories import make_job
-from ytcaption.jobs import JobStatus
-from ytcaption.reconcile import Reconciler
+from ytcaption.domain.jobs import JobStatus
 from ytcaption.settings import PipelineSettings
+from ytcaption.stages.reconcile import Reconciler
 
 pytestmark = pytest.mark.integration
 

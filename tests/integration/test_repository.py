@@ -9,25 +9,25 @@ import pytest
 
 from tests.conftest import TABLE
 from tests.factories import make_job
-from ytcaption.errors import IllegalTransition, InvalidCursor, JobNotFound
-from ytcaption.jobs import ErrorInfo, JobStatus
-from ytcaption.repository import JobRepository
+from ytcaption.adapters.table import Table
+from ytcaption.domain.errors import IllegalTransition, InvalidCursor, JobNotFound
+from ytcaption.domain.jobs import ErrorInfo, JobStatus
 
 pytestmark = pytest.mark.integration
 S = JobStatus
 
 
 @pytest.fixture
-def repo(moto_stack: dict[str, Any]) -> JobRepository:
-    return JobRepository(TABLE, moto_stack["dynamodb"])
+def repo(moto_stack: dict[str, Any]) -> Table:
+    return Table(TABLE, moto_stack["dynamodb"])
 
 
-def walk(repo: JobRepository, job_id: str, *statuses: JobStatus) -> None:
+def walk(repo: Table, job_id: str, *statuses: JobStatus) -> None:
     for s in statuses:
         repo.transition(job_id, s)
 
 
-def test_transitions_record_history_timings_and_progress(repo: JobRepository) -> None:
+def test_transitions_record_history_timings_and_progress(repo: Table) -> None:
     job, created = repo.create(make_job())
     assert created
     walk(repo, job.job_id, S.DOWNLOADING, S.NORMALIZING, S.TRANSCRIBING, S.MERGING, S.COMPLETED)
@@ -41,7 +41,7 @@ def test_transitions_record_history_timings_and_progress(repo: JobRepository) ->
     assert done.version == 6
 
 
-def test_illegal_transition_refused_under_two_concurrent_writers(repo: JobRepository) -> None:
+def test_illegal_transition_refused_under_two_concurrent_writers(repo: Table) -> None:
     # Given a writer that read the job while it was QUEUED ...
     job, _ = repo.create(make_job())
     stale = repo.get(job.job_id)
@@ -65,7 +65,7 @@ def test_illegal_transition_refused_under_two_concurrent_writers(repo: JobReposi
     assert calls["n"] == 2
 
 
-def test_racing_writers_one_terminal_state_wins(repo: JobRepository) -> None:
+def test_racing_writers_one_terminal_state_wins(repo: Table) -> None:
     job, _ = repo.create(make_job())
     walk(repo, job.job_id, S.DOWNLOADING, S.NORMALIZING, S.TRANSCRIBING, S.MERGING)
     outcomes: list[str] = []
@@ -93,12 +93,12 @@ def test_racing_writers_one_terminal_state_wins(repo: JobRepository) -> None:
     assert len(terminal_events) == 1 and terminal_events[0].status == final.status
 
 
-def test_get_unknown_job(repo: JobRepository) -> None:
+def test_get_unknown_job(repo: Table) -> None:
     with pytest.raises(JobNotFound):
         repo.get("0" * 32)
 
 
-def test_progress_only_rises_and_only_in_its_stage(repo: JobRepository) -> None:
+def test_progress_only_rises_and_only_in_its_stage(repo: Table) -> None:
     job, _ = repo.create(make_job())
     repo.transition(job.job_id, S.DOWNLOADING)
     assert repo.set_progress(job.job_id, 5, status=S.DOWNLOADING)
@@ -107,7 +107,7 @@ def test_progress_only_rises_and_only_in_its_stage(repo: JobRepository) -> None:
     assert repo.get(job.job_id).progress == 5
 
 
-def test_chunk_counter_is_atomic_and_drives_progress(repo: JobRepository) -> None:
+def test_chunk_counter_is_atomic_and_drives_progress(repo: Table) -> None:
     job, _ = repo.create(make_job())
     walk(repo, job.job_id, S.DOWNLOADING, S.NORMALIZING)
     repo.transition(job.job_id, S.TRANSCRIBING, fields={"chunks": {"total": 10, "done": 0, "shards": 2}})
@@ -122,7 +122,7 @@ def test_chunk_counter_is_atomic_and_drives_progress(repo: JobRepository) -> Non
     assert repo.add_chunks_done(job.job_id, 1) is None
 
 
-def test_list_by_status_and_all_with_cursor(repo: JobRepository) -> None:
+def test_list_by_status_and_all_with_cursor(repo: Table) -> None:
     ids = []
     for _ in range(5):
         job, _ = repo.create(make_job())
@@ -145,7 +145,7 @@ def test_list_by_status_and_all_with_cursor(repo: JobRepository) -> None:
         repo.list(status=S.QUEUED, cursor="not-a-cursor")
 
 
-def test_claims_are_once_only(repo: JobRepository) -> None:
+def test_claims_are_once_only(repo: Table) -> None:
     assert repo.claim("evt-1")
     assert not repo.claim("evt-1")
     repo.release("evt-1")

@@ -149,7 +149,10 @@ def test_media_info_duration_thumbnails_and_estimate(media_api: ApiClient,
     assert doc["duration_s"] == 1200 and doc["uploader"] == "Ada" and doc["upload_date"] == "2024-03-05"
     assert doc["thumbnails"] == [{"url": srv.url("/site/thumb.jpg"), "width": None, "height": None}]
     est = doc["estimate"]
-    assert doc["accepted"] is True and est["shards"] == 2 and est["cost_usd"] > 0 and est["processing_s"] > 0
+    from ytcaption.settings import MediaSettings
+
+    shards = -(-1200 // int(MediaSettings().shard_audio_s))  # one GPU job per ShardAudioSeconds of audio
+    assert doc["accepted"] is True and est["shards"] == shards and est["cost_usd"] > 0 and est["processing_s"] > 0
 
 
 def test_media_info_too_long_is_not_accepted(media_api: ApiClient,
@@ -165,10 +168,10 @@ def test_media_info_too_long_is_not_accepted(media_api: ApiClient,
                                  "http://0x7f.1:9/x"])
 def test_media_info_applies_the_submission_url_policy(media_api: ApiClient, monkeypatch: pytest.MonkeyPatch,
                                                       url: str) -> None:
-    from ytcaption.settings import clear_settings_cache
+    from ytcaption import services
 
     monkeypatch.setenv("ALLOW_LOOPBACK_URLS", "false")
-    clear_settings_cache()
+    services.reset()
     status, _, doc = media_api("GET", "/v1/media", query={"url": url})
     assert status == 200 and doc["accepted"] is False
     assert [p["code"] for p in doc["problems"]] == ["UNSAFE_URL"]
@@ -181,7 +184,7 @@ def test_media_info_rejects_non_http_urls(media_api: ApiClient) -> None:
 
 
 def test_describe_a_recorded_youtube_video(aws_env: None) -> None:
-    from ytcaption.discovery import Discovery
+    from ytcaption.api.discovery import Discovery
     from ytcaption.settings import get_discovery_settings
 
     info = json.loads((FIXTURES / "youtube_info.json").read_text())
@@ -200,12 +203,12 @@ def test_describe_a_recorded_youtube_video(aws_env: None) -> None:
 
 def test_requests_go_through_the_configured_proxy(media_api: ApiClient, monkeypatch: pytest.MonkeyPatch,
                                                   site: tuple[LoopbackServer, dict[str, str]]) -> None:
-    from ytcaption.settings import clear_settings_cache
+    from ytcaption import services
 
     srv, pages = site
     with counting_proxy() as proxy:
         monkeypatch.setenv("YTDLP__PROXY_URL", proxy.url)
-        clear_settings_cache()
+        services.reset()
         status, _, doc = media_api("GET", "/v1/media", query={"url": pages["captioned"]})
         assert status == 200 and doc["title"].startswith("Captioned talk")
         assert proxy.requests == [pages["captioned"]]
@@ -219,7 +222,7 @@ def test_cookies_and_proxy_come_from_secrets_manager(media_api: ApiClient, monke
                                                      caplog: pytest.LogCaptureFixture) -> None:
     import boto3
 
-    from ytcaption.settings import clear_settings_cache
+    from ytcaption import services
 
     srv, pages = site
     secret_value = "s3cr3t-session-value-1234"
@@ -235,7 +238,7 @@ def test_cookies_and_proxy_come_from_secrets_manager(media_api: ApiClient, monke
         monkeypatch.setenv("YTDLP__COOKIES_SECRET_ARN", cookie_arn)
         monkeypatch.setenv("YTDLP__PROXY_SECRET_ARN", proxy_arn)
         monkeypatch.setenv("WORK_DIR", str(tmp_path))
-        clear_settings_cache()
+        services.reset()
         status, _, doc = media_api("GET", "/v1/media", query={"url": pages["captioned"]})
         assert status == 200, doc
         assert proxy.requests == [pages["captioned"]]
@@ -249,12 +252,12 @@ def test_cookies_and_proxy_come_from_secrets_manager(media_api: ApiClient, monke
 
 def test_an_unreadable_secret_is_a_clear_error(media_api: ApiClient, monkeypatch: pytest.MonkeyPatch,
                                                site: tuple[LoopbackServer, dict[str, str]]) -> None:
-    from ytcaption.settings import clear_settings_cache
+    from ytcaption import services
 
     _, pages = site
     monkeypatch.setenv("YTDLP__COOKIES_SECRET_ARN",
                        "arn:aws:secretsmanager:us-east-1:123456789012:secret:missing-AbCdEf")
-    clear_settings_cache()
+    services.reset()
     status, _, doc = media_api("GET", "/v1/media", query={"url": pages["captioned"]})
     assert status == 503 and doc["error"]["code"] == "SERVICE_UNAVAILABLE"
     assert "YTDLP__" in doc["error"]["message"] and "missing" not in doc["error"]["message"]

@@ -10,10 +10,10 @@ import pytest
 
 from tests.conftest import BUCKET, TABLE, ApiClient
 from tests.servers import LoopbackServer, Route, loopback_server
-from ytcaption.errors import UnsafeUrl
-from ytcaption.jobs import Job, JobOptions, JobStatus, Source
-from ytcaption.netsafety import UrlPolicy, address_problem, check_url, guarded
-from ytcaption.pipeline import Pipeline
+from tests.stages import Stages
+from ytcaption.adapters.netsafety import UrlPolicy, address_problem, check_url, guarded
+from ytcaption.domain.errors import UnsafeUrl
+from ytcaption.domain.jobs import Job, JobOptions, JobStatus, Source
 from ytcaption.settings import PipelineSettings
 
 pytestmark = pytest.mark.integration
@@ -74,9 +74,9 @@ def test_api_refuses_unsafe_sources_and_webhooks_before_any_connection(
     api: ApiClient, target: LoopbackServer, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setenv("ALLOW_LOOPBACK_URLS", "false")  # the deployed default
-    from ytcaption.settings import clear_settings_cache
+    from ytcaption import services
 
-    clear_settings_cache()
+    services.reset()
     for url in unsafe_urls(target.port):
         status, _, body = api("POST", "/v1/transcriptions", {"url": url})
         assert status == 400, url
@@ -98,16 +98,16 @@ def test_redirect_into_private_space_is_refused_at_connect(
         # the first host is trusted by name; where it redirects to is not
         settings = PipelineSettings(jobs_table=TABLE, bucket_name=BUCKET, work_dir=str(tmp_path),
                                     allowed_url_hosts="127.0.0.1", allow_loopback_urls=False)
-        pipeline = Pipeline(settings)
+        stages = Stages(settings)
         job = Job.new(source=Source(kind="url", url=outer.url("/go.mp3")), options=JobOptions(),
                       status=JobStatus.QUEUED, ttl_days=1)
-        pipeline.repo.create(job)
+        stages.repo.create(job)
         with pytest.raises(UnsafeUrl):
-            pipeline.download(job.job_id)
+            stages.download.run(job.job_id)
         assert outer.hits and outer.hits[0][1] == "/go.mp3"
         assert inner.hits == []
         assert not (tmp_path / job.job_id).exists() or not any((tmp_path / job.job_id).rglob("*.mp3"))
-        out = pipeline.mark_failed(job.job_id, {"Error": "UnsafeUrl", "Cause": '{"errorMessage": "refused"}'})
+        out = stages.mark_failed.run(job.job_id, {"Error": "UnsafeUrl", "Cause": '{"errorMessage": "refused"}'})
         assert out["code"] == "UNSAFE_URL"
 
 

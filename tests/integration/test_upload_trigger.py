@@ -8,8 +8,8 @@ from typing import Any
 import pytest
 
 from tests.conftest import BUCKET, TABLE, ApiClient, load_event
-from ytcaption.jobs import JobStatus
-from ytcaption.repository import JobRepository
+from ytcaption.adapters.table import Table
+from ytcaption.domain.jobs import JobStatus
 from ytcaption_local.handlers import LambdaContext, load_handler
 
 pytestmark = pytest.mark.integration
@@ -46,7 +46,7 @@ def test_upload_to_reserved_key_starts_that_job(api: ApiClient, moto_stack: dict
     moto_stack["s3"].put_object(Bucket=BUCKET, Key=key, Body=b"RIFF")
     out = trigger(s3_event(key, 4))
     assert out == {"jobs": [job["job_id"]]}
-    stored = JobRepository(TABLE, moto_stack["dynamodb"]).get(job["job_id"])
+    stored = Table(TABLE, moto_stack["dynamodb"]).get(job["job_id"])
     assert stored.status == JobStatus.QUEUED
     assert [e.status for e in stored.events] == [JobStatus.AWAITING_UPLOAD, JobStatus.QUEUED]
     assert [r["name"] for r in executions(moto_stack)] == [job["job_id"]]
@@ -60,7 +60,7 @@ def test_same_event_delivered_twice_starts_one_execution(api: ApiClient, moto_st
     trigger(event)
     trigger(event)
     assert len(executions(moto_stack)) == 1
-    stored = JobRepository(TABLE, moto_stack["dynamodb"]).get(job["job_id"])
+    stored = Table(TABLE, moto_stack["dynamodb"]).get(job["job_id"])
     assert [e.status for e in stored.events].count(JobStatus.QUEUED) == 1
 
 
@@ -72,7 +72,7 @@ def test_plain_upload_creates_job_with_metadata_options_once(moto_stack: dict[st
     first = trigger(event)
     second = trigger(event)
     assert first == second and len(first["jobs"]) == 1
-    job = JobRepository(TABLE, moto_stack["dynamodb"]).get(first["jobs"][0])
+    job = Table(TABLE, moto_stack["dynamodb"]).get(first["jobs"][0])
     assert job.status == JobStatus.QUEUED
     assert job.source.key == key
     assert job.options.language == "en" and job.options.formats == ["srt", "txt"]
@@ -92,7 +92,7 @@ def test_plain_upload_with_bad_metadata_fails_visibly(
     key = "uploads/bad.mp3"
     moto_stack["s3"].put_object(Bucket=BUCKET, Key=key, Body=b"ID3", Metadata=metadata)
     out = trigger(s3_event(key, 3))
-    job = JobRepository(TABLE, moto_stack["dynamodb"]).get(out["jobs"][0])
+    job = Table(TABLE, moto_stack["dynamodb"]).get(out["jobs"][0])
     assert job.status == JobStatus.FAILED
     assert job.error is not None and job.error.code == code
     assert job.events[-1].error is not None and job.events[-1].error.code == code
@@ -105,7 +105,7 @@ def test_upload_larger_than_declared_fails_the_job(api: ApiClient, moto_stack: d
     job = reserve(api, size=4)
     key = f"uploads/{job['job_id']}/talk.wav"
     trigger(s3_event(key, 4096))
-    stored = JobRepository(TABLE, moto_stack["dynamodb"]).get(job["job_id"])
+    stored = Table(TABLE, moto_stack["dynamodb"]).get(job["job_id"])
     assert stored.status == JobStatus.FAILED and stored.error is not None
     assert stored.error.code == "MEDIA_TOO_LARGE"
     assert executions(moto_stack) == []
@@ -128,7 +128,7 @@ def test_keys_outside_uploads_and_folders_are_ignored(moto_stack: dict[str, Any]
 
 def test_upload_that_lands_after_its_job_failed_is_deleted(api: ApiClient, moto_stack: dict[str, Any]) -> None:
     job = reserve(api)
-    repo = JobRepository(TABLE, moto_stack["dynamodb"])
+    repo = Table(TABLE, moto_stack["dynamodb"])
     repo.transition(job["job_id"], JobStatus.FAILED, message="upload missing")
     key = f"uploads/{job['job_id']}/talk.wav"
     moto_stack["s3"].put_object(Bucket=BUCKET, Key=key, Body=b"RIFF")
@@ -153,11 +153,12 @@ def test_upload_missing_waits_for_a_put_begun_before_the_url_expired(
 ) -> None:
     import time
 
-    from ytcaption.reconcile import Reconciler
-    from ytcaption.settings import PipelineSettings, clear_settings_cache
+    from ytcaption import services
+    from ytcaption.settings import PipelineSettings
+    from ytcaption.stages.reconcile import Reconciler
 
     monkeypatch.setenv("PRESIGN_EXPIRY_S", "1")
-    clear_settings_cache()
+    services.reset()
     small, large = reserve(api, size=4), reserve(api, size=100 * 1024 * 1024)
     time.sleep(2.2)  # both URLs have expired
     settings = PipelineSettings(jobs_table=TABLE, bucket_name=BUCKET, presign_expiry_s=1)
@@ -166,7 +167,7 @@ def test_upload_missing_waits_for_a_put_begun_before_the_url_expired(
     # the 4-byte upload cannot still be running; 100 MB at the slowest rate waited for (256 KiB/s) can
     assert failed.get(small["job_id"]) == "UPLOAD_MISSING"
     assert large["job_id"] not in failed
-    assert JobRepository(TABLE, moto_stack["dynamodb"]).get(large["job_id"]).status == JobStatus.AWAITING_UPLOAD
+    assert Table(TABLE, moto_stack["dynamodb"]).get(large["job_id"]).status == JobStatus.AWAITING_UPLOAD
 
 
 def test_a_retried_reservation_keeps_the_first_urls_expiry(api: ApiClient, moto_stack: dict[str, Any]) -> None:

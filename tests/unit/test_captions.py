@@ -8,7 +8,7 @@ import json
 import pytest
 
 from tests.subtitles import parse_srt, parse_vtt
-from ytcaption.captions import (
+from ytcaption.domain.captions import (
     MAX_CUE_S,
     MIN_CUE_S,
     Segment,

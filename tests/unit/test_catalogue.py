@@ -9,9 +9,9 @@ from pathlib import Path
 
 import pytest
 
-from ytcaption import model_store
-from ytcaption.catalogue import KNOWN_MODELS, OFFLINE_PACKAGES, Catalogue, installed_offline_models
-from ytcaption.errors import LanguageUnsupported, ModelUnavailable, TranslationUnsupported
+from ytcaption.domain.catalogue import KNOWN_MODELS, OFFLINE_PACKAGES, Catalogue, installed_offline_models
+from ytcaption.domain.errors import LanguageUnsupported, ModelUnavailable, TranslationUnsupported
+from ytcaption.engine import model_store
 from ytcaption.settings import WhisperSettings
 
 BASE_SHA256 = "905e5bf8336bcc625ba4e33498d675a4b935504118c594d868c36e91a60c1a57"

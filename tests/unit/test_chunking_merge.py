@@ -7,9 +7,9 @@ import itertools
 import numpy as np
 import pytest
 
-from ytcaption.captions import Segment, Word
+from ytcaption.domain.captions import Segment, Word
+from ytcaption.domain.stitching import ChunkResult, stitch
 from ytcaption.media.chunking import Chunk, assign_shards, balanced_shards, plan_chunks, shard_count
-from ytcaption.merge import ChunkResult, merge
 
 
 def test_chunks_cut_mid_pause_and_respect_the_limit() -> None:
@@ -64,7 +64,7 @@ def test_merge_orders_offsets_and_clamps_spills() -> None:
     r0 = ChunkResult(index=0, start=0.0, end=10.0, language="en", segments=[
         Segment(start=1.0, end=10.4, text="first")])
     r2 = ChunkResult(index=2, start=20.0, end=30.0, language="de", segments=[])
-    tr = merge([r1, r2, r0], duration=30.0, model="tiny.en")
+    tr = stitch([r1, r2, r0], duration=30.0, model="tiny.en")
     assert [s.text for s in tr.segments] == ["first", "second"]
     assert tr.segments[0].end == 10.0  # clamped into its chunk
     assert tr.segments[1].start == 10.0 and tr.segments[1].words[0].start == 10.0

@@ -7,10 +7,10 @@ from datetime import UTC, datetime
 import pytest
 
 from tests.factories import make_job
-from ytcaption.admin import parse_since, percentiles
-from ytcaption.costs import Prices, Usage, per_audio_hour, price, usage_for
-from ytcaption.errors import InvalidRequest
-from ytcaption.jobs import ChunkCounts, StageTiming
+from ytcaption.api.admin import parse_since, percentiles
+from ytcaption.domain.costs import Prices, Usage, per_audio_hour, price, usage_for
+from ytcaption.domain.errors import InvalidRequest
+from ytcaption.domain.jobs import ChunkCounts, StageTiming
 from ytcaption.telemetry import ShardRecord
 from ytcaption_local.stats_cli import format_stats
 
@@ -68,3 +68,32 @@ def test_stats_table_shows_percentiles_and_cost_per_audio_hour() -> None:
                     "s3_usd": 0.00005, "dynamodb_usd": 0.00005, "jobs_costed": 2, "usd_per_audio_hour": 0.004}}
     text = format_stats(doc)
     assert "transcribe" in text and "1.500" in text and "$0.0040 per audio hour" in text
+
+
+def test_the_estimate_charges_one_container_start_and_model_load_per_shard() -> None:
+    from ytcaption.domain.costs import Throughput, hour_estimate
+
+    prices = Prices(gpu_usd_per_hour=0.20, throughput=Throughput(gpu_x=20.0, shard_start_s=10.0))
+    small, small_cost = hour_estimate(prices, shard_audio_s=600)
+    big, big_cost = hour_estimate(prices, shard_audio_s=3600)
+    assert small.batch_gpu_s == pytest.approx(3600 / 20 + 6 * 10)
+    assert big.batch_gpu_s == pytest.approx(3600 / 20 + 10)
+    assert big_cost.batch_gpu_usd == pytest.approx(190 / 3600 * 0.20)
+    assert big_cost.usd_per_audio_hour < small_cost.usd_per_audio_hour
+
+
+def test_the_template_defaults_are_the_cost_models_defaults() -> None:
+    # the README's per-audio-hour figures are computed from the code defaults: the stack must deploy the same
+    from ytcaption.settings import MediaSettings
+    from ytcaption_local.template import load_template
+
+    t = load_template()
+    params = t["Parameters"]
+    assert float(params["ShardAudioSeconds"]["Default"]) == MediaSettings().shard_audio_s
+    assert float(params["GpuUsdPerHour"]["Default"]) == Prices().gpu_usd_per_hour
+    env = t["Globals"]["Function"]["Environment"]["Variables"]
+    assert env["MEDIA__SHARD_AUDIO_S"] == {"Ref": "ShardAudioSeconds"}
+    # Spot first: the On-Demand environment only takes what Spot cannot place
+    order = t["Resources"]["TranscriberJobQueue"]["Properties"]["ComputeEnvironmentOrder"]
+    first = min(order, key=lambda o: o["Order"])["ComputeEnvironment"]["Ref"]
+    assert t["Resources"][first]["Properties"]["ComputeResources"]["Type"] == "SPOT"

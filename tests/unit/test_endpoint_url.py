@@ -1,6 +1,6 @@
 """Every AWS client the code builds honours AWS_ENDPOINT_URL (LocalStack, moto, a VPC endpoint).
 
-The clients are all made by ``ytcaption.aws.client``; these tests make sure no
+The clients are all made by ``ytcaption.adapters.aws.client``; these tests make sure no
 module builds its own, and that each service the code uses, and the presigned
 URLs users receive, go to the configured endpoint."""
 
@@ -21,13 +21,16 @@ SOURCES = [*sorted((ROOT / "layers/ytcaption/ytcaption").rglob("*.py")), *sorted
 def services_used() -> set[str]:
     found: set[str] = set()
     for path in SOURCES:
-        found |= set(re.findall(r"""\bclient\(\s*["']([a-z0-9-]+)["']\s*\)""", path.read_text()))
+        text = path.read_text()
+        found |= set(re.findall(r"""\bclient\(\s*["']([a-z0-9-]+)["']\s*\)""", text))
+        # an aws.Adapter names its service once: ``service, label = "s3", "S3"``
+        found |= set(re.findall(r"""^\s+service(?:, label)? = ["']([a-z0-9-]+)["']""", text, re.MULTILINE))
     return found
 
 
 @pytest.fixture
 def endpoint(monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
-    from ytcaption import aws
+    from ytcaption.adapters import aws
 
     with loopback_server() as srv:
         monkeypatch.setenv("AWS_ENDPOINT_URL", srv.base)
@@ -48,7 +51,7 @@ def test_no_module_builds_its_own_client() -> None:
 
 @pytest.mark.parametrize("service", sorted(services_used()))
 def test_each_client_goes_to_the_endpoint(endpoint: str, service: str) -> None:
-    from ytcaption import aws
+    from ytcaption.adapters import aws
 
     assert aws.client(service).meta.endpoint_url == endpoint
 
@@ -56,7 +59,7 @@ def test_each_client_goes_to_the_endpoint(endpoint: str, service: str) -> None:
 def test_requests_really_reach_the_endpoint(monkeypatch: pytest.MonkeyPatch) -> None:
     from botocore.exceptions import ClientError
 
-    from ytcaption import aws
+    from ytcaption.adapters import aws
 
     with loopback_server() as srv:
         monkeypatch.setenv("AWS_ENDPOINT_URL", srv.base)
@@ -70,7 +73,7 @@ def test_requests_really_reach_the_endpoint(monkeypatch: pytest.MonkeyPatch) -> 
 
 
 def test_presigned_urls_point_at_the_endpoint(endpoint: str) -> None:
-    from ytcaption.storage import Storage
+    from ytcaption.adapters.storage import Storage
 
     url = Storage("media-bucket").presign_put("uploads/x.mp3", content_type="audio/mpeg", content_length=10,
                                                expires_s=60)

@@ -15,12 +15,12 @@ from dataclasses import dataclass, field
 import numpy as np
 import pytest
 
-from ytcaption import guard
-from ytcaption.captions import Segment
-from ytcaption.engine import transcribe_shard
-from ytcaption.jobs import JobOptions
+from ytcaption.domain.captions import Segment
+from ytcaption.domain.jobs import JobOptions
+from ytcaption.engine import guard
+from ytcaption.engine.engine import transcribe_shard
+from ytcaption.engine.transcription import ChunkTranscript
 from ytcaption.media.chunking import Chunk, plan_chunks
-from ytcaption.transcription import ChunkTranscript
 
 RATE = 16000
 WORD_S = 0.4

@@ -8,8 +8,8 @@ import pytest
 from pydantic import ValidationError
 
 from tests.factories import make_job
-from ytcaption.errors import IllegalTransition, JobCancelled
-from ytcaption.jobs import TERMINAL_STATUSES, TRANSITIONS, JobOptions, JobStatus, check_transition
+from ytcaption.domain.errors import IllegalTransition, JobCancelled
+from ytcaption.domain.jobs import TERMINAL_STATUSES, TRANSITIONS, JobOptions, JobStatus, check_transition
 
 S = JobStatus
 HAPPY_URL_PATH = [S.QUEUED, S.DOWNLOADING, S.NORMALIZING, S.TRANSCRIBING, S.MERGING, S.COMPLETED]
@@ -88,7 +88,7 @@ def test_options_normalise() -> None:
 
 
 def test_json_depth_counts_only_structure_not_brackets_in_strings() -> None:
-    from ytcaption.request_guard import MAX_DEPTH, is_json_type, json_depth
+    from ytcaption.api.request_guard import MAX_DEPTH, is_json_type, json_depth
 
     assert json_depth('{"a": [1, {"b": []}]}') == 4
     assert json_depth('{"prompt": "' + "[" * 100 + '\\"{{{{"}') == 1

@@ -6,11 +6,18 @@ from typing import Any
 
 import numpy as np
 
-from ytcaption.captions import Segment
-from ytcaption.jobs import JobOptions
-from ytcaption.language_id import ChunkLanguages, LanguageGuess, chunk_languages, language_spans, pick_windows, vote
+from ytcaption.domain.captions import Segment
+from ytcaption.domain.jobs import JobOptions
+from ytcaption.domain.stitching import ChunkResult, stitch
+from ytcaption.engine.language_id import (
+    ChunkLanguages,
+    LanguageGuess,
+    chunk_languages,
+    language_spans,
+    pick_windows,
+    vote,
+)
 from ytcaption.media.chunking import Chunk
-from ytcaption.merge import ChunkResult, merge
 
 
 def chunks(*spans: tuple[float, float]) -> list[Chunk]:
@@ -92,7 +99,7 @@ def test_merge_records_languages_per_span_and_per_segment_and_the_majority_by_du
                            segments=[Segment(start=a, end=b - 1, text=f"chunk {i}")])
 
     results = [result(0, 0, 20, "en"), result(1, 20, 30, "en"), result(2, 30, 55, "es"), result(3, 55, 60, "en")]
-    tr = merge(results, duration=60, model="base")
+    tr = stitch(results, duration=60, model="base")
     assert [(s.language, s.start, s.end) for s in tr.language_spans] == [
         ("en", 0, 30), ("es", 30, 55), ("en", 55, 60)]
     assert [s.language for s in tr.segments] == ["en", "en", "es", "en"]

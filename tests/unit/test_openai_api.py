@@ -12,12 +12,12 @@ import boto3
 import pytest
 from moto import mock_aws
 
-from ytcaption import openai_api
-from ytcaption.apikeys import KeyRing, Unauthorized, authorize, presented_key
-from ytcaption.captions import Segment, SegmentStats, Transcript, Word
-from ytcaption.errors import YTCaptionError
-from ytcaption.languages import WHISPER_LANGUAGES
-from ytcaption.merge import ChunkResult, merge, shift
+from ytcaption.api import openai_api
+from ytcaption.api.apikeys import KeyRing, Unauthorized, authorize, presented_key
+from ytcaption.domain.captions import Segment, SegmentStats, Transcript, Word
+from ytcaption.domain.errors import YTCaptionError
+from ytcaption.domain.languages import WHISPER_LANGUAGES
+from ytcaption.domain.stitching import ChunkResult, shift, stitch
 from ytcaption.settings import SyncLimits, SyncSettings, WhisperSettings
 
 BOUNDARY = "----b0undary"
@@ -136,7 +136,7 @@ def test_verbose_json_shape_and_seek_on_the_media_timeline() -> None:
     seg = Segment(start=0.5, end=1.5, text="Hello there.", stats=_stats(0),
                   words=[Word(start=0.5, end=0.9, word=" Hello"), Word(start=0.9, end=1.5, word=" there.")])
     chunk = ChunkResult(index=0, start=30.0, end=32.0, language="en", segments=shift([seg], 30.0))
-    t = merge([chunk], duration=32.0, model="tiny.en")
+    t = stitch([chunk], duration=32.0, model="tiny.en")
     doc = openai_api.verbose_json(t, "transcribe", ["word", "segment"])
     assert doc["language"] == "english" and doc["duration"] == 32.0 and doc["text"] == "Hello there."
     assert doc["segments"] == [{"id": 0, "seek": 3000, "start": 30.5, "end": 31.5, "text": "Hello there.",

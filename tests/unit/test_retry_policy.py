@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 
 from ytcaption import worker
-from ytcaption.errors import ALL_ERRORS, RETRYABLE_ERROR_NAMES, YTCaptionError
+from ytcaption.domain.errors import ALL_ERRORS, RETRYABLE_ERROR_NAMES, YTCaptionError
 from ytcaption_local.runtime import evaluate_on_exit
 from ytcaption_local.template import ROOT, load_template
 
@@ -86,22 +86,19 @@ def test_other_exits_and_host_failures() -> None:
 
 
 def test_worker_exits_by_errors_py_and_records_the_error(monkeypatch: pytest.MonkeyPatch) -> None:
-    from ytcaption import pipeline
-    from ytcaption.errors import ModelUnavailable, StorageError
+    from ytcaption import services
+    from ytcaption.domain.errors import ModelUnavailable, StorageError
 
     recorded: list[tuple[str, int, str]] = []
 
-    class FakePipeline:
-        def __init__(self, settings: Any) -> None: ...
-
-        def transcribe_shard(self, job_id: str, shard: int, **kw: Any) -> dict[str, Any]:
+    class FakeStage:
+        def run(self, job_id: str, shard: int, **kw: Any) -> dict[str, Any]:
             raise raising[0]
 
         def record_worker_error(self, job_id: str, shard: int, exc: YTCaptionError) -> None:
             recorded.append((job_id, shard, exc.code))
 
-    monkeypatch.setattr(pipeline, "Pipeline", FakePipeline)
-    monkeypatch.setattr("ytcaption.settings.get_pipeline_settings", lambda: None)
+    monkeypatch.setattr(services, "transcribe_stage", lambda: FakeStage())
     raising: list[Exception] = [ModelUnavailable("gone")]
     assert worker.main(["--job-id", "j", "--shard", "3"]) == worker.EXIT_PERMANENT
     raising[0] = StorageError("blip")

@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from ytcaption.errors import DownloadFailed, SourceBlocked, SourceNotFound
+from ytcaption.domain.errors import DownloadFailed, SourceBlocked, SourceNotFound
 from ytcaption.media import site
 from ytcaption.media.download import classify
 from ytcaption.media.ytdlp import YtdlpSettings, parse_extractor_args, ytdlp_options
@@ -182,12 +182,14 @@ def test_pacing_and_plain_proxy_options() -> None:
 
 
 def test_estimate_scales_with_shards(monkeypatch: pytest.MonkeyPatch) -> None:
-    from ytcaption.discovery import estimate
+    from ytcaption.api.discovery import estimate
     from ytcaption.settings import DiscoverySettings
 
     monkeypatch.setenv("JOBS_TABLE", "t")
     monkeypatch.setenv("BUCKET_NAME", "b")
-    s = DiscoverySettings(default_model="large-v3-turbo")
+    from ytcaption.settings import MediaSettings
+
+    s = DiscoverySettings(default_model="large-v3-turbo", media=MediaSettings(shard_audio_s=600.0))
     one = estimate(300, s)
     assert one.shards == 1 and one.model == "large-v3-turbo"
     # 300 s / 60x prepare + 120 s start + 300 s / 30x on the GPU

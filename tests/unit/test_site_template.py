@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from ytcaption.errors import RETRYABLE_ERROR_NAMES, SourceBlocked
+from ytcaption.domain.errors import RETRYABLE_ERROR_NAMES, SourceBlocked
 from ytcaption_local.template import ROOT, load_template
 
 ASL = ROOT / "statemachines" / "transcription.asl.json"

@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from ytcaption import transcription
-from ytcaption.errors import ModelUnavailable
+from ytcaption.domain.errors import ModelUnavailable
+from ytcaption.engine import transcription
 from ytcaption.settings import WhisperSettings
 
 
@@ -19,7 +19,7 @@ def test_offline_default_model_comes_from_pypi_with_its_hash_checked() -> None:
 def test_tampered_model_is_refused(monkeypatch: pytest.MonkeyPatch) -> None:
     from dataclasses import replace
 
-    from ytcaption.catalogue import OFFLINE_PACKAGES
+    from ytcaption.domain.catalogue import OFFLINE_PACKAGES
 
     monkeypatch.setitem(OFFLINE_PACKAGES, "tiny.en", replace(OFFLINE_PACKAGES["tiny.en"], sha256="0" * 64))
     with pytest.raises(ModelUnavailable, match="hash"):
@@ -105,7 +105,7 @@ def test_gpu_batches_a_shard_in_one_worker_and_cpu_runs_one_worker_per_core(
 
     import ctranslate2
 
-    from ytcaption.engine import default_workers
+    from ytcaption.engine.engine import default_workers
 
     monkeypatch.setattr(ctranslate2, "get_cuda_device_count", lambda: gpus)
     assert default_workers(WhisperSettings()) == (workers or max(1, os.cpu_count() or 1))

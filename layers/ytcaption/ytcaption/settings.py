@@ -13,9 +13,20 @@ from typing import Literal
 from pydantic import BaseModel, Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from ytcaption.circuit import BreakerSettings
-from ytcaption.costs import Prices
+from ytcaption.domain.costs import Prices
 from ytcaption.media.ytdlp import YtdlpSettings
+
+
+class BreakerSettings(BaseModel):
+    """``BREAKER__THRESHOLD=5`` etc.: the per-site download breaker (:mod:`ytcaption.adapters.circuit_breaker`)."""
+
+    threshold: int = 5
+    cooldown_s: float = 300.0
+    mode: Literal["fail", "wait"] = "fail"
+    #: How long a half-open probe owns the circuit before another job may probe.
+    probe_s: float = 900.0
+    #: Different tenants whose failures it takes to pause a site for every tenant.
+    min_tenants: int = 2
 
 
 class _Base(BaseSettings):
@@ -26,7 +37,7 @@ class AwsResources(_Base):
     jobs_table: str
     bucket_name: str
     job_ttl_days: int = 30
-    #: Outbound URL policy (see ytcaption.netsafety). Loopback and private
+    #: Outbound URL policy (see ytcaption.adapters.netsafety). Loopback and private
     #: addresses are refused unless allowed here; the local runtime allows loopback.
     allow_loopback_urls: bool = False
     allow_private_urls: bool = False
@@ -95,7 +106,8 @@ class MediaSettings(BaseModel):
     max_duration_s: float = 4 * 3600.0
     max_download_bytes: int = 2 * 1024**3
     chunk_max_s: float = 30.0
-    shard_audio_s: float = 600.0
+    #: Audio per GPU Batch job (template parameter ShardAudioSeconds): one model load each.
+    shard_audio_s: float = 3600.0
     download_timeout_s: float = 30.0
 
 

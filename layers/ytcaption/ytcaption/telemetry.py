@@ -96,7 +96,7 @@ def stage_timer(stage: str) -> Iterator[None]:
 
     A cancelled job stopping at a stage boundary is not a failure of that stage.
     """
-    from ytcaption.errors import JobCancelled
+    from ytcaption.domain.errors import JobCancelled
 
     start = time.monotonic()
     try:

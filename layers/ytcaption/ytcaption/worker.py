@@ -1,4 +1,5 @@
-"""The GPU Batch job: transcribe one shard of a job.
+"""The GPU Batch job (``containers/transcriber``): transcribe one shard of a job with
+:class:`ytcaption.stages.transcribe.TranscribeStage`, the only stage this process loads.
 
     python -m ytcaption.worker [--job-id ID] [--shard N]
 
@@ -12,13 +13,13 @@ Exit status, which the job definition's ``RetryStrategy.EvaluateOnExit`` reads
 (Batch alone retries a shard; the state machine does not):
 
 - 0: the shard is done (or the job no longer wants it);
-- 75 (``EX_TEMPFAIL``): a retryable error (``retryable`` in :mod:`ytcaption.errors`):
+- 75 (``EX_TEMPFAIL``): a retryable error (``retryable`` in :mod:`ytcaption.domain.errors`):
   Batch runs the shard again, and chunks already transcribed are skipped;
 - 65: a permanent error (a model that cannot load, a bug): Batch gives up at once;
 - 2: a bad invocation.
 
 Before exiting with an error the worker records it on the job
-(:meth:`Pipeline.record_worker_error`), so the job fails with the worker's own
+(:meth:`TranscribeStage.record_worker_error`), so the job fails with the worker's own
 code and message instead of Step Functions' bare ``States.TaskFailed``.
 """
 
@@ -28,7 +29,7 @@ import argparse
 import os
 import sys
 
-from ytcaption.errors import YTCaptionError
+from ytcaption.domain.errors import YTCaptionError
 
 EXIT_OK = 0
 EXIT_USAGE = 2
@@ -52,13 +53,12 @@ def main(argv: list[str] | None = None) -> int:
         parser.print_usage(sys.stderr)
         print("error: a job id and a shard index are required", file=sys.stderr)
         return EXIT_USAGE
+    from ytcaption import services
     from ytcaption.observability import logger
-    from ytcaption.pipeline import Pipeline
-    from ytcaption.settings import get_pipeline_settings
 
-    pipeline = Pipeline(get_pipeline_settings())
+    stage = services.transcribe_stage()
     try:
-        result = pipeline.transcribe_shard(args.job_id, args.shard, submitted_at=args.submitted_at)
+        result = stage.run(args.job_id, args.shard, submitted_at=args.submitted_at)
     except Exception as raised:
         if isinstance(raised, YTCaptionError):
             exc = raised
@@ -67,7 +67,7 @@ def main(argv: list[str] | None = None) -> int:
             logger.exception("shard failed unexpectedly", extra={"shard": args.shard})
             exc = YTCaptionError(f"the transcription worker failed unexpectedly ({type(raised).__name__})")
         code = exit_code(exc)
-        pipeline.record_worker_error(args.job_id, args.shard, exc)
+        stage.record_worker_error(args.job_id, args.shard, exc)
         print(f"{exc.code}: {exc.message} (exit {code})", file=sys.stderr)
         return code
     logger.info("shard finished", extra=result)

@@ -21,7 +21,7 @@ from pathlib import Path
 import av
 import numpy as np
 
-from ytcaption.errors import UnsupportedMedia
+from ytcaption.domain.errors import UnsupportedMedia
 
 SAMPLE_RATE = 16_000
 TARGET_LUFS = -20.0

@@ -33,7 +33,7 @@ EDGE_PAD_S = 0.2
 PACKED_GAP_S = 0.8
 #: Packed audio per window, below Whisper's 30 s: in a full window it tends to
 #: leave the last sentence for a next window that, for a chunk, never comes.
-WINDOW_MARGIN_S = 1.0
+WINDOW_MARGIN_S = 3.0
 
 
 @dataclass(frozen=True)

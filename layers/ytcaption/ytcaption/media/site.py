@@ -6,7 +6,7 @@
 - :func:`caption_tracks` / :func:`pick_track` read the site's captions
   (``subtitles`` are made by people, ``automatic_captions`` by the site's
   speech recognition), and :func:`parse_caption_file` turns a WebVTT or SRT
-  track into our :class:`~ytcaption.captions.Transcript` segments.
+  track into our :class:`~ytcaption.domain.captions.Transcript` segments.
 
 yt-dlp is imported inside functions only. Failures become domain errors
 through :func:`ytcaption.media.download.classify` (``SOURCE_BLOCKED`` for bot
@@ -22,7 +22,7 @@ from datetime import UTC, datetime
 from typing import Any, Literal
 from urllib.parse import quote_plus
 
-from ytcaption.errors import UnsupportedSource
+from ytcaption.domain.errors import UnsupportedSource
 
 SearchKind = Literal["video", "short"]
 #: YouTube's results filter "Type: Shorts" (as the site writes it in its URLs).
@@ -57,10 +57,10 @@ def _run(url: str, opts: dict[str, Any], *, process: bool = True) -> dict[str, A
     import yt_dlp
     import yt_dlp.networking.exceptions
 
-    from ytcaption.media.download import classify
+    from ytcaption.media.download import classify, open_ydl
 
     try:
-        with yt_dlp.YoutubeDL(opts) as ydl:
+        with open_ydl(opts) as ydl:
             info = ydl.extract_info(url, download=False, process=process)
             if info is None:
                 raise UnsupportedSource("nothing was found at this URL")
@@ -127,10 +127,10 @@ def fetch_text(url: str, base: dict[str, Any], *, timeout_s: float = 15.0, max_b
     import yt_dlp
     import yt_dlp.networking.exceptions
 
-    from ytcaption.media.download import classify
+    from ytcaption.media.download import classify, open_ydl
 
     try:
-        with yt_dlp.YoutubeDL(_options(base, timeout_s)) as ydl:
+        with open_ydl(_options(base, timeout_s)) as ydl:
             resp = ydl.urlopen(url)
             data = resp.read(max_bytes + 1)
     except (yt_dlp.utils.DownloadError, yt_dlp.networking.exceptions.RequestError) as exc:

@@ -33,7 +33,7 @@ from typing import Any
 
 from pydantic import BaseModel, field_validator
 
-from ytcaption.errors import SettingUnusable
+from ytcaption.domain.errors import SettingUnusable
 
 #: What an operator sets for each kind of refusal (named in SOURCE_BLOCKED messages).
 COOKIES_HINT = "a cookies file (YTDLP__COOKIES_SECRET_ARN; template parameter YtdlpCookiesSecretArn)"
@@ -87,7 +87,7 @@ _resolved: dict[tuple[str, ...], dict[str, Any]] = {}
 def _secret_string(arn: str) -> str:
     from botocore.exceptions import BotoCoreError, ClientError
 
-    from ytcaption import aws
+    from ytcaption.adapters import aws
 
     try:
         value = aws.client("secretsmanager").get_secret_value(SecretId=arn)

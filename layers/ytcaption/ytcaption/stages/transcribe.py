@@ -1,0 +1,110 @@
+"""Transcribe stage: one shard of a job's chunks through faster-whisper. This is what runs
+in the GPU container (``python -m ytcaption.worker`` calls :class:`TranscribeStage`),
+and the only stage that imports the engine.
+
+Each chunk's result is stored as it comes (on the chunk's own timeline; the merge stage
+puts it on the media's, :func:`ytcaption.domain.stitching.shift`), so a retried shard
+skips chunks already done. A cancelled or failed job stops the shard at the next chunk.
+"""
+
+from __future__ import annotations
+
+import time
+import uuid
+from collections.abc import Callable
+from typing import Any
+
+from ytcaption.adapters import storage as keys
+from ytcaption.domain.errors import YTCaptionError
+from ytcaption.domain.jobs import JobOptions, JobStatus, now_iso
+from ytcaption.observability import bind_job, logger
+from ytcaption.stages.base import Stage, WorkerError
+from ytcaption.telemetry import ShardRecord, seconds_between
+
+
+class TranscribeStage(Stage):
+    def run(
+        self, job_id: str, shard: int, *, transcriber_factory: Callable[[JobOptions], Any] | None = None,
+        submitted_at: str | None = None,
+    ) -> dict[str, Any]:
+        """One worker attempt; its record (GPU seconds, queue wait, audio) is kept in S3 whatever happens."""
+        started, t0 = now_iso(), time.monotonic()
+        bind_job(job_id)
+        job = self.repo.get(job_id)
+        if job.correlation_id:
+            bind_job(job_id, job.correlation_id)
+        logger.append_keys(shard=shard, stage="transcribe")
+        if job.status != JobStatus.TRANSCRIBING:
+            logger.info("shard skipped: job is not transcribing", extra={"status": job.status})
+            return {"skipped": True, "status": job.status.value}
+        rec = ShardRecord(shard=shard, model=job.options.model, started_at=started, ended_at=started, seconds=0.0,
+                          queue_wait_s=seconds_between(submitted_at, started))
+        try:
+            out = self._transcribe_shard(job_id, shard, rec, transcriber_factory)
+        except BaseException:
+            rec.outcome = "error"
+            raise
+        finally:
+            rec.ended_at, rec.seconds = now_iso(), round(time.monotonic() - t0, 3)
+            try:
+                self.storage.put_json(keys.shard_record_key(job_id, shard, uuid.uuid4().hex[:12]),
+                                      rec.model_dump(mode="json"))
+            except YTCaptionError:
+                logger.warning("shard record not stored")
+            logger.remove_keys(["shard", "stage"])
+        return out
+
+    def _transcribe_shard(
+        self, job_id: str, shard: int, rec: ShardRecord, transcriber_factory: Callable[[JobOptions], Any] | None
+    ) -> dict[str, Any]:
+        from ytcaption.domain.stitching import ChunkResult
+        from ytcaption.engine.engine import transcribe_shard
+        from ytcaption.engine.language_id import chunk_languages
+        from ytcaption.engine.transcription import WhisperTranscriber
+        from ytcaption.media.audio import read_wav
+        from ytcaption.media.chunking import Chunk
+
+        manifest = self.storage.get_json(keys.manifest_key(job_id))
+        options = JobOptions.model_validate(manifest["options"])
+        mine = [c for c in manifest["chunks"] if c["shard"] == shard]
+        chunks = [Chunk.from_dict(c) for c in mine]
+        transcriber = (transcriber_factory or (lambda o: WhisperTranscriber(o.model, self.settings.whisper)))(options)
+        stopped = [False]
+
+        def done(c: Chunk) -> ChunkResult | None:
+            key = keys.chunk_result_key(job_id, c.index)
+            if not self.storage.exists(key):
+                return None
+            rec.chunks_skipped += 1
+            return ChunkResult.model_validate(self.storage.get_json(key))
+
+        def on_result(r: ChunkResult) -> bool:
+            rec.chunks += 1
+            rec.audio_s = round(rec.audio_s + (r.end - r.start), 3)
+            # the fidelity guard marks chunks it decoded a second time
+            rec.redecoded += int(bool(getattr(r, "redecoded", False)))
+            self.storage.put_json(keys.chunk_result_key(job_id, r.index), r.model_dump(mode="json"))
+            if self.repo.add_chunks_done(job_id, 1) is None:
+                stopped[0] = True
+                return False  # cancelled or failed meanwhile: stop spending GPU time
+            return True
+
+        def load(c: Chunk) -> Any:
+            return read_wav(self.storage.get_bytes(keys.chunk_audio_key(job_id, c.index)))
+
+        every = [Chunk.from_dict(c) for c in manifest["chunks"]]
+        results = transcribe_shard(transcriber, chunks, load, options, done=done, on_result=on_result,
+                                   batch_size=self.settings.whisper.batch_size,
+                                   context=self.settings.whisper.condition_on_previous_text,
+                                   languages=chunk_languages(transcriber, every, load, options))
+        logger.info("shard done", extra={"shard": shard, "chunks": len(results), "stopped": stopped[0]})
+        return {"shard": shard, "chunks": len(results), "stopped": stopped[0]}
+
+    def record_worker_error(self, job_id: str, shard: int, exc: YTCaptionError) -> None:
+        """Leave a worker's failure where MarkFailed reads it: a failed Batch job reaches the
+        state machine as a bare ``States.TaskFailed`` (best effort: the exit code still tells Batch)."""
+        info = WorkerError(code=exc.code, message=exc.message, shard=shard, retryable=exc.retryable, at=now_iso())
+        try:
+            self.storage.put_json(keys.worker_error_key(job_id, shard), info.model_dump(mode="json"))
+        except Exception:
+            logger.warning("worker error not recorded", extra={"code": exc.code, "shard": shard})
