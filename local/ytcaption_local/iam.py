@@ -212,24 +212,7 @@ class IamEnforcer:
         boto3.setup_default_session(botocore_session=session)
         self._undo.append(lambda: setattr(boto3, "DEFAULT_SESSION", previous))
 
-        # threads started inside an invocation work for it (what Python 3.14's
-        # thread_inherit_context does): S3 transfers, chunk uploads, shard pools
-        original_start = threading.Thread.start
-
-        def start(thread: threading.Thread) -> None:
-            principal = _current.get()
-            if principal is not None:
-                run = thread.run
-
-                def run_as() -> None:
-                    _current.set(principal)
-                    run()
-
-                thread.run = run_as  # type: ignore[method-assign]
-            original_start(thread)
-
-        threading.Thread.start = start  # type: ignore[method-assign,assignment]
-        self._undo.append(lambda: setattr(threading.Thread, "start", original_start))
+        self._undo.append(inherit_principal_in_threads())
 
         # Step Functions' service integrations call with the state machine's role
         import sys
@@ -266,6 +249,44 @@ class IamEnforcer:
             settings.INITIAL_NO_AUTH_ACTION_COUNT = previous
 
         self._undo.append(undo)
+
+
+def inherit_principal_in_threads() -> Callable[[], None]:
+    """Threads started inside an invocation work for it (what Python 3.14's
+    ``thread_inherit_context`` does): S3 transfers, chunk uploads, shard pools.
+
+    ``Thread.start`` is a hook other code wraps too (``ytcaption.netsafety``'s URL
+    guard): each hook names the one it calls in ``__wrapped__`` and calls it from
+    there, so hooks chain in any order and this one can leave the chain alone.
+    Returns the undo.
+    """
+
+    def start(thread: threading.Thread) -> None:
+        principal = _current.get()
+        if principal is not None:
+            run = thread.run
+
+            def run_as() -> None:
+                _current.set(principal)
+                run()
+
+            thread.run = run_as  # type: ignore[method-assign]
+        start.__wrapped__(thread)  # type: ignore[attr-defined]
+
+    start.__wrapped__ = threading.Thread.start  # type: ignore[attr-defined]
+    threading.Thread.start = start  # type: ignore[method-assign,assignment]
+
+    def undo() -> None:
+        if threading.Thread.start is start:
+            threading.Thread.start = start.__wrapped__  # type: ignore[attr-defined,method-assign]
+            return
+        outer: Any = threading.Thread.start  # a hook wrapped this one since: unlink it
+        while outer is not None and getattr(outer, "__wrapped__", None) is not start:
+            outer = getattr(outer, "__wrapped__", None)
+        if outer is not None:
+            outer.__wrapped__ = start.__wrapped__  # type: ignore[attr-defined]
+
+    return undo
 
 
 def _role_name(arn: str) -> str:
