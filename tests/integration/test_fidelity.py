@@ -12,11 +12,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from tests.media import corpus
+from tests.media.speech import encode
 from ytcaption.engine import transcribe_file
 from ytcaption.evaluation import wer
 from ytcaption.jobs import JobOptions
-from ytcaption_local import corpus
-from ytcaption_local.speech import encode
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
