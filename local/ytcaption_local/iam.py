@@ -214,41 +214,20 @@ class IamEnforcer:
 
         self._undo.append(inherit_principal_in_threads())
 
-        # Step Functions' service integrations call with the state machine's role
-        import sys
+    def _sign_state_machine_client(self, client: Any, state_credentials: Any) -> None:
+        """Step Functions' service integrations call with the state machine's role."""
+        from botocore.credentials import Credentials
 
-        from moto.stepfunctions.parser.asl.utils import boto_client as sfn_clients
-
-        original_for = sfn_clients.boto_client_for
-
-        def boto_client_for(region: str, service: str, state_credentials: Any = None) -> Any:
-            role = _role_name(getattr(state_credentials, "role_arn", "") or "") or enforcer.state_machine_role
-            p = enforcer.roles.get(role) or enforcer.roles[enforcer.state_machine_role]
-            client = original_for(region, service, state_credentials)
-            client._request_signer._credentials = Credentials(p.access_key, p.secret_key, p.token)
-            return client
-
-        for module in list(sys.modules.values()):
-            if getattr(module, "__name__", "").startswith("moto.stepfunctions") and \
-                    getattr(module, "boto_client_for", None) is original_for:
-                module.boto_client_for = boto_client_for  # type: ignore[attr-defined]
-                self._undo.append(functools.partial(setattr, module, "boto_client_for", original_for))
+        role = _role_name(getattr(state_credentials, "role_arn", "") or "") or self.state_machine_role
+        p = self.roles.get(role) or self.roles[self.state_machine_role]
+        client._request_signer._credentials = Credentials(p.access_key, p.secret_key, p.token)
 
     def _install_checks(self) -> None:
-        from moto import settings
-        from moto.core.authorization import ActionAuthenticatorMixin
+        from ytcaption_local import motopatch
 
-        original = ActionAuthenticatorMixin._authenticate_and_authorize_action
-        ActionAuthenticatorMixin._authenticate_and_authorize_action = _authorize  # type: ignore[method-assign]
-        previous = settings.INITIAL_NO_AUTH_ACTION_COUNT
-        settings.INITIAL_NO_AUTH_ACTION_COUNT = 0
-        ActionAuthenticatorMixin.request_count = 0
-
-        def undo() -> None:
-            ActionAuthenticatorMixin._authenticate_and_authorize_action = original  # type: ignore[method-assign]
-            settings.INITIAL_NO_AUTH_ACTION_COUNT = previous
-
-        self._undo.append(undo)
+        patches = contextlib.ExitStack()
+        patches.enter_context(motopatch.iam_patches(_authorize, self._sign_state_machine_client))
+        self._undo.append(patches.close)
 
 
 def inherit_principal_in_threads() -> Callable[[], None]:

@@ -15,6 +15,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import hashlib
 import io
@@ -144,12 +145,21 @@ class LocalRuntime:
         self._snapshot_lock = threading.Lock()
         self._aws_endpoints: tuple[str, ...] = ()
         self._tmp: tempfile.TemporaryDirectory[str] | None = None
+        #: moto's patches (ytcaption_local.motopatch), undone by stop()
+        self._patches = contextlib.ExitStack()
         self.api_url = ""
         self.endpoint = ""
 
     # --- lifecycle ---------------------------------------------------------------------------
 
     def start(self) -> LocalRuntime:
+        try:
+            return self._start()
+        except BaseException:
+            self.stop()  # a runtime that failed to start leaves no patch, port or temp dir behind
+            raise
+
+    def _start(self) -> LocalRuntime:
         logging.getLogger("werkzeug").setLevel(logging.ERROR)
         state.clean_stale_temp_dirs()  # left behind by a runtime killed with -9
         if self.options.state_dir:
@@ -174,7 +184,7 @@ class LocalRuntime:
             "HF_HUB_OFFLINE": "1",
             "MOTO_ALLOW_NONEXISTENT_REGION": "true",
         })
-        motopatch.install(self._invoke, self._run_batch_job)
+        self._patches.enter_context(motopatch.runtime_patches(self._invoke, self._run_batch_job))
         secret = secrets.token_urlsafe(24)  # only the runtime reaches its AWS endpoint (lockdown.py)
         self._aws_endpoints = (self.endpoint, f"http://localhost:{port}")  # moto's own clients use localhost
         for endpoint in self._aws_endpoints:
@@ -230,7 +240,7 @@ class LocalRuntime:
         self._stopping.set()
         if self._gateway is not None:
             self._gateway.stop()
-        if self._state is not None and self._moto is not None:
+        if self._state is not None and self._moto is not None and self.outputs:
             with self._snapshot_lock:
                 self._snapshot()
         if self._moto is not None:
@@ -244,6 +254,7 @@ class LocalRuntime:
                 os.environ[k] = v
         self._saved_env.clear()
         self.iam.uninstall()
+        self._patches.close()
         self._reset_cached_clients()
         from ytcaption import telemetry
 
