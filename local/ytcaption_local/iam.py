@@ -21,6 +21,7 @@ at it) acts as an administrator user, like an operator with the AWS CLI.
 
 from __future__ import annotations
 
+import ast
 import contextlib
 import contextvars
 import functools
@@ -80,8 +81,11 @@ class IamEnforcer:
 
     # --- set-up -----------------------------------------------------------------------------------
 
-    def install(self, client: Callable[..., Any], res: dict[str, Any], resolve: Callable[[Any], Any]) -> None:
-        """Give every template role its policies and credentials, then enforce."""
+    def install(self, client: Callable[..., Any], res: dict[str, Any], resolve: Callable[[Any], Any],
+                deployed: bool = False) -> None:
+        """Give every template role its policies and credentials, then enforce. ``deployed``:
+        the roles' inline policies are already on them (CloudFormation put them there), else
+        they are resolved from the template and put here."""
         iam, sts = client("iam"), client("sts")
         self._client = client
         try:
@@ -96,10 +100,20 @@ class IamEnforcer:
         for lid, r in res.items():
             if r["Type"] != "AWS::IAM::Role":
                 continue
-            props = resolve(r["Properties"])
             name = _role_name(resolve({"Fn::GetAtt": [lid, "Arn"]}))
-            for p in props.get("Policies", []):
-                self._put_policy(iam, name, p["PolicyName"], p["PolicyDocument"])
+            if deployed:
+                policies = [(p, iam.get_role_policy(RoleName=name, PolicyName=p)["PolicyDocument"])
+                            for p in iam.list_role_policies(RoleName=name)["PolicyNames"]]
+            else:
+                policies = [(p["PolicyName"], p["PolicyDocument"])
+                            for p in resolve(r["Properties"]).get("Policies", [])]
+            for policy_name, document in policies:
+                if isinstance(document, str):
+                    try:
+                        document = json.loads(document)
+                    except ValueError:  # moto's CloudFormation stores a dict's Python repr: put right below
+                        document = ast.literal_eval(document)
+                self._put_policy(iam, name, policy_name, document)
             # AWS managed policies (ManagedPolicyArns: logs, X-Ray, the ECS agent) are left
             # out: nothing local calls those services, and moto does not ship them all
             creds = sts.assume_role(RoleArn=f"arn:aws:iam::{ACCOUNT}:role/{name}", RoleSessionName=lid[:64],
@@ -443,7 +457,7 @@ def enforce_on_test_stack(table: str, bucket: str, state_machine_arn: str) -> Ia
     import boto3
 
     from ytcaption_local.handlers import FUNCTIONS_DIR
-    from ytcaption_local.runtime import Resolver, transformed_template
+    from ytcaption_local.stack import Resolver, transformed_template
     from ytcaption_local.template import ROOT
 
     template, local = _transformed(transformed_template)
