@@ -3,8 +3,12 @@
 - moto serves S3, DynamoDB, Step Functions, Lambda, Batch, IAM and EventBridge
   on a loopback port (``AWS_ENDPOINT_URL`` points every client at it);
 - the resources come from the real ``template.yaml``, transformed by
-  aws-sam-translator exactly as CloudFormation would, and the real
-  ``statemachines/transcription.asl.json`` with its substitutions;
+  aws-sam-translator and deployed by moto's own CloudFormation, with hand code
+  only where moto lacks a type or a property (``ytcaption_local.stack`` says
+  which and why), and the real ``statemachines/transcription.asl.json`` with
+  its substitutions;
+- moto's internals it relies on are patched by ``ytcaption_local.motopatch``,
+  installed by ``start`` and undone by ``stop``;
 - Lambda invocations run the real handlers in-process from their ``CodeUri``
   (or the image command's directory under ``functions/``);
 - Batch jobs run the real worker entrypoint (``ytcaption.worker``) on the CPU
