@@ -5,7 +5,7 @@
 would; ``deploy`` hands the result to moto's ``CreateStack``, which creates the
 roles (with their inline policies), the Lambda functions (environment resolved),
 the layer, the jobs table, the media and logs buckets, the dead-letter queue,
-the log groups, the EventBridge rule, the ECR repository, the launch template,
+the log groups, the ECR repository, the launch template,
 the instance profile, the Batch compute environments, job queue and job
 definition, the dashboard and the Lambda permissions.
 
@@ -39,6 +39,11 @@ lacks them:
   ignores ``DefinitionSubstitutions`` and ``DefinitionS3Location``. Created
   from ``statemachines/*.asl.json`` with the substitutions resolved against
   the stack;
+- ``AWS::Events::Rule`` (the reconciler's ``rate(5 minutes)``): not created.
+  moto hands every ``PutEvents`` event to every rule on the bus, a schedule
+  rule included, and fails on its Lambda target (``NotImplementedError``, a
+  500 to the Notify function); the runtime's own loop stands for the schedule
+  (``RuntimeOptions.reconcile_every_s``, ``ytcaption local serve``);
 - ``AWS::Lambda::EventInvokeConfig``: not supported, and moto does not retry
   asynchronous invocations anyway; the runtime applies it (``FunctionSpec``);
 - the media bucket's CORS, lifecycle, public access block and notifications,
@@ -73,7 +78,7 @@ BY_HAND = frozenset({
     "AWS::CloudWatch::Alarm", "AWS::SecretsManager::Secret", "AWS::S3::BucketPolicy",
     "AWS::Lambda::EventInvokeConfig", "AWS::ApiGateway::RestApi", "AWS::ApiGateway::Deployment",
     "AWS::ApiGateway::Stage", "AWS::ApiGateway::ApiKey", "AWS::ApiGateway::UsagePlan",
-    "AWS::ApiGateway::UsagePlanKey", "AWS::StepFunctions::StateMachine",
+    "AWS::ApiGateway::UsagePlanKey", "AWS::StepFunctions::StateMachine", "AWS::Events::Rule",
 })
 
 #: What ``{"Ref": "AWS::NoValue"}`` resolves to: dropped from the list or mapping holding it.
@@ -249,6 +254,9 @@ def deploy(client: Callable[[str], Any], name: str, parameters: dict[str, Any], 
             hand_refs[lid] = f"arn:aws:states:{REGION}:{ACCOUNT}:stateMachine:{name}-{lid}"
             hand_getatt[(lid, "Name")] = f"{name}-{lid}"
             hand_getatt[(lid, "Arn")] = hand_refs[lid]
+        elif r["Type"] == "AWS::Events::Rule":
+            hand_refs[lid] = f"{name}-{lid}"[:64]
+            hand_getatt[(lid, "Arn")] = f"arn:aws:events:{REGION}:{ACCOUNT}:rule/{hand_refs[lid]}"
         elif r["Type"] == "AWS::ApiGateway::RestApi":
             hand_refs[lid] = "local"  # the local API front (ytcaption_local.apigw)
         elif r["Type"] in BY_HAND:
