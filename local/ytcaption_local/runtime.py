@@ -213,10 +213,17 @@ class LocalRuntime:
 
         api = self.functions["ApiFunction"]
         # routes, authorizer and key check as API Gateway does them (ytcaption_local.apigw)
+        # One request at a time per function, as one Lambda execution environment serves
+        # them: Powertools' resolver keeps the current request (route, event, context) on
+        # the module-level app, so two threads in one handler answered each other's
+        # requests (KeyError '_route' under 20 concurrent clients).
+        environments = {lid: threading.Lock() for lid in self.functions}
+
         def invoke(lid: str, ev: dict[str, Any], ctx: Any) -> Any:
             if ev.get("type") != "REQUEST":  # not the authorizer's own event
                 self.api_calls.append((lid, str(ev.get("httpMethod")), str(ev.get("path"))))
-            return self._call(self.functions[lid], ev, ctx)
+            with environments[lid]:
+                return self._call(self.functions[lid], ev, ctx)
 
         front = LocalApiGateway(self._rest_api, invoke, self.api_key, region=REGION, account=ACCOUNT)
         self._gateway = Gateway(front, lambda: LambdaContext(function_name=api.name), port=self.options.api_port)
