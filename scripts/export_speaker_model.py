@@ -33,7 +33,8 @@ def main(out: str) -> int:
         return 1
     pkg = Path(next(iter(spec.submodule_search_locations)))
     mod_spec = importlib.util.spec_from_file_location("campplus", pkg / "camplusplus.py")
-    assert mod_spec is not None and mod_spec.loader is not None
+    if mod_spec is None or mod_spec.loader is None:
+        return 1
     cam = importlib.util.module_from_spec(mod_spec)
     mod_spec.loader.exec_module(cam)
     src = pkg / "models/speech_campplus_sv_zh_en_16k-common_advanced/campplus_cn_en_common.pt"

@@ -45,6 +45,9 @@ MIN_CLUSTER_WINDOWS = 4
 #: spectral clustering on more windows than this pre-groups them with k-means first
 MAX_SPECTRAL = 2000
 MAX_SPEAKERS = 32
+#: default for a known speaker's reference to name a cluster (a setting: DIARIZATION__KNOWN_SPEAKER_COSINE).
+#: Measured: a voice against its own cluster 0.92-0.96; espeak-ng's voices against each other up to 0.93.
+KNOWN_SPEAKER_COSINE = 0.9
 EMBEDDING_DIM = 192
 
 
@@ -129,6 +132,13 @@ class SpeakerEmbedder:
             ends=np.array([b + offset for _, b in spans], np.float64),
             vectors=vectors,
         )
+
+    def reference(self, samples: np.ndarray) -> np.ndarray:
+        """One voice print for a known speaker's short clip: the mean of its windows' embeddings."""
+        e = self.embed_chunk(np.asarray(samples, np.float32), 0.0)
+        if not len(e):
+            raise ValueError("the reference clip has no speech")
+        return normalise(e.vectors.mean(0, keepdims=True))[0]
 
 
 def normalise(x: np.ndarray) -> np.ndarray:
