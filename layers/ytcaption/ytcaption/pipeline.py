@@ -298,6 +298,12 @@ class Pipeline:
         options = JobOptions.model_validate(manifest["options"])
         mine = [c for c in manifest["chunks"] if c["shard"] == shard]
         chunks = [Chunk.from_dict(c) for c in mine]
+        speaker_model = None
+        if options.diarize:  # the model's hash is checked before any transcription is spent
+            from ytcaption.diarize_stage import embedder
+
+            speaker_model = embedder(self.settings.diarization)
+            options = options.model_copy(update={"word_timestamps": True})  # to split segments between words
         transcriber = (transcriber_factory or (lambda o: WhisperTranscriber(o.model, self.settings.whisper)))(options)
         stopped = [False]
 
@@ -327,6 +333,10 @@ class Pipeline:
                                    batch_size=self.settings.whisper.batch_size,
                                    context=self.settings.whisper.condition_on_previous_text,
                                    languages=chunk_languages(transcriber, every, load, options))
+        if speaker_model is not None and not stopped[0]:
+            from ytcaption.diarize_stage import shard_embeddings
+
+            shard_embeddings(self.storage, speaker_model, job_id, options, shard, chunks, load)
         logger.info("shard done", extra={"shard": shard, "chunks": len(results), "stopped": stopped[0]})
         return {"shard": shard, "chunks": len(results), "stopped": stopped[0]}
 
@@ -367,6 +377,11 @@ class Pipeline:
             results.append(ChunkResult.model_validate(self.storage.get_json(key)))
         transcript = merge(results, duration=manifest["duration"], model=job.options.model, task=job.options.task)
         transcript.source = "transcription"
+        if job.options.diarize:
+            from ytcaption.diarize_stage import label_speakers
+
+            transcript = label_speakers(self.storage, self.settings.diarization, job_id, job.options,
+                                        [c["index"] for c in manifest["chunks"]], transcript)
         written = self.store_results(job_id, transcript, job.options.formats)
         done = self.repo.transition(
             job_id,

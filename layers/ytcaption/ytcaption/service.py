@@ -34,6 +34,7 @@ from ytcaption.jobs import ErrorInfo, Job, JobEvent, JobOptions, JobStatus, Sour
 from ytcaption.netsafety import UrlPolicy, check_url
 from ytcaption.repository import JobRepository
 from ytcaption.settings import ApiSettings
+from ytcaption.speaker_options import check_speakers
 from ytcaption.storage import CONTENT_TYPES, Storage, content_type, result_key, upload_key
 
 JOB_ID_RE = re.compile(r"^[0-9a-f]{32}$")
@@ -74,6 +75,7 @@ class JobService:
 
     def check_model(self, options: JobOptions) -> JobOptions:
         self.catalogue.check(options.model, language=options.language, task=options.task)
+        check_speakers(options)
         return options
 
     # --- submit ----------------------------------------------------------------------
@@ -377,7 +379,7 @@ def options_from_metadata(meta: dict[str, str], default_model: str = "tiny.en") 
         field = key.replace("-", "_")
         if field == "formats":
             data[field] = [f.strip() for f in value.split(",") if f.strip()]
-        elif field == "word_timestamps":
+        elif field in ("word_timestamps", "diarize"):
             data[field] = value.strip().lower() in ("1", "true", "yes")
         elif field in JobOptions.model_fields:
             data[field] = value
