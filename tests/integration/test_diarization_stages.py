@@ -30,7 +30,7 @@ def two_voices(tmp_path_factory: pytest.TempPathFactory) -> tuple[bytes, list[st
     from ytcaption_local.speech import encode
 
     tmp = tmp_path_factory.mktemp("two")
-    rng = random.Random(7)
+    rng = random.Random(7)  # noqa: S311 - test media
     b = Builder(tmp)
     order = [0, 0, 1, 0, 1, 1, 0, 1, 0, 1]
     voices = [VOICES[2], VOICES[5]]
