@@ -109,3 +109,17 @@ def test_a_damaged_speaker_model_fails_the_shard_before_any_transcription(
 
     with pytest.raises(SpeakerModelUnavailable, match="hash"):
         pipeline.transcribe_shard(job.job_id, plan["shards"][0], transcriber_factory=no_whisper)
+
+
+def test_openai_route_answers_diarized_json_in_openai_shape(two_voices: tuple[bytes, list[str]]) -> None:
+    from ytcaption.openai_api import SyncRequest, render, transcribe_bytes
+    from ytcaption.settings import SyncSettings
+
+    options = JobOptions(model="tiny.en", diarize=True, word_timestamps=True, formats=["json"])
+    transcript = transcribe_bytes(two_voices[0], "two.mp3", options, SyncSettings())
+    doc = json.loads(render(transcript, SyncRequest(model="tiny.en", response_format="diarized_json"),
+                            "transcribe").body)
+    assert set(doc) == {"task", "duration", "text", "segments", "usage"}
+    assert doc["segments"][0]["type"] == "transcript.text.segment"
+    assert doc["segments"][0]["speaker"] == "A"
+    assert {s["speaker"] for s in doc["segments"]} == {"A", "B"}

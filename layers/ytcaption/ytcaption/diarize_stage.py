@@ -100,3 +100,34 @@ def label_speakers(storage: Storage, settings: DiarizationSettings, job_id: str,
     return transcript.model_copy(update={"segments": segments, "speakers": speakers,
                                          "unmatched_speakers": unmatched})
 
+
+
+def diarize_samples(samples: Any, transcript: Any, settings: DiarizationSettings) -> Any:
+    """The synchronous route's diarization: one process, the whole (short) file at once."""
+    from ytcaption import diarization as d
+    from ytcaption.captions import Speaker
+
+    emb = embedder(settings)
+    step = 30 * d.RATE
+    e = d.ChunkEmbeddings.concat([emb.embed_chunk(samples[i: i + step], i / d.RATE)
+                                  for i in range(0, len(samples), step)])
+    turn_list = d.turns(e, d.cluster(e.vectors))
+    speakers = [Speaker(label=d.label_name(k), speaking_time=t) for k, t in sorted(d.speaking_time(turn_list).items())]
+    return transcript.model_copy(update={"segments": d.assign(transcript.segments, turn_list), "speakers": speakers})
+
+
+def openai_diarized(transcript: Any, task: str) -> dict[str, Any]:
+    """OpenAI's ``diarized_json`` (its diarizing model's shape): segments with speakers ``A``, ``B``, ..."""
+    def letter(label: str | None) -> str | None:
+        if not label or not label.startswith("SPEAKER_"):
+            return label
+        n = int(label.removeprefix("SPEAKER_")) - 1
+        return chr(ord("A") + n) if n < 26 else label
+
+    return {
+        "task": task,
+        "duration": transcript.duration,
+        "text": transcript.text,
+        "segments": [{"type": "transcript.text.segment", "id": f"seg_{i}", "start": s.start, "end": s.end,
+                      "text": s.text, "speaker": letter(s.speaker)} for i, s in enumerate(transcript.segments)],
+    }

@@ -186,6 +186,7 @@ class SyncSettings(_Base):
     baked_models: str = ""
     sync: SyncLimits = Field(default_factory=SyncLimits)
     whisper: WhisperSettings = Field(default_factory=WhisperSettings)
+    diarization: DiarizationSettings = Field(default_factory=DiarizationSettings)
     media: MediaSettings = Field(default_factory=MediaSettings)
     work_dir: str = "/tmp/ytcaption"  # noqa: S108 - Lambda's only writable dir
 
