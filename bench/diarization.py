@@ -75,7 +75,7 @@ def build(work: Path) -> list[tuple[Case, str]]:
     case("music-bed", "3 voices, music under the middle part, then 20 s of music alone", bed)
     case("one-voice", "1 voice (flite slt), 15 sentences", lambda b: _turns(b, [VOICES[1]], 15, 8, (0.3, 0.8)))
     case("music-only", "60 s of music, no speech", lambda b: b.insert(music(60.0, 0.1, 9)))
-    case("ten-min", "10 min, 3 voices, 3 shards of 200 s (one clustering across them)",
+    case("ten-min", "over 10 min, 3 voices, shards of 200 s embedded apart, one clustering across them",
          lambda b: _turns(b, three, 150, 10, (0.3, 0.8)))
     return cases
 
