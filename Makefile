@@ -84,7 +84,7 @@ audit: dev
 lock:
 	$(BIN)/pip freeze --exclude-editable | grep -v '^-e ' > requirements.lock
 
-## bench: import time, engine quality/speed, local runtime and OpenAI-route overhead (each prints its ratio), load, cost
+## bench: import time, engine quality/speed, local runtime and OpenAI-route overhead (each prints its ratio), load, cost, diarization
 bench: dev system-deps
 	$(BIN)/python -m bench.import_time
 	$(BIN)/python -m bench.quality
@@ -92,6 +92,7 @@ bench: dev system-deps
 	$(BIN)/python -m bench.load
 	$(BIN)/python -m bench.cost
 	$(BIN)/python -m bench.openai_sync
+	$(BIN)/python -m bench.diarization
 
 ## build: sam build (the media Lambdas and the transcriber are images: needs Docker)
 build: dev
