@@ -149,6 +149,7 @@ def _options(args: argparse.Namespace) -> dict[str, Any]:
         opts["webhook_url"] = args.webhook
     if args.word_timestamps:
         opts["word_timestamps"] = True
+    opts.update({"diarize": True, "num_speakers": args.speakers} if args.diarize else {})
     if args.task:
         opts["task"] = args.task
     if args.site_captions:
@@ -371,6 +372,8 @@ def parser() -> argparse.ArgumentParser:
     t.add_argument("--webhook", help="URL to POST to when the job ends")
     t.add_argument("--word-timestamps", action="store_true",
                    help="time every word (in the JSON result; cues are laid out by word)")
+    t.add_argument("--diarize", action="store_true", help="label who speaks (SPEAKER_1, ...) in every format")
+    t.add_argument("--speakers", type=int, help="with --diarize: the number of speakers, if known")
     t.add_argument("--verbose", action="store_true",
                    help="show the local runtime's JSON log lines here (otherwise they go to a file)")
     t.add_argument("--task", choices=["transcribe", "translate"])
