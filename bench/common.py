@@ -5,7 +5,7 @@ from __future__ import annotations
 import tempfile
 from pathlib import Path
 
-from ytcaption_local.speech import PASSAGE, encode, speech_track
+from tests.media.speech import PASSAGE, encode, speech_track
 
 
 def long_speech(ext: str = ".mp3", *, repeats: int = 1) -> tuple[Path, str]:

@@ -30,9 +30,9 @@ def measure_normalize_x() -> float:
     import av
     import numpy as np
 
+    from tests.media.speech import encode
     from ytcaption.engine.engine import prepare
     from ytcaption.settings import MediaSettings
-    from ytcaption_local.speech import encode
 
     with av.open("samples/sample.mp3") as c:
         rate = c.streams.audio[0].rate

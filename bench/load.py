@@ -72,7 +72,7 @@ def clip_bytes(seconds: float) -> bytes:
     import av
     import numpy as np
 
-    from ytcaption_local.speech import encode
+    from tests.media.speech import encode
 
     with av.open("samples/sample.mp3") as c:
         rate = c.streams.audio[0].rate

@@ -25,7 +25,7 @@ from pathlib import Path
 
 
 def clip_30s() -> tuple[Path, str]:
-    from ytcaption_local.speech import PASSAGE, encode, speech_track
+    from tests.media.speech import PASSAGE, encode, speech_track
 
     work = Path(tempfile.mkdtemp(prefix="ytcaption-bench-"))
     sentences = PASSAGE[:5]

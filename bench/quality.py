@@ -1,6 +1,6 @@
 """Accuracy and speed of the engine against faster-whisper, on long and varied media.
 
-Every case (ytcaption_local.corpus) is transcribed three ways, in this one run,
+Every case (tests.media.corpus) is transcribed three ways, in this one run,
 with the same model (tiny.en int8 on this CPU unless told otherwise):
 
 (a) faster-whisper's plain ``transcribe`` on the whole file (beam 5);
@@ -29,12 +29,12 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from tests.evaluation import word_ops
+from tests.media import corpus
+from tests.media.speech import encode
 from ytcaption.domain.jobs import JobOptions
 from ytcaption.engine.engine import transcribe_file
 from ytcaption.engine.transcription import choose_device, load_model
 from ytcaption.settings import WhisperSettings
-from ytcaption_local import corpus
-from ytcaption_local.speech import encode
 
 
 @dataclass

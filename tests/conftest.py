@@ -195,7 +195,7 @@ class SpeechClip:
     dir: Path
 
     def encode(self, ext: str, *, gain_db: float = 0.0, name: str | None = None) -> Path:
-        from ytcaption_local.speech import encode
+        from tests.media.speech import encode
 
         path = self.dir / f"{name or 'clip'}{ext}"
         if not path.exists():
@@ -206,7 +206,7 @@ class SpeechClip:
 def make_clip(sentences: list[str], directory: Path, pause_s: float = 0.8) -> SpeechClip:
     import numpy as np
 
-    from ytcaption_local.speech import read_audio, synthesize
+    from tests.media.speech import read_audio, synthesize
 
     parts, pauses, t, rate = [], [], 0.0, 22050
     for i, s in enumerate(sentences):
@@ -222,7 +222,7 @@ def make_clip(sentences: list[str], directory: Path, pause_s: float = 0.8) -> Sp
 @pytest.fixture(scope="session")
 def short_clip(tmp_path_factory: pytest.TempPathFactory) -> SpeechClip:
     """About 25 s of speech from known text."""
-    from ytcaption_local.speech import PASSAGE, espeak_available
+    from tests.media.speech import PASSAGE, espeak_available
 
     if not espeak_available():
         pytest.fail("espeak-ng is required for speech tests: apt-get install espeak-ng")
@@ -232,7 +232,7 @@ def short_clip(tmp_path_factory: pytest.TempPathFactory) -> SpeechClip:
 @pytest.fixture(scope="session")
 def long_clip(tmp_path_factory: pytest.TempPathFactory) -> SpeechClip:
     """About 100 s of speech: at least 4 chunks at a 20 s chunk limit."""
-    from ytcaption_local.speech import PASSAGE, espeak_available
+    from tests.media.speech import PASSAGE, espeak_available
 
     if not espeak_available():
         pytest.fail("espeak-ng is required for speech tests: apt-get install espeak-ng")

@@ -22,7 +22,7 @@ TEXT = {
 def speak(sentences: list[str], voice: str, directory: Path, name: str, *, pause_s: float = 0.8) -> tuple[Any, int]:
     import numpy as np
 
-    from ytcaption_local.speech import read_audio, silence, synthesize
+    from tests.media.speech import read_audio, silence, synthesize
 
     parts, rate = [], 22050
     for i, s in enumerate(sentences):

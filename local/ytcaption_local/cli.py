@@ -193,6 +193,9 @@ def cli() -> None:
 @click.option("--word-timestamps", is_flag=True,
               help="Time every word: the JSON result gets per-word start/end, and subtitle cues are laid out "
                    "by word timing.")
+@click.option("--diarize", is_flag=True, help="Label who speaks (SPEAKER_1, ...) in every format.")
+@click.option("--speakers", type=click.IntRange(min=1), metavar="N",
+              help="With --diarize: the number of speakers, if known (otherwise estimated).")
 @click.option("--task", type=click.Choice(["transcribe", "translate"]),
               help="translate: English text from speech in another language (multilingual models only).")
 @click.option("--site-captions", type=click.Choice(["never", "fallback", "prefer"]),
@@ -204,7 +207,8 @@ def cli() -> None:
               help="Show the local runtime's JSON log lines here (otherwise they go to a file, named at start).")
 def transcribe(source: str, api: str | None, api_key: str | None, language: str | None, model: str | None,
                formats: list[str] | None, output_dir: Path, webhook: str | None, word_timestamps: bool,
-               task: str | None, site_captions: str | None, port: int, verbose: bool) -> int:
+               diarize: bool, speakers: int | None, task: str | None, site_captions: str | None, port: int,
+               verbose: bool) -> int:
     """Transcribe a URL or a local media file and save its captions.
 
     Prints the job's stage and progress (chunks done during transcription) on stderr,
@@ -218,6 +222,7 @@ def transcribe(source: str, api: str | None, api_key: str | None, language: str 
         "language": language, "model": model, "formats": formats, "webhook_url": webhook,
         "word_timestamps": word_timestamps or None, "task": task, "site_captions": site_captions,
     }.items() if v}
+    options.update({"diarize": True, "num_speakers": speakers} if diarize else {})
     runtime = None
     if not api:
         from ytcaption_local.runtime import LocalRuntime, RuntimeOptions

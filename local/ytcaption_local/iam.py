@@ -21,6 +21,7 @@ at it) acts as an administrator user, like an operator with the AWS CLI.
 
 from __future__ import annotations
 
+import ast
 import contextlib
 import contextvars
 import functools
@@ -80,8 +81,11 @@ class IamEnforcer:
 
     # --- set-up -----------------------------------------------------------------------------------
 
-    def install(self, client: Callable[..., Any], res: dict[str, Any], resolve: Callable[[Any], Any]) -> None:
-        """Give every template role its policies and credentials, then enforce."""
+    def install(self, client: Callable[..., Any], res: dict[str, Any], resolve: Callable[[Any], Any],
+                deployed: bool = False) -> None:
+        """Give every template role its policies and credentials, then enforce. ``deployed``:
+        the roles' inline policies are already on them (CloudFormation put them there), else
+        they are resolved from the template and put here."""
         iam, sts = client("iam"), client("sts")
         self._client = client
         try:
@@ -96,10 +100,20 @@ class IamEnforcer:
         for lid, r in res.items():
             if r["Type"] != "AWS::IAM::Role":
                 continue
-            props = resolve(r["Properties"])
             name = _role_name(resolve({"Fn::GetAtt": [lid, "Arn"]}))
-            for p in props.get("Policies", []):
-                self._put_policy(iam, name, p["PolicyName"], p["PolicyDocument"])
+            if deployed:
+                policies = [(p, iam.get_role_policy(RoleName=name, PolicyName=p)["PolicyDocument"])
+                            for p in iam.list_role_policies(RoleName=name)["PolicyNames"]]
+            else:
+                policies = [(p["PolicyName"], p["PolicyDocument"])
+                            for p in resolve(r["Properties"]).get("Policies", [])]
+            for policy_name, document in policies:
+                if isinstance(document, str):
+                    try:
+                        document = json.loads(document)
+                    except ValueError:  # moto's CloudFormation stores a dict's Python repr: put right below
+                        document = ast.literal_eval(document)
+                self._put_policy(iam, name, policy_name, document)
             # AWS managed policies (ManagedPolicyArns: logs, X-Ray, the ECS agent) are left
             # out: nothing local calls those services, and moto does not ship them all
             creds = sts.assume_role(RoleArn=f"arn:aws:iam::{ACCOUNT}:role/{name}", RoleSessionName=lid[:64],
@@ -212,60 +226,60 @@ class IamEnforcer:
         boto3.setup_default_session(botocore_session=session)
         self._undo.append(lambda: setattr(boto3, "DEFAULT_SESSION", previous))
 
-        # threads started inside an invocation work for it (what Python 3.14's
-        # thread_inherit_context does): S3 transfers, chunk uploads, shard pools
-        original_start = threading.Thread.start
+        self._undo.append(inherit_principal_in_threads())
 
-        def start(thread: threading.Thread) -> None:
-            principal = _current.get()
-            if principal is not None:
-                run = thread.run
+    def _sign_state_machine_client(self, client: Any, state_credentials: Any) -> None:
+        """Step Functions' service integrations call with the state machine's role."""
+        from botocore.credentials import Credentials
 
-                def run_as() -> None:
-                    _current.set(principal)
-                    run()
-
-                thread.run = run_as  # type: ignore[method-assign]
-            original_start(thread)
-
-        threading.Thread.start = start  # type: ignore[method-assign,assignment]
-        self._undo.append(lambda: setattr(threading.Thread, "start", original_start))
-
-        # Step Functions' service integrations call with the state machine's role
-        import sys
-
-        from moto.stepfunctions.parser.asl.utils import boto_client as sfn_clients
-
-        original_for = sfn_clients.boto_client_for
-
-        def boto_client_for(region: str, service: str, state_credentials: Any = None) -> Any:
-            role = _role_name(getattr(state_credentials, "role_arn", "") or "") or enforcer.state_machine_role
-            p = enforcer.roles.get(role) or enforcer.roles[enforcer.state_machine_role]
-            client = original_for(region, service, state_credentials)
-            client._request_signer._credentials = Credentials(p.access_key, p.secret_key, p.token)
-            return client
-
-        for module in list(sys.modules.values()):
-            if getattr(module, "__name__", "").startswith("moto.stepfunctions") and \
-                    getattr(module, "boto_client_for", None) is original_for:
-                module.boto_client_for = boto_client_for  # type: ignore[attr-defined]
-                self._undo.append(functools.partial(setattr, module, "boto_client_for", original_for))
+        role = _role_name(getattr(state_credentials, "role_arn", "") or "") or self.state_machine_role
+        p = self.roles.get(role) or self.roles[self.state_machine_role]
+        client._request_signer._credentials = Credentials(p.access_key, p.secret_key, p.token)
 
     def _install_checks(self) -> None:
-        from moto import settings
-        from moto.core.authorization import ActionAuthenticatorMixin
+        from ytcaption_local import motopatch
 
-        original = ActionAuthenticatorMixin._authenticate_and_authorize_action
-        ActionAuthenticatorMixin._authenticate_and_authorize_action = _authorize  # type: ignore[method-assign]
-        previous = settings.INITIAL_NO_AUTH_ACTION_COUNT
-        settings.INITIAL_NO_AUTH_ACTION_COUNT = 0
-        ActionAuthenticatorMixin.request_count = 0
+        patches = contextlib.ExitStack()
+        patches.enter_context(motopatch.iam_patches(_authorize, self._sign_state_machine_client))
+        self._undo.append(patches.close)
 
-        def undo() -> None:
-            ActionAuthenticatorMixin._authenticate_and_authorize_action = original  # type: ignore[method-assign]
-            settings.INITIAL_NO_AUTH_ACTION_COUNT = previous
 
-        self._undo.append(undo)
+def inherit_principal_in_threads() -> Callable[[], None]:
+    """Threads started inside an invocation work for it (what Python 3.14's
+    ``thread_inherit_context`` does): S3 transfers, chunk uploads, shard pools.
+
+    ``Thread.start`` is a hook other code wraps too (``ytcaption.adapters.netsafety``'s URL
+    guard): each hook names the one it calls in ``__wrapped__`` and calls it from
+    there, so hooks chain in any order and this one can leave the chain alone.
+    Returns the undo.
+    """
+
+    def start(thread: threading.Thread) -> None:
+        principal = _current.get()
+        if principal is not None:
+            run = thread.run
+
+            def run_as() -> None:
+                _current.set(principal)
+                run()
+
+            thread.run = run_as  # type: ignore[method-assign]
+        start.__wrapped__(thread)  # type: ignore[attr-defined]
+
+    start.__wrapped__ = threading.Thread.start  # type: ignore[attr-defined]
+    threading.Thread.start = start  # type: ignore[method-assign,assignment]
+
+    def undo() -> None:
+        if threading.Thread.start is start:
+            threading.Thread.start = start.__wrapped__  # type: ignore[attr-defined,method-assign]
+            return
+        outer: Any = threading.Thread.start  # a hook wrapped this one since: unlink it
+        while outer is not None and getattr(outer, "__wrapped__", None) is not start:
+            outer = getattr(outer, "__wrapped__", None)
+        if outer is not None:
+            outer.__wrapped__ = start.__wrapped__  # type: ignore[attr-defined]
+
+    return undo
 
 
 def _role_name(arn: str) -> str:
@@ -443,7 +457,7 @@ def enforce_on_test_stack(table: str, bucket: str, state_machine_arn: str) -> Ia
     import boto3
 
     from ytcaption_local.handlers import FUNCTIONS_DIR
-    from ytcaption_local.runtime import Resolver, transformed_template
+    from ytcaption_local.stack import Resolver, transformed_template
     from ytcaption_local.template import ROOT
 
     template, local = _transformed(transformed_template)

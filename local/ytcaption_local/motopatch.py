@@ -1,7 +1,12 @@
-"""The three moto internals the local runtime relies on, patched in one place.
+"""Every moto internal the local runtime changes, patched here and only here.
 
-moto 5.2.5 (pinned exactly in pyproject.toml; ``tests/unit/test_moto_internals.py``
-fails loudly if any of these change):
+moto 5.2.5 is pinned exactly in pyproject.toml; ``tests/unit/test_moto_internals.py``
+fails loudly if any target below moves. The patches come as two contexts, each
+installed on entry, every original put back on exit, and refusing a second
+install while one is active (two runtimes in one process would route each
+other's Lambda invocations and Batch jobs):
+
+``runtime_patches(invoke, batch)``, what the local runtime needs to run the stack:
 
 1. ``moto.awslambda.models.LambdaFunction._invoke_lambda(self, event)`` ->
    ``(payload_str, errored, logs)``: every invocation path (boto3 ``invoke``,
@@ -20,24 +25,40 @@ fails loudly if any of these change):
    which the failed attempt left interrupted (``_notify_event`` set, no
    ``_outcome``), so every retry "times out" at once (``States.Timeout``) and a
    Map iteration then dies on ``CustomErrorName('States.Timeout')``. Before each
-   attempt of a Batch task we clear that stale interrupt.
+   attempt of a Batch task (``_eval_integration_pattern``) we clear that stale
+   interrupt.
 5. ``moto.dynamodb.models.DynamoDBBackend`` checks a ``ConditionExpression`` and
    then writes, with no lock: two threads can both pass the same condition,
    which DynamoDB never allows. The job repository's correctness rests on
-   conditional writes, so writes are serialized (``make_dynamodb_atomic``).
+   conditional writes, so writes are serialized. Tests on ``mock_aws`` need
+   this too: ``make_dynamodb_atomic()`` applies it alone, for the process.
 6. A Map iteration that fails with a ``States.*`` error (a shard whose Batch
    retries are exhausted: ``States.TaskFailed``) is re-raised by moto as
    ``CustomErrorName('States.TaskFailed')``, whose constructor refuses the
    prefix, so the Map's Catch sees ``States.Runtime`` instead of the real
    error. On AWS the iteration's error passes through; ``CustomErrorName``
    accepts it here.
+
+``iam_patches(authorize, sign_state_machine_client)``, IAM enforced with the
+template's roles (the policy logic is ``ytcaption_local.iam``'s):
+
+7. ``ActionAuthenticatorMixin._authenticate_and_authorize_action(self,
+   iam_request_cls, resource)`` is replaced by ``authorize`` (moto checks
+   resources only for S3, SQS, IAM and STS), and
+   ``settings.INITIAL_NO_AUTH_ACTION_COUNT`` is 0, so every request is checked.
+8. ``moto.stepfunctions.parser.asl.utils.boto_client.boto_client_for(region,
+   service, state_credentials)`` builds the clients of Step Functions' service
+   integrations with the process's credentials; each client it returns is
+   handed to ``sign_state_machine_client`` to sign as the state machine's role.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
+import sys
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from functools import lru_cache
 from typing import Any
 
@@ -50,14 +71,17 @@ BatchFn = Callable[[Any], bool]
 
 DYNAMODB_WRITES = ("put_item", "update_item", "delete_item", "transact_write_items", "batch_write_item")
 
-_state: dict[str, Any] = {"invoke": None, "batch": None, "installed": False}
+_state: dict[str, Any] = {"invoke": None, "batch": None}
 _lock = threading.Lock()
+#: The contexts installed now ("runtime", "iam").
+_active: set[str] = set()
 
 
 def targets() -> dict[str, tuple[type, str]]:
-    """The (class, method) pairs patched here: what the guard test checks."""
+    """The (class or module, attribute) pairs patched here: what the guard test checks."""
     from moto.awslambda.models import LambdaFunction
     from moto.batch_simple.models import BatchSimpleBackend
+    from moto.core.authorization import ActionAuthenticatorMixin
     from moto.dynamodb.models import DynamoDBBackend
     from moto.stepfunctions.parser.asl.component.common.error_name.custom_error_name import CustomErrorName
     from moto.stepfunctions.parser.asl.component.state.exec.state_task.service.state_task_service_batch import (
@@ -67,6 +91,7 @@ def targets() -> dict[str, tuple[type, str]]:
         StateTaskServiceCallback,
     )
     from moto.stepfunctions.parser.asl.eval.callback.callback import CallbackEndpoint
+    from moto.stepfunctions.parser.asl.utils import boto_client
 
     return {
         "custom_error_name": (CustomErrorName, "__init__"),
@@ -77,6 +102,8 @@ def targets() -> dict[str, tuple[type, str]]:
         "batch_finish": (BatchSimpleBackend, "_mark_job_as_finished"),
         "sfn_batch_params": (StateTaskServiceBatch, "_normalise_parameters"),
         "sfn_batch_response": (StateTaskServiceBatch, "_normalise_response"),
+        "iam_authorize": (ActionAuthenticatorMixin, "_authenticate_and_authorize_action"),
+        "sfn_service_client": (boto_client, "boto_client_for"),  # type: ignore[dict-item]
     }
 
 
@@ -160,34 +187,44 @@ def _make_fresh_attempt(original: Callable[..., Any]) -> Callable[..., Any]:
 
 
 _dynamodb_lock = threading.RLock()
-_originals: dict[tuple[type, str], Any] = {}
+_originals: dict[tuple[Any, str], Any] = {}
 
 
-def original(cls: type, name: str) -> Any:
+def original(cls: Any, name: str) -> Any:
     """The moto method as moto ships it, whether or not it has been patched here."""
     return _originals.get((cls, name), getattr(cls, name))
 
 
-def _replace(cls: type, name: str, fn: Any) -> None:
-    _originals.setdefault((cls, name), getattr(cls, name))
+def _replace(cls: Any, name: str, fn: Any) -> Callable[[], None]:
+    """Set ``cls.name`` to ``fn``; returns the undo (what was there before comes back)."""
+    found = getattr(cls, name)
+    own = name in vars(cls)  # not inherited: put back, else removed again
+    _originals.setdefault((cls, name), found)
     setattr(cls, name, fn)
+    return (lambda: setattr(cls, name, found)) if own else (lambda: delattr(cls, name))
 
 
-def make_dynamodb_atomic() -> None:
-    """Serialize moto's DynamoDB writes so a condition and its write are one step (idempotent)."""
+def _atomic_writes() -> list[Callable[[], None]]:
     from moto.dynamodb.models import DynamoDBBackend
 
+    undo = []
     for name in DYNAMODB_WRITES:
-        original = getattr(DynamoDBBackend, name)
-        if getattr(original, "_ytcaption_atomic", False):
-            continue
+        found = getattr(DynamoDBBackend, name)
+        if getattr(found, "_ytcaption_atomic", False):
+            continue  # serialized already (make_dynamodb_atomic): left as it is
 
-        def atomic(self: Any, *args: Any, __original: Any = original, **kwargs: Any) -> Any:
+        def atomic(self: Any, *args: Any, __original: Any = found, **kwargs: Any) -> Any:
             with _dynamodb_lock:
                 return __original(self, *args, **kwargs)
 
         atomic._ytcaption_atomic = True  # type: ignore[attr-defined]
-        _replace(DynamoDBBackend, name, atomic)
+        undo.append(_replace(DynamoDBBackend, name, atomic))
+    return undo
+
+
+def make_dynamodb_atomic() -> None:
+    """Patch 5 alone and for good, for tests on ``mock_aws`` (idempotent)."""
+    _atomic_writes()
 
 
 def _custom_error_name_init(original: Callable[..., Any]) -> Callable[..., Any]:
@@ -202,31 +239,80 @@ def _custom_error_name_init(original: Callable[..., Any]) -> Callable[..., Any]:
     return __init__
 
 
-def install(invoke: InvokeFn, batch: BatchFn) -> None:
-    """Route Lambda invocations and Batch jobs to the given callables (idempotent)."""
+@contextlib.contextmanager
+def _exclusive(name: str) -> Iterator[list[Callable[[], None]]]:
+    """One installation of a group at a time; undoes what it installed, last first."""
     import moto
 
     if moto.__version__ != MOTO_VERSION:
         raise RuntimeError(
             f"the local runtime patches moto {MOTO_VERSION} internals; moto {moto.__version__} is installed"
         )
-    make_dynamodb_atomic()
     with _lock:
+        if name in _active:
+            raise RuntimeError(f"moto's {name} patches are installed already (one local runtime per process)")
+        _active.add(name)
+    undo: list[Callable[[], None]] = []
+    try:
+        yield undo
+    finally:
+        while undo:
+            undo.pop()()
+        with _lock:
+            _active.discard(name)
+
+
+@contextlib.contextmanager
+def runtime_patches(invoke: InvokeFn, batch: BatchFn) -> Iterator[None]:
+    """Patches 1-6: Lambda invocations and Batch jobs go to the given callables."""
+    with _exclusive("runtime") as undo:
+        from moto.stepfunctions.parser.asl.component.state.exec.state_task.service.state_task_service_batch import (
+            StateTaskServiceBatch,
+        )
+
         _state["invoke"], _state["batch"] = invoke, batch
-        if _state["installed"]:
-            return
+        undo.append(lambda: _state.update(invoke=None, batch=None))
+        undo.extend(_atomic_writes())
         t = targets()
         for key, fn in (("lambda_invoke", _invoke_lambda), ("batch_finish", _mark_job_as_finished),
                         ("sfn_batch_params", _normalise_parameters),
                         ("sfn_batch_response", _normalise_response)):
             cls, name = t[key]
-            _replace(cls, name, fn)
-        from moto.stepfunctions.parser.asl.component.state.exec.state_task.service.state_task_service_batch import (
-            StateTaskServiceBatch,
-        )
-
+            undo.append(_replace(cls, name, fn))
         cls, name = t["custom_error_name"]
-        _replace(cls, name, _custom_error_name_init(getattr(cls, name)))
+        undo.append(_replace(cls, name, _custom_error_name_init(getattr(cls, name))))
         base, name = t["sfn_sync_attempt"]
-        _replace(StateTaskServiceBatch, name, _make_fresh_attempt(getattr(base, name)))
-        _state["installed"] = True
+        # on the Batch task class only: the callback base class serves other services too
+        undo.append(_replace(StateTaskServiceBatch, name, _make_fresh_attempt(getattr(base, name))))
+        yield
+
+
+@contextlib.contextmanager
+def iam_patches(authorize: Callable[..., None], sign_state_machine_client: Callable[[Any, Any], None],
+                ) -> Iterator[None]:
+    """Patches 7 and 8: every request is authorized by ``authorize``; Step Functions'
+    service clients are signed by ``sign_state_machine_client(client, state_credentials)``."""
+    with _exclusive("iam") as undo:
+        from moto import settings
+
+        t = targets()
+        cls, name = t["iam_authorize"]
+        undo.append(_replace(cls, name, authorize))
+        previous = settings.INITIAL_NO_AUTH_ACTION_COUNT
+        settings.INITIAL_NO_AUTH_ACTION_COUNT = 0
+        undo.append(lambda: setattr(settings, "INITIAL_NO_AUTH_ACTION_COUNT", previous))
+        cls.request_count = 0  # type: ignore[attr-defined]
+
+        module, name = t["sfn_service_client"]
+        shipped = getattr(module, name)
+
+        def boto_client_for(region: str, service: str, state_credentials: Any = None) -> Any:
+            client = shipped(region, service, state_credentials)
+            sign_state_machine_client(client, state_credentials)
+            return client
+
+        # the engine's modules import the function by name: each keeps its own reference
+        for mod in list(sys.modules.values()):
+            if getattr(mod, "__name__", "").startswith("moto.stepfunctions") and getattr(mod, name, None) is shipped:
+                undo.append(_replace(mod, name, boto_client_for))
+        yield

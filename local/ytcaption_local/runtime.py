@@ -3,8 +3,12 @@
 - moto serves S3, DynamoDB, Step Functions, Lambda, Batch, IAM and EventBridge
   on a loopback port (``AWS_ENDPOINT_URL`` points every client at it);
 - the resources come from the real ``template.yaml``, transformed by
-  aws-sam-translator exactly as CloudFormation would, and the real
-  ``statemachines/transcription.asl.json`` with its substitutions;
+  aws-sam-translator and deployed by moto's own CloudFormation, with hand code
+  only where moto lacks a type or a property (``ytcaption_local.stack`` says
+  which and why), and the real ``statemachines/transcription.asl.json`` with
+  its substitutions;
+- moto's internals it relies on are patched by ``ytcaption_local.motopatch``,
+  installed by ``start`` and undone by ``stop``;
 - Lambda invocations run the real handlers in-process from their ``CodeUri``
   (or the image command's directory under ``functions/``);
 - Batch jobs run the real worker entrypoint (``ytcaption.worker``) on the CPU
@@ -15,9 +19,8 @@
 
 from __future__ import annotations
 
-import copy
+import contextlib
 import hashlib
-import io
 import json
 import logging
 import os
@@ -26,22 +29,21 @@ import socket
 import tempfile
 import threading
 import time
-import zipfile
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ytcaption_local import lockdown, motopatch, speedups, state
+from ytcaption_local import lockdown, motopatch, speedups, stack, state
 from ytcaption_local.faults import FaultInjector
 from ytcaption_local.handlers import FUNCTIONS_DIR, LambdaContext, load_handler
 from ytcaption_local.iam import IamEnforcer
-from ytcaption_local.template import ROOT, create_bucket, create_table, load_template
+from ytcaption_local.stack import NO_VALUE, Resolver, transformed_template  # noqa: F401 - where tests find them
+from ytcaption_local.template import ROOT
 
 REGION = "us-east-1"
 ACCOUNT = "123456789012"
 STACK = "ytcaption-local"
-ARTIFACTS = "ytcaption-local-artifacts"
 
 
 def _port_if_free(port: int) -> int:
@@ -144,12 +146,21 @@ class LocalRuntime:
         self._snapshot_lock = threading.Lock()
         self._aws_endpoints: tuple[str, ...] = ()
         self._tmp: tempfile.TemporaryDirectory[str] | None = None
+        #: moto's patches (ytcaption_local.motopatch), undone by stop()
+        self._patches = contextlib.ExitStack()
         self.api_url = ""
         self.endpoint = ""
 
     # --- lifecycle ---------------------------------------------------------------------------
 
     def start(self) -> LocalRuntime:
+        try:
+            return self._start()
+        except BaseException:
+            self.stop()  # a runtime that failed to start leaves no patch, port or temp dir behind
+            raise
+
+    def _start(self) -> LocalRuntime:
         logging.getLogger("werkzeug").setLevel(logging.ERROR)
         state.clean_stale_temp_dirs()  # left behind by a runtime killed with -9
         if self.options.state_dir:
@@ -174,8 +185,8 @@ class LocalRuntime:
             "HF_HUB_OFFLINE": "1",
             "MOTO_ALLOW_NONEXISTENT_REGION": "true",
         })
-        motopatch.install(self._invoke, self._run_batch_job)
-        speedups.install()  # moto CPU the API's latency paid for (ytcaption_local.speedups)
+        self._patches.enter_context(motopatch.runtime_patches(self._invoke, self._run_batch_job))
+        self._patches.enter_context(speedups.patched())  # moto CPU the API's latency paid for
         secret = secrets.token_urlsafe(24)  # only the runtime reaches its AWS endpoint (lockdown.py)
         self._aws_endpoints = (self.endpoint, f"http://localhost:{port}")  # moto's own clients use localhost
         for endpoint in self._aws_endpoints:
@@ -202,10 +213,17 @@ class LocalRuntime:
 
         api = self.functions["ApiFunction"]
         # routes, authorizer and key check as API Gateway does them (ytcaption_local.apigw)
+        # One request at a time per function, as one Lambda execution environment serves
+        # them: Powertools' resolver keeps the current request (route, event, context) on
+        # the module-level app, so two threads in one handler answered each other's
+        # requests (KeyError '_route' under 20 concurrent clients).
+        environments = {lid: threading.Lock() for lid in self.functions}
+
         def invoke(lid: str, ev: dict[str, Any], ctx: Any) -> Any:
             if ev.get("type") != "REQUEST":  # not the authorizer's own event
                 self.api_calls.append((lid, str(ev.get("httpMethod")), str(ev.get("path"))))
-            return self._call(self.functions[lid], ev, ctx)
+            with environments[lid]:
+                return self._call(self.functions[lid], ev, ctx)
 
         front = LocalApiGateway(self._rest_api, invoke, self.api_key, region=REGION, account=ACCOUNT)
         self._gateway = Gateway(front, lambda: LambdaContext(function_name=api.name), port=self.options.api_port)
@@ -231,7 +249,7 @@ class LocalRuntime:
         self._stopping.set()
         if self._gateway is not None:
             self._gateway.stop()
-        if self._state is not None and self._moto is not None:
+        if self._state is not None and self._moto is not None and self.outputs:
             with self._snapshot_lock:
                 self._snapshot()
         if self._moto is not None:
@@ -245,6 +263,7 @@ class LocalRuntime:
                 os.environ[k] = v
         self._saved_env.clear()
         self.iam.uninstall()
+        self._patches.close()
         self._reset_cached_clients()
         from ytcaption import telemetry
 
@@ -292,117 +311,40 @@ class LocalRuntime:
     # --- deploying the template ------------------------------------------------------------------
 
     def _deploy(self) -> None:
-        template, local_paths = transformed_template()
-        res = template["Resources"]
-        names = {lid: f"{STACK}-{lid}" for lid in res}
-        bucket = f"{STACK}-{ACCOUNT}-{REGION}-media"
-        table = names["JobsTable"]
-        sm_arn = f"arn:aws:states:{REGION}:{ACCOUNT}:stateMachine:{names['TranscriptionStateMachine']}"
-        refs: dict[str, Any] = {
-            "AWS::StackName": STACK, "AWS::AccountId": ACCOUNT, "AWS::Region": REGION,
-            "AWS::Partition": "aws", "AWS::URLSuffix": "amazonaws.com",
-            "JobsTable": table, "MediaBucket": bucket, "TranscriptionStateMachine": sm_arn,
-            "TranscriberRepository": names["TranscriberRepository"].lower(),
-            # known before Batch is deployed: the reconciler's environment names it
-            "TranscriberJobQueue": f"arn:aws:batch:{REGION}:{ACCOUNT}:job-queue/{names['TranscriberJobQueue']}",
-        }
-        for pname, p in template.get("Parameters", {}).items():
-            default = p.get("Default")
-            if p.get("Type") == "CommaDelimitedList" and isinstance(default, str):
-                default = [x.strip() for x in default.split(",")]
-            refs[pname] = default
-        refs["DefaultModel"] = self.options.default_model
-        refs["SyncModel"] = self.options.default_model
-        refs["BakedModels"] = list(self.options.baked_models)
-        getatt: dict[tuple[str, str], str] = {
-            ("MediaBucket", "Arn"): f"arn:aws:s3:::{bucket}",
-            ("JobsTable", "Arn"): f"arn:aws:dynamodb:{REGION}:{ACCOUNT}:table/{table}",
-            ("TranscriptionStateMachine", "Name"): names["TranscriptionStateMachine"],
-        }
-        for lid, r in res.items():
-            if r["Type"] == "AWS::Lambda::Function":
-                arn = f"arn:aws:lambda:{REGION}:{ACCOUNT}:function:{names[lid]}"
-                getatt[(lid, "Arn")] = arn
-                refs[lid] = names[lid]
-            elif r["Type"] == "AWS::IAM::Role":
-                getatt[(lid, "Arn")] = f"arn:aws:iam::{ACCOUNT}:role/{names[lid]}"
-                refs[lid] = names[lid]
-            elif r["Type"] == "AWS::Logs::LogGroup":
-                getatt[(lid, "Arn")] = f"arn:aws:logs:{REGION}:{ACCOUNT}:log-group:{names[lid]}"
-        resolve = Resolver(refs, getatt, template.get("Conditions", {}))
+        """The template, deployed by moto's CloudFormation (what it lacks: ytcaption_local.stack)."""
+        deployed = stack.deploy(self.client, STACK, {
+            "DefaultModel": self.options.default_model, "SyncModel": self.options.default_model,
+            "BakedModels": list(self.options.baked_models),
+        }, webhook_secret=self.webhook_secret, api_key=self.api_key)
+        res, physical, resolve = deployed.resources, deployed.physical, deployed.resolve
+        self._rest_api = next(iter(deployed.of_type("AWS::ApiGateway::RestApi").values()))["Properties"]
 
-        iam = self.client("iam")
-        for lid, r in res.items():
-            if r["Type"] == "AWS::IAM::Role":
-                iam.create_role(RoleName=names[lid], AssumeRolePolicyDocument=json.dumps(
-                    resolve(r["Properties"]["AssumeRolePolicyDocument"])))
-        create_table(self.client("dynamodb"), table)
-        self._rest_api = next(r["Properties"] for r in res.values() if r["Type"] == "AWS::ApiGateway::RestApi")
-        self.client("apigateway").create_api_key(name=names["ApiApiKey"], value=self.api_key, enabled=True)
-        sqs = self.client("sqs")
-        queue_urls: dict[str, str] = {}
-        for lid, r in res.items():
-            if r["Type"] == "AWS::SQS::Queue":
-                url = sqs.create_queue(QueueName=names[lid])["QueueUrl"]
-                queue_urls[lid] = url
-                getatt[(lid, "Arn")] = f"arn:aws:sqs:{REGION}:{ACCOUNT}:{names[lid]}"
-                getatt[(lid, "QueueName")] = names[lid]
-                refs[lid] = url
-        for lid, r in res.items():
-            if r["Type"] == "AWS::SecretsManager::Secret":  # the webhook signing key
-                refs[lid] = self.client("secretsmanager").create_secret(
-                    Name=names[lid], SecretString=self.webhook_secret)["ARN"]
-        s3 = self.client("s3")
-        create_bucket(s3, bucket)
-
-        # Lambda functions (env vars resolved from the transformed template)
+        # the functions as deployed (their environment as CloudFormation resolved it)
         lam = self.client("lambda")
         env_union: dict[str, str] = {}
-        for lid, r in res.items():
-            if r["Type"] != "AWS::Lambda::Function":
-                continue
+        for lid, r in deployed.of_type("AWS::Lambda::Function").items():
             props = r["Properties"]
-            env = {k: str(v) for k, v in resolve(props.get("Environment", {}).get("Variables", {})).items()}
+            config = lam.get_function_configuration(FunctionName=physical[lid])
+            env = {k: str(v) for k, v in (config.get("Environment") or {}).get("Variables", {}).items()}
             for k, v in env.items():
                 if env_union.get(k, v) != v:
                     raise RuntimeError(f"functions disagree on {k}; in-process handlers share one environment")
                 env_union[k] = v
             if props.get("PackageType") == "Image":
-                command = props["ImageConfig"]["Command"][0]
-                directory, _, handler = command.partition(".")
+                directory, _, handler = props["ImageConfig"]["Command"][0].partition(".")
                 code_dir = FUNCTIONS_DIR / directory
             else:
-                code_dir, handler = ROOT / local_paths[lid], props["Handler"]
-            spec = FunctionSpec(lid, names[lid], code_dir, handler, env, int(props.get("Timeout", 3)))
-            self.functions[lid] = spec
-            lam.create_function(
-                FunctionName=spec.name, Runtime="python3.12", Role=resolve(props["Role"]),
-                Handler=spec.handler, Code={"ZipFile": _stub_zip()}, Timeout=spec.timeout,
-                Environment={"Variables": env}, MemorySize=int(resolve(props.get("MemorySize", 128))),
-            )
-        for r in res.values():
-            if r["Type"] == "AWS::Lambda::EventInvokeConfig":
-                p = r["Properties"]
-                spec = self.functions[p["FunctionName"]["Ref"]]
-                spec.async_retries = int(p.get("MaximumRetryAttempts", 2))
-                dest = (p.get("DestinationConfig") or {}).get("OnFailure", {}).get("Destination")
-                if isinstance(dest, dict) and "Fn::GetAtt" in dest:
-                    spec.on_failure_queue = queue_urls[dest["Fn::GetAtt"][0]]
-        cloudwatch = self.client("cloudwatch")
-        for lid, r in res.items():
-            if r["Type"] == "AWS::CloudWatch::Alarm":
-                getatt[(lid, "Arn")] = f"arn:aws:cloudwatch:{REGION}:{ACCOUNT}:alarm:{names[lid]}"
-                # notifications go to an SNS topic given as a parameter: none locally
-                a = resolve({k: v for k, v in r["Properties"].items() if k not in ("AlarmActions", "OKActions")})
-                alarm = {k: a[k] for k in ("AlarmDescription", "Namespace", "MetricName", "Dimensions", "Statistic",
-                                           "ExtendedStatistic", "Period", "Metrics", "TreatMissingData") if k in a}
-                cloudwatch.put_metric_alarm(
-                    AlarmName=names[lid], EvaluationPeriods=int(a["EvaluationPeriods"]),
-                    Threshold=float(a["Threshold"]), ComparisonOperator=a["ComparisonOperator"], **alarm)
-        for r in res.values():
-            if r["Type"] == "AWS::CloudWatch::Dashboard":
-                p = resolve(r["Properties"])
-                cloudwatch.put_dashboard(DashboardName=p["DashboardName"], DashboardBody=p["DashboardBody"])
+                code_dir, handler = ROOT / deployed.local_paths[lid], props["Handler"]
+            self.functions[lid] = FunctionSpec(lid, physical[lid], code_dir, handler, env,
+                                               int(config.get("Timeout") or props.get("Timeout", 3)))
+        for r in deployed.of_type("AWS::Lambda::EventInvokeConfig").values():
+            p = r["Properties"]
+            spec = self.functions[p["FunctionName"]["Ref"]]
+            spec.async_retries = int(p.get("MaximumRetryAttempts", 2))
+            dest = (p.get("DestinationConfig") or {}).get("OnFailure", {}).get("Destination")
+            if isinstance(dest, dict) and "Fn::GetAtt" in dest:
+                spec.on_failure_queue = self._queue_url(physical[dest["Fn::GetAtt"][0]])
+        self.batch_retry = dict(resolve(res["TranscriberJobDefinition"]["Properties"]["RetryStrategy"]))
         self._set_env({
             **env_union,
             "WHISPER__DEVICE": "cpu",
@@ -417,93 +359,19 @@ class LocalRuntime:
             "WORK_DIR": str(Path(self._tmp.name if self._tmp else tempfile.gettempdir()) / "work"),
             **self.options.extra_env,
         })
-
-        notif = resolve(res["MediaBucket"]["Properties"].get("NotificationConfiguration", {}))
-        s3.put_bucket_notification_configuration(Bucket=bucket, NotificationConfiguration={
-            "LambdaFunctionConfigurations": [
-                {"LambdaFunctionArn": c["Function"], "Events": [c["Event"]],
-                 "Filter": {"Key": {"FilterRules": c["Filter"]["S3Key"]["Rules"]}}}
-                for c in notif.get("LambdaConfigurations", [])
-            ]
-        })
-        self._deploy_batch(res, names, resolve)
-
-        sm = res["TranscriptionStateMachine"]["Properties"]
-        definition = (ROOT / local_paths["TranscriptionStateMachine"]).read_text()
-        for key, value in resolve(sm["DefinitionSubstitutions"]).items():
-            definition = definition.replace("${" + key + "}", str(value))
-        self.client("stepfunctions").create_state_machine(
-            name=names["TranscriptionStateMachine"], definition=definition,
-            roleArn=resolve(sm["RoleArn"]), type=sm.get("StateMachineType", "STANDARD"),
-        )
         if self.options.enforce_iam:
-            self.iam.install(self.client, res, resolve)
-        self.outputs = {"ApiUrl": "", "BucketName": bucket, "JobsTableName": table, "StateMachineArn": sm_arn,
-                        "DeadLetterQueueUrl": queue_urls.get("UploadTriggerDeadLetterQueue", "")}
+            for lid in deployed.of_type("AWS::IAM::Role"):
+                resolve.getatt[(lid, "Arn")] = f"arn:aws:iam::{ACCOUNT}:role/{physical[lid]}"
+            self.iam.install(self.client, res, resolve, deployed=True)
+        self.outputs = {"ApiUrl": "", "BucketName": physical["MediaBucket"], "JobsTableName": physical["JobsTable"],
+                        "StateMachineArn": resolve.refs["TranscriptionStateMachine"],
+                        "DeadLetterQueueUrl": self._queue_url(physical.get("UploadTriggerDeadLetterQueue", ""))}
 
-    def _deploy_batch(self, res: dict[str, Any], names: dict[str, str], resolve: Resolver) -> None:
-        batch, ec2 = self.client("batch"), self.client("ec2")
-        vpc = ec2.create_vpc(CidrBlock="10.0.0.0/16")["Vpc"]["VpcId"]
-        subnet = ec2.create_subnet(VpcId=vpc, CidrBlock="10.0.0.0/24")["Subnet"]["SubnetId"]
-        sg = ec2.create_security_group(GroupName="batch", Description="batch", VpcId=vpc)["GroupId"]
-        resolve.refs.update({"SubnetIds": [subnet], "SecurityGroupIds": [sg]})
-        iam = self.client("iam")
-        # the service-linked role AWS creates for Batch on first use
-        service_role = iam.create_role(
-            RoleName="AWSServiceRoleForBatch", Path="/aws-service-role/batch.amazonaws.com/",
-            AssumeRolePolicyDocument=json.dumps({"Version": "2012-10-17", "Statement": []}),
-        )["Role"]["Arn"]
-        for lid, r in res.items():
-            if r["Type"] == "AWS::EC2::LaunchTemplate":
-                lt = ec2.create_launch_template(LaunchTemplateName=names[lid], LaunchTemplateData=resolve(
-                    r["Properties"]["LaunchTemplateData"]))["LaunchTemplate"]
-                resolve.refs[lid] = lt["LaunchTemplateId"]
-                resolve.getatt[(lid, "LatestVersionNumber")] = str(lt["LatestVersionNumber"])
-        for lid, r in res.items():
-            if r["Type"] == "AWS::IAM::InstanceProfile":
-                iam.create_instance_profile(InstanceProfileName=names[lid])
-                resolve.getatt[(lid, "Arn")] = f"arn:aws:iam::{ACCOUNT}:instance-profile/{names[lid]}"
-        for lid, r in res.items():
-            if r["Type"] != "AWS::Batch::ComputeEnvironment":
-                continue
-            p = resolve(r["Properties"])
-            cr = p["ComputeResources"]
-            # what a real compute environment needs, lower-cased for the Batch API
-            resources = {
-                "type": cr["Type"], "minvCpus": cr["MinvCpus"], "maxvCpus": cr["MaxvCpus"],
-                "desiredvCpus": cr.get("DesiredvCpus", 0), "instanceTypes": cr["InstanceTypes"],
-                "subnets": cr["Subnets"], "securityGroupIds": cr["SecurityGroupIds"],
-                "instanceRole": cr["InstanceRole"],
-            }
-            arn = batch.create_compute_environment(
-                computeEnvironmentName=names[lid], type=p["Type"], state=p.get("State", "ENABLED"),
-                computeResources=resources,
-                serviceRole=service_role,
-            )["computeEnvironmentArn"]
-            resolve.refs[lid] = arn
-        q = resolve(res["TranscriberJobQueue"]["Properties"])
-        queue_arn = batch.create_job_queue(
-            jobQueueName=names["TranscriberJobQueue"], state=q["State"], priority=q["Priority"],
-            computeEnvironmentOrder=[{"order": c["Order"], "computeEnvironment": c["ComputeEnvironment"]}
-                                     for c in q["ComputeEnvironmentOrder"]],
-        )["jobQueueArn"]
-        resolve.refs["TranscriberJobQueue"] = queue_arn
-        jd = resolve(res["TranscriberJobDefinition"]["Properties"])
-        self.batch_retry = dict(jd["RetryStrategy"])
-        cp = jd["ContainerProperties"]
-        jd_arn = batch.register_job_definition(
-            jobDefinitionName=names["TranscriberJobDefinition"], type=jd["Type"],
-            containerProperties={
-                "image": f"{ACCOUNT}.dkr.ecr.{REGION}.amazonaws.com/transcriber:local",
-                "command": cp["Command"],
-                "resourceRequirements": [{"type": x["Type"], "value": x["Value"]} for x in cp["ResourceRequirements"]],
-                "environment": [{"name": e["Name"], "value": str(e["Value"])} for e in cp["Environment"]],
-                "jobRoleArn": cp["JobRoleArn"],
-            },
-            retryStrategy={"attempts": jd["RetryStrategy"]["Attempts"]},
-            timeout={"attemptDurationSeconds": jd["Timeout"]["AttemptDurationSeconds"]},
-        )["jobDefinitionArn"]
-        resolve.refs["TranscriberJobDefinition"] = jd_arn
+    def _queue_url(self, ref: str) -> str:
+        """A queue's URL on this endpoint (its Ref, from moto's CloudFormation, names AWS's host)."""
+        if not ref:
+            return ""
+        return str(self.client("sqs").get_queue_url(QueueName=ref.rsplit("/", 1)[-1])["QueueUrl"])
 
     def invoke(self, logical_id: str, event: Any) -> Any:
         """Invoke a function through moto's Lambda API, as AWS would (errors raise)."""
@@ -669,116 +537,6 @@ def evaluate_on_exit(rules: list[dict[str, Any]], *, exit_code: int | None = Non
         if present and all(fnmatchcase(value, str(pattern)) for pattern, value in present):
             return str(rule["Action"]).upper()
     return "RETRY"
-
-
-#: What ``{"Ref": "AWS::NoValue"}`` resolves to: dropped from the list or mapping holding it.
-NO_VALUE: Any = object()
-
-
-class Resolver:
-    """Resolves Ref, Fn::GetAtt, Fn::Sub, Fn::Join and Fn::If (with the template's Conditions)
-    against the local stack."""
-
-    def __init__(self, refs: dict[str, Any], getatt: dict[tuple[str, str], str],
-                 conditions: dict[str, Any] | None = None) -> None:
-        self.refs, self.getatt = refs, getatt
-        self.conditions = conditions or {}
-
-    def condition(self, name: str) -> bool:
-        return self._holds(self.conditions[name])
-
-    def _holds(self, c: Any) -> bool:
-        (key, arg), = c.items()
-        if key == "Fn::Equals":
-            return str(self(arg[0])) == str(self(arg[1]))
-        if key == "Fn::Not":
-            return not self._holds(arg[0])
-        if key == "Fn::And":
-            return all(self._holds(x) for x in arg)
-        if key == "Fn::Or":
-            return any(self._holds(x) for x in arg)
-        if key == "Condition":
-            return self.condition(arg)
-        raise KeyError(f"cannot evaluate condition {key}")
-
-    def __call__(self, value: Any) -> Any:
-        if isinstance(value, list):
-            return [v for v in (self(x) for x in value) if v is not NO_VALUE]
-        if not isinstance(value, dict):
-            return value
-        if len(value) == 1:
-            (key, arg), = value.items()
-            if key == "Ref" and arg == "AWS::NoValue":
-                return NO_VALUE
-            if key == "Fn::If":
-                return self(arg[1] if self.condition(arg[0]) else arg[2])
-            if key == "Ref":
-                if arg not in self.refs:
-                    raise KeyError(f"cannot resolve Ref {arg}")
-                return self.refs[arg]
-            if key == "Fn::GetAtt":
-                res, attr = arg if isinstance(arg, list) else arg.split(".", 1)
-                if (res, attr) not in self.getatt:
-                    raise KeyError(f"cannot resolve GetAtt {res}.{attr}")
-                return self.getatt[(res, attr)]
-            if key == "Fn::Sub":
-                text, extra = (arg, {}) if isinstance(arg, str) else (arg[0], self(arg[1]))
-                return self._sub(text, extra)
-            if key == "Fn::Join":
-                return str(arg[0]).join(str(x) for x in self(arg[1]))
-        return {k: v for k, v in ((k, self(v)) for k, v in value.items()) if v is not NO_VALUE}
-
-    def _sub(self, text: str, extra: dict[str, Any]) -> str:
-        import re
-
-        def repl(m: re.Match[str]) -> str:
-            name = m.group(1)
-            if name in extra:
-                return str(extra[name])
-            if "." in name:
-                res, attr = name.split(".", 1)
-                return str(self.getatt[(res, attr)])
-            return str(self.refs[name])
-
-        return re.sub(r"\$\{([^}!]+)\}", repl, text)
-
-
-def transformed_template() -> tuple[dict[str, Any], dict[str, str]]:
-    """The template after the SAM transform, and each resource's local code path.
-
-    Local ``CodeUri``/``DefinitionUri``/``ContentUri`` are swapped for ``s3://``
-    URIs first (what ``sam package`` does), and image functions get a local
-    ``ImageUri``, because the translator only accepts packaged templates.
-    """
-    os.environ.setdefault("AWS_DEFAULT_REGION", REGION)
-    from samtranslator.translator.transform import transform
-
-    class NoManagedPolicies:
-        def load(self) -> dict[str, str]:
-            return {}
-
-    template = copy.deepcopy(load_template())
-    local: dict[str, str] = {}
-    for lid, r in template["Resources"].items():
-        props = r.get("Properties", {})
-        for key in ("CodeUri", "DefinitionUri", "ContentUri"):
-            if isinstance(props.get(key), str):
-                local[lid] = props[key]
-                props[key] = f"s3://{ARTIFACTS}/{lid}"
-        if props.get("PackageType") == "Image":
-            props["ImageUri"] = f"{ACCOUNT}.dkr.ecr.{REGION}.amazonaws.com/{lid.lower()}:local"
-    params = {"SubnetIds": ["subnet-local"], "SecurityGroupIds": ["sg-local"]}
-    out = transform(template, params, NoManagedPolicies())
-    # the translator renames the layer with a hash suffix; local paths follow their resources
-    return dict(out), local
-
-
-def _stub_zip() -> bytes:
-    """Code for moto's records only: the runtime calls the handler from its CodeUri."""
-    buf = io.BytesIO()
-    with zipfile.ZipFile(buf, "w") as z:
-        z.writestr("app.py", "def lambda_handler(event, context):\n    raise RuntimeError('local stub')\n")
-    return buf.getvalue()
 
 
 class _MotoServer:

@@ -25,9 +25,11 @@ of their own responses).
 
 from __future__ import annotations
 
+import contextlib
 import json
 import threading
 from collections import OrderedDict
+from collections.abc import Iterator
 from typing import Any
 
 MAX_DEFINITIONS = 32
@@ -115,6 +117,29 @@ def install() -> None:
                 cls, name = targets()[key]
                 _installed[key] = getattr(cls, name)
                 setattr(cls, name, fn)
+
+
+def uninstall() -> None:
+    """Put moto's own methods back."""
+    with _lock:
+        for key, fn in _installed.items():
+            cls, name = targets()[key]
+            setattr(cls, name, fn)
+        _installed.clear()
+
+
+@contextlib.contextmanager
+def patched() -> Iterator[None]:
+    """Installed for the ``with`` block (the local runtime's life), undone after; a process that
+    installed them already (a test) keeps them."""
+    with _lock:
+        mine = not _installed
+    install()
+    try:
+        yield
+    finally:
+        if mine:
+            uninstall()
 
 
 def original(key: str) -> Any:

@@ -77,6 +77,11 @@ def create_bucket(s3: Any, bucket_name: str, template: dict[str, Any] | None = N
     """Create the media bucket with the template's encryption, access block, lifecycle, CORS."""
     props = resource(template or load_template(), "MediaBucket")["Properties"]
     s3.create_bucket(Bucket=bucket_name)
+    configure_bucket(s3, bucket_name, props)
+
+
+def configure_bucket(s3: Any, bucket_name: str, props: dict[str, Any]) -> None:
+    """Apply a bucket resource's encryption, access block, CORS and lifecycle to an existing bucket."""
     if "BucketEncryption" in props:
         s3.put_bucket_encryption(
             Bucket=bucket_name,

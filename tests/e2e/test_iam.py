@@ -89,10 +89,6 @@ def without_permission(runtime: LocalRuntime) -> Iterator[Any]:
 
 
 @pytest.mark.faults  # the fault suite's "denied IAM call"
-@pytest.mark.xfail(strict=False, reason=(
-    "known defect, root cause not found: in a longer session the Download role's upload is sometimes "
-    "let through after the permission is removed (seen in 3 of 6 runs with other e2e tests before it; "
-    "never alone); see the closing note of this round"))
 def test_a_denied_iam_call_fails_the_job_with_a_code(runtime: LocalRuntime, client: Client,
                                                       media_server: LoopbackServer, without_permission: Any) -> None:
     # Given the download function may no longer write the work area

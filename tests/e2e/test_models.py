@@ -91,7 +91,7 @@ def test_cli_transcribes_spanish_offline_with_base_and_auto_language(
     runtime: LocalRuntime, tmp_path: Path
 ) -> None:
     from tests.languages import TEXT, speak
-    from ytcaption_local.speech import encode
+    from tests.media.speech import encode
 
     samples, rate = speak(TEXT["es"], "es", tmp_path, "es")
     media = encode(samples, rate, tmp_path / "spanish.mp3")

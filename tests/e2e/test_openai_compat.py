@@ -107,7 +107,7 @@ SPANISH = ["El tren llegó a la estación por la mañana.", "Los niños juegan e
 def spanish_mp3(tmp_path_factory: pytest.TempPathFactory) -> Path:
     import numpy as np
 
-    from ytcaption_local.speech import encode, read_audio, silence, synthesize
+    from tests.media.speech import encode, read_audio, silence, synthesize
 
     d = tmp_path_factory.mktemp("es")
     parts = [read_audio(synthesize(s, d / f"{i}.wav", voice="es")) for i, s in enumerate(SPANISH)]

@@ -153,7 +153,7 @@ def test_webhook_gets_exactly_one_completion_call(client: Client, media_server: 
 def test_ten_jobs_at_once_all_complete(runtime: LocalRuntime, client: Client, tmp_path: Path,
                                        short_clip: SpeechClip) -> None:
     # ten short distinct sources
-    from ytcaption_local.speech import encode
+    from tests.media.speech import encode
 
     clip = short_clip.samples[: short_clip.rate * 6]
     with loopback_server() as srv:

@@ -13,10 +13,10 @@ import numpy as np
 import pytest
 
 from tests.evaluation import wer
+from tests.media import corpus
+from tests.media.speech import encode
 from ytcaption.domain.jobs import JobOptions
 from ytcaption.engine.engine import transcribe_file
-from ytcaption_local import corpus
-from ytcaption_local.speech import encode
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 

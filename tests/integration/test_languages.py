@@ -46,7 +46,7 @@ class Clip:
 
 @pytest.fixture(scope="module")
 def clips(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Clip]:
-    from ytcaption_local.speech import encode, espeak_available
+    from tests.media.speech import encode, espeak_available
 
     if not espeak_available():
         pytest.fail("espeak-ng is required for speech tests: apt-get install espeak-ng")
@@ -91,7 +91,7 @@ def test_translate_yields_english(clips: dict[str, Clip], lang: str) -> None:
 def test_a_file_that_switches_from_english_to_spanish_records_both(tmp_path: Path) -> None:
     import numpy as np
 
-    from ytcaption_local.speech import PASSAGE, encode, silence
+    from tests.media.speech import PASSAGE, encode, silence
 
     en, rate = speak(PASSAGE[2:5], "en-us", tmp_path, "en")
     es, _ = speak(TEXT["es"], "es", tmp_path, "es")

@@ -43,6 +43,7 @@ def test_the_api_url_works_with_or_without_v1() -> None:
     (["transcribe", "MEDIA", "--task", "summarize"], "--task"),
     (["transcribe", "MEDIA", "--site-captions", "always"], "--site-captions"),
     (["transcribe", "MEDIA", "--no-such-option"], "No such option"),
+    (["transcribe", "MEDIA", "--diarize", "--speakers", "0"], "--speakers"),
     (["transcribe"], "Missing argument"),
     (["result", "0" * 32, "--format", "docx"], "--format"),
     (["search", "talks", "--limit", "0"], "--limit"),
@@ -115,7 +116,7 @@ def test_help_explains_every_option(runner: CliRunner) -> None:
     assert out.exit_code == 0
     text = " ".join(out.stdout.split())  # help is wrapped to the terminal's width
     for option in ("--api-key", "--output-dir", "--word-timestamps", "--verbose", "YTCAPTION_API_KEY",
-                   "YTCAPTION_API", "with or without /v1", "--site-captions", "--task", "--port", "--webhook"):
+                   "YTCAPTION_API", "with or without /v1", "--site-captions", "--task", "--port", "--webhook", "--diarize", "--speakers"):
         assert option in text, option
     # every option of every command has a line of help
     for name, command in {**cli.cli.commands, "local serve": cli.local.commands["serve"]}.items():

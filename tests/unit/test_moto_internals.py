@@ -9,6 +9,7 @@ from __future__ import annotations
 import inspect
 
 import moto
+import pytest
 
 from ytcaption_local import motopatch
 
@@ -20,6 +21,8 @@ EXPECTED_SIGNATURES = {
     "sfn_sync_attempt": ["self", "env", "resource_runtime_part", "normalised_parameters", "state_credentials"],
     "callback_endpoint": ["self"],
     "custom_error_name": ["self", "error_name"],
+    "iam_authorize": ["self", "iam_request_cls", "resource"],
+    "sfn_service_client": ["region", "service", "state_credentials"],
 }
 
 
@@ -77,9 +80,54 @@ def test_map_iterations_may_fail_with_states_errors_once_patched() -> None:
         raise AssertionError("moto now accepts States.* custom error names: drop patch 6")
     except ValueError:
         pass
-    motopatch.install(lambda name, event: event, lambda job: True)
-    assert CustomErrorName("States.TaskFailed").error_name == "States.TaskFailed"
-    assert CustomErrorName("DownloadFailed").error_name == "DownloadFailed"
+    with motopatch.runtime_patches(lambda name, event: event, lambda job: True):
+        assert CustomErrorName("States.TaskFailed").error_name == "States.TaskFailed"
+        assert CustomErrorName("DownloadFailed").error_name == "DownloadFailed"
+
+
+def test_the_patches_come_off_on_exit_and_install_once() -> None:
+    from moto.awslambda.models import LambdaFunction
+    from moto.stepfunctions.parser.asl.component.state.exec.state_task.service.state_task_service_batch import (
+        StateTaskServiceBatch,
+    )
+
+    shipped = {key: inspect.getattr_static(cls, name, None) for key, (cls, name) in motopatch.targets().items()}
+    batch_own = "_eval_integration_pattern" in vars(StateTaskServiceBatch)
+    with motopatch.runtime_patches(lambda name, event: event, lambda job: True):
+        assert LambdaFunction._invoke_lambda is not motopatch.original(LambdaFunction, "_invoke_lambda")
+        # Then a second runtime in the same process is refused, not wired over the first
+        with pytest.raises(RuntimeError, match="installed already"), \
+                motopatch.runtime_patches(lambda name, event: None, lambda job: False):
+            pass
+        assert motopatch._state["batch"] is not None
+    assert {key: inspect.getattr_static(cls, name, None) for key, (cls, name) in motopatch.targets().items()} == shipped
+    assert ("_eval_integration_pattern" in vars(StateTaskServiceBatch)) == batch_own
+    # and once off, the patches install again
+    with motopatch.runtime_patches(lambda name, event: event, lambda job: True):
+        pass
+
+
+def test_iam_patches_check_every_request_while_installed() -> None:
+    from moto import settings
+    from moto.core.authorization import ActionAuthenticatorMixin
+    from moto.stepfunctions.parser.asl.component.state.exec.state_task import lambda_eval_utils
+
+    before = settings.INITIAL_NO_AUTH_ACTION_COUNT
+    shipped_for = motopatch.original(*motopatch.targets()["sfn_service_client"])
+
+    def authorize(self: object, iam_request_cls: type, resource: str = "*") -> None:
+        raise AssertionError("not called here")
+
+    with motopatch.iam_patches(authorize, lambda client, creds: None):
+        assert ActionAuthenticatorMixin._authenticate_and_authorize_action is authorize
+        assert settings.INITIAL_NO_AUTH_ACTION_COUNT == 0
+        assert lambda_eval_utils.boto_client_for is not shipped_for  # imported there by name
+        with pytest.raises(RuntimeError, match="installed already"), motopatch.iam_patches(authorize, print):
+            pass
+    assert ActionAuthenticatorMixin._authenticate_and_authorize_action is \
+        motopatch.original(ActionAuthenticatorMixin, "_authenticate_and_authorize_action")
+    assert before == settings.INITIAL_NO_AUTH_ACTION_COUNT
+    assert lambda_eval_utils.boto_client_for is shipped_for
 
 
 def test_the_lambda_simple_backend_still_echoes() -> None:
@@ -95,12 +143,12 @@ def test_batch_parameters_normalise_to_botocore_casing() -> None:
         StateTaskServiceBatch,
     )
 
-    motopatch.install(lambda name, event: event, lambda job: True)
     svc = StateTaskServiceBatch.__new__(StateTaskServiceBatch)
     svc.resource = type("R", (), {"api_name": "batch", "api_action": "submitJob"})()
     params = {"JobName": "j", "JobQueue": "q", "JobDefinition": "d",
               "ContainerOverrides": {"Environment": [{"Name": "A", "Value": "1"}]}}
-    svc._normalise_parameters(params)
+    with motopatch.runtime_patches(lambda name, event: event, lambda job: True):
+        svc._normalise_parameters(params)
     assert params == {"jobName": "j", "jobQueue": "q", "jobDefinition": "d",
                       "containerOverrides": {"environment": [{"name": "A", "value": "1"}]}}
 

@@ -111,8 +111,20 @@ class MediaSettings(BaseModel):
     download_timeout_s: float = 30.0
 
 
+class DiarizationSettings(BaseModel):
+    """The speaker model and thresholds: ``DIARIZATION__MODEL_PATH=/opt/models/campplus_cn_en_common.onnx``."""
+
+    #: the ONNX export; unset: ``models/`` of the checkout (``make speaker-model``)
+    model_path: str | None = None
+    #: onnxruntime threads for the embeddings (0: its default)
+    threads: int = Field(0, ge=0, le=64)
+    #: a known speaker's reference names a cluster at this cosine or above
+    known_speaker_cosine: float = Field(0.9, gt=0.0, le=1.0)
+
+
 class PipelineSettings(AwsResources):
     whisper: WhisperSettings = Field(default_factory=WhisperSettings)
+    diarization: DiarizationSettings = Field(default_factory=DiarizationSettings)
     breaker: BreakerSettings = Field(default_factory=BreakerSettings)
     media: MediaSettings = Field(default_factory=MediaSettings)
     work_dir: str = "/tmp/ytcaption"  # noqa: S108 - Lambda's only writable dir
@@ -186,6 +198,7 @@ class SyncSettings(_Base):
     baked_models: str = ""
     sync: SyncLimits = Field(default_factory=SyncLimits)
     whisper: WhisperSettings = Field(default_factory=WhisperSettings)
+    diarization: DiarizationSettings = Field(default_factory=DiarizationSettings)
     media: MediaSettings = Field(default_factory=MediaSettings)
     work_dir: str = "/tmp/ytcaption"  # noqa: S108 - Lambda's only writable dir
 

@@ -224,11 +224,24 @@ def _install() -> None:
     with _install_lock:
         if socket.getaddrinfo is not _guarded_getaddrinfo:
             socket.getaddrinfo = _guarded_getaddrinfo
-        if threading.Thread.start is not _inheriting_start:
+        if not _in_chain(threading.Thread.start):
+            # wrap the hook in place now, never the one seen at import: another hook installed
+            # since (the local runtime's IAM principal, which threads inherit the same way)
+            # must keep working
+            _inheriting_start.__wrapped__ = threading.Thread.start  # type: ignore[attr-defined]
             threading.Thread.start = _inheriting_start  # type: ignore[method-assign]
 
 
-_real_thread_start = threading.Thread.start
+def _in_chain(start: Any) -> bool:
+    """Whether ``Thread.start`` already passes through the guard's hook (hooks that wrap
+    another name it in ``__wrapped__``)."""
+    for _ in range(32):
+        if start is _inheriting_start:
+            return True
+        start = getattr(start, "__wrapped__", None)
+        if start is None:
+            return False
+    return False
 
 
 def _inheriting_start(self: threading.Thread) -> None:
@@ -243,7 +256,10 @@ def _inheriting_start(self: threading.Thread) -> None:
             run()
 
         self.run = run_guarded  # type: ignore[method-assign]
-    _real_thread_start(self)
+    _inheriting_start.__wrapped__(self)  # type: ignore[attr-defined]
+
+
+_inheriting_start.__wrapped__ = threading.Thread.start  # type: ignore[attr-defined]
 
 
 def proxy_problem() -> str | None:

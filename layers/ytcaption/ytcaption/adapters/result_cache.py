@@ -76,6 +76,9 @@ def cache_key(source_id: str, options: JobOptions) -> str:
                 options.initial_prompt or ""]
     if options.site_captions != "never":
         material.append(options.site_captions)  # a result from the site's captions is not a transcription
+    if options.diarize:
+        material.append(["diarize", options.num_speakers, options.min_speakers, options.max_speakers,
+                         sorted((options.known_speakers or {}).items())])
     return hashlib.sha256(json.dumps(material).encode()).hexdigest()
 
 

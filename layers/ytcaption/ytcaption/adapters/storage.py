@@ -62,6 +62,15 @@ def chunk_result_key(job_id: str, index: int) -> str:
     return f"{WORK_PREFIX}{job_id}/transcripts/{index:05d}.json"
 
 
+def speaker_embeddings_key(job_id: str, index: int) -> str:
+    """One chunk's speaker windows and embeddings (diarize): a retried shard overwrites it."""
+    return f"{WORK_PREFIX}{job_id}/speakers/{index:05d}.npz"
+
+
+def speaker_references_key(job_id: str) -> str:
+    return f"{WORK_PREFIX}{job_id}/speakers/references.json"
+
+
 def shard_record_key(job_id: str, shard: int, attempt: str) -> str:
     """One Batch attempt's record (see ytcaption.telemetry.ShardRecord)."""
     return f"{WORK_PREFIX}{job_id}/shards/{shard:04d}-{attempt}.json"

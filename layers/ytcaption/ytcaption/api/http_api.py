@@ -45,7 +45,8 @@ ERRORS: dict[int, Any] = {
     413: {"description": "Declared upload too large", **_ERR},
     415: {"description": "Request body is not JSON", **_ERR},
     422: {"description": "Idempotency key reused for another request, or a model this deployment does not "
-                         "offer (or cannot do the language or task asked)", **_ERR},
+                         "offer (or cannot do the language or task asked), or speaker options that cannot "
+                         "hold (INVALID_SPEAKER_COUNT, INVALID_KNOWN_SPEAKERS)", **_ERR},
     503: {"description": "A dependency is unavailable; retry later", **_ERR},
 }
 

@@ -111,7 +111,7 @@ class SyncRequest(BaseModel):
     model: str = Field(min_length=1, max_length=100)
     language: str | None = None
     prompt: str | None = Field(None, max_length=1000)
-    response_format: Literal["json", "text", "srt", "verbose_json", "vtt"] = "json"
+    response_format: Literal["json", "text", "srt", "verbose_json", "vtt", "diarized_json"] = "json"
     temperature: float = Field(0.0, ge=0.0, le=1.0)
     timestamp_granularities: list[Literal["word", "segment"]] = Field(default_factory=list)
     stream: bool = False
@@ -232,10 +232,16 @@ def transcribe_bytes(data: bytes, filename: str, options: JobOptions, settings: 
         fh.write(data)
         fh.flush()
         try:
-            return transcribe_file(fh.name, options, whisper=whisper, media=media, workers=workers,
-                                   transcriber=transcriber)
+            transcript = transcribe_file(fh.name, options, whisper=whisper, media=media, workers=workers,
+                                         transcriber=transcriber)
         except MediaTooLong as exc:
             raise TooLongForSync(f"{exc.message} on this route" + ASYNC_HINT) from exc
+        if options.diarize:
+            from ytcaption.media.audio import decode
+            from ytcaption.stages.speakers import diarize_samples
+
+            transcript = diarize_samples(decode(fh.name)[0], transcript, settings.diarization)
+        return transcript
 
 
 # --- responses -----------------------------------------------------------------------------
@@ -271,6 +277,11 @@ def render(t: Transcript, req: SyncRequest, task: str) -> Response[Any]:
     fmt = req.response_format
     if fmt == "json":
         return Response(200, "application/json", json.dumps({"text": t.text, "usage": _usage(t)}, ensure_ascii=False))
+    if fmt == "diarized_json":
+        from ytcaption.stages.speakers import openai_diarized
+
+        doc = {**openai_diarized(t, task), "usage": _usage(t)}
+        return Response(200, "application/json", json.dumps(doc, ensure_ascii=False))
     if fmt == "verbose_json":
         return Response(200, "application/json",
                         json.dumps(verbose_json(t, task, list(req.timestamp_granularities)), ensure_ascii=False))
@@ -323,9 +334,11 @@ def _serve(task: Literal["transcribe", "translate"]) -> Response[Any]:
     ctype = app.current_event.headers.get("content-type") or app.current_event.headers.get("Content-Type") or ""
     req, file = read_form(parse_multipart(_body(), ctype), task=task)
     model = serve_model(req.model, task=task, language=req.language, settings=settings)
+    diarized = req.response_format == "diarized_json"
     try:
         options = JobOptions(model=model, language=req.language or "auto", task=task, formats=["json"],
-                             word_timestamps="word" in req.timestamp_granularities, initial_prompt=req.prompt)
+                             word_timestamps="word" in req.timestamp_granularities or diarized,
+                             initial_prompt=req.prompt, diarize=diarized)
     except ValidationError as exc:
         raise InvalidRequest(describe_errors(exc.errors())) from exc
     transcript = transcribe_bytes(file.data, file.filename or "", options, settings)

@@ -43,6 +43,7 @@ from ytcaption.domain.jobs import (
     upload_expiry,
     validate_options,
 )
+from ytcaption.domain.speakers import check_speakers
 from ytcaption.settings import ApiSettings
 
 JOB_ID_RE = re.compile(r"^[0-9a-f]{32}$")
@@ -83,6 +84,7 @@ class JobService:
 
     def check_model(self, options: JobOptions) -> JobOptions:
         self.catalogue.check(options.model, language=options.language, task=options.task)
+        check_speakers(options)
         return options
 
     # --- submit ----------------------------------------------------------------------
@@ -386,7 +388,7 @@ def options_from_metadata(meta: dict[str, str], default_model: str = "tiny.en") 
         field = key.replace("-", "_")
         if field == "formats":
             data[field] = [f.strip() for f in value.split(",") if f.strip()]
-        elif field == "word_timestamps":
+        elif field in ("word_timestamps", "diarize"):
             data[field] = value.strip().lower() in ("1", "true", "yes")
         elif field in JobOptions.model_fields:
             data[field] = value

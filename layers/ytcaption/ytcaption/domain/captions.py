@@ -56,6 +56,15 @@ class Segment(BaseModel):
     stats: SegmentStats | None = Field(None, exclude=True)
     #: The spoken language of the chunk this segment came from (``language: auto`` can vary per chunk).
     language: str | None = None
+    #: Who speaks (``diarize: true``): ``SPEAKER_n`` in order of first appearance, or a known speaker's name.
+    speaker: str | None = None
+
+
+class Speaker(BaseModel):
+    """One voice found by diarization, with its total speaking time."""
+
+    label: str
+    speaking_time: float
 
 
 class LanguageSpan(BaseModel):
@@ -82,6 +91,10 @@ class Transcript(BaseModel):
     #: guard decoded again because speech was missing from the first decode.
     chunks: int | None = None
     redecoded_chunks: int | None = None
+    #: ``diarize: true``: the speakers in order of first appearance, and the known speakers'
+    #: names whose reference voice matched no one.
+    speakers: list[Speaker] | None = None
+    unmatched_speakers: list[str] | None = None
 
     @property
     def text(self) -> str:
@@ -100,6 +113,7 @@ class Cue:
     start: float
     end: float
     lines: list[str]
+    speaker: str | None = None
 
 
 def ms(t: float) -> int:
@@ -155,20 +169,23 @@ def wrap(words: list[str]) -> list[str] | None:
 
 def build_cues(transcript: Transcript) -> list[Cue]:
     tokens: list[tuple[str, float, float]] = []
+    who: list[str | None] = []  # each token's speaker: a cue never holds two
     for seg in transcript.segments:
         for w, s, e in _tokens(seg):
             parts = _split_long(w)
             step = (e - s) / len(parts)
             tokens += [(p, s + i * step, s + (i + 1) * step) for i, p in enumerate(parts)]
+            who += [seg.speaker] * len(parts)
     cues: list[Cue] = []
     group: list[tuple[str, float, float]] = []
+    speaker: list[str | None] = [None]
 
     def flush(upto: int | None = None) -> None:
         """Emit ``group[:upto]`` as a cue and keep the rest for the next one."""
         n = len(group) if upto is None else upto
         if n:
             lines = wrap([g[0] for g in group[:n]]) or [" ".join(g[0] for g in group[:n])]
-            cues.append(Cue(group[0][1], group[n - 1][2], lines))
+            cues.append(Cue(group[0][1], group[n - 1][2], lines, speaker[0]))
             del group[:n]
 
     def natural_break() -> int | None:
@@ -180,7 +197,10 @@ def build_cues(transcript: Transcript) -> list[Cue]:
                     return j + 1
         return None
 
-    for tok in tokens:
+    for tok, tok_speaker in zip(tokens, who, strict=True):
+        if group and tok_speaker != speaker[0]:
+            flush()
+        speaker[0] = tok_speaker
         if group:
             candidate = [g[0] for g in group] + [tok[0]]
             too_long = tok[2] - group[0][1] > MAX_CUE_S
@@ -216,10 +236,14 @@ def _fix_timing(cues: list[Cue]) -> list[Cue]:
 
 
 def to_srt(transcript: Transcript) -> str:
-    blocks = [
-        f"{i}\n{timestamp(c.start)} --> {timestamp(c.end)}\n" + "\n".join(c.lines) + "\n"
-        for i, c in enumerate(build_cues(transcript), 1)
-    ]
+    blocks = []
+    last: str | None = None
+    for i, c in enumerate(build_cues(transcript), 1):
+        lines = list(c.lines)
+        if c.speaker and c.speaker != last:  # name the speaker when the voice changes
+            lines[0] = f"{c.speaker}: {lines[0]}"
+        last = c.speaker
+        blocks.append(f"{i}\n{timestamp(c.start)} --> {timestamp(c.end)}\n" + "\n".join(lines) + "\n")
     return "\n".join(blocks)
 
 
@@ -231,6 +255,8 @@ def to_vtt(transcript: Transcript) -> str:
         out += [f"NOTE {SITE_SOURCES[transcript.source]}", ""]
     for c in build_cues(transcript):
         text = "\n".join(line.replace("-->", "->") for line in c.lines)
+        if c.speaker:
+            text = f"<v {c.speaker}>{text}"
         out += [f"{timestamp(c.start, '.')} --> {timestamp(c.end, '.')}", text, ""]
     return "\n".join(out)
 
@@ -238,12 +264,17 @@ def to_vtt(transcript: Transcript) -> str:
 def to_txt(transcript: Transcript) -> str:
     paragraphs: list[list[str]] = []
     last_end: float | None = None
+    last_speaker: str | None = None
     for seg in transcript.segments:
         text = seg.text.strip()
         if not text:
             continue
-        if last_end is None or seg.start - last_end > PARAGRAPH_GAP_S:
+        changed = seg.speaker is not None and seg.speaker != last_speaker
+        if last_end is None or seg.start - last_end > PARAGRAPH_GAP_S or changed:
             paragraphs.append([])
+        if changed:
+            text = f"{seg.speaker}: {text}"
+            last_speaker = seg.speaker
         paragraphs[-1].append(text)
         last_end = seg.end
     return "\n\n".join(" ".join(p) for p in paragraphs) + ("\n" if paragraphs else "")

@@ -237,6 +237,30 @@ class TranslationUnsupported(YTCaptionError):
     http_status = 422
 
 
+class InvalidSpeakerCount(InvalidRequest):
+    """``num_speakers`` / ``min_speakers`` / ``max_speakers`` that cannot describe a recording
+    (0, negative, min above max, more than the clustering separates), or set without ``diarize``."""
+
+    code = "INVALID_SPEAKER_COUNT"
+    http_status = 422
+
+
+class InvalidKnownSpeakers(InvalidRequest):
+    """``known_speakers``: a name or reference clip that cannot be used."""
+
+    code = "INVALID_KNOWN_SPEAKERS"
+    http_status = 422
+
+
+class SpeakerModelUnavailable(YTCaptionError):
+    """The speaker-embedding model is missing or fails its hash check (found before any
+    transcription is spent on the job)."""
+
+    code = "SPEAKER_MODEL_UNAVAILABLE"
+    http_status = 503
+    public = True
+
+
 class TranscriptionFailed(YTCaptionError):
     code = "TRANSCRIPTION_FAILED"
     http_status = 500

@@ -120,6 +120,13 @@ class JobOptions(BaseModel):
     initial_prompt: str | None = Field(None, max_length=1000)
     webhook_url: str | None = Field(None, max_length=2048)
     fresh: bool = Field(False, description="run even if the same source and options have a stored result")
+    diarize: bool = Field(False, description="label who speaks when (`speaker` on segments, a speakers list)")
+    num_speakers: int | None = Field(None, description="with diarize: the exact number of speakers, if known")
+    min_speakers: int | None = Field(None, description="with diarize: at least this many speakers")
+    max_speakers: int | None = Field(None, description="with diarize: at most this many speakers (32 at most)")
+    known_speakers: dict[str, str] | None = Field(
+        None, description="with diarize: name -> S3 key (in the media bucket) of a few seconds of that voice; "
+                          "a speaker matching a reference gets its name")
     site_captions: SiteCaptionsMode = Field(
         "never",
         description="`prefer`: the video's own human-made captions in the requested language when the site has "

@@ -3,7 +3,7 @@
 Device and compute type come from settings: ``auto`` picks CUDA float16 when a
 GPU is visible (the Batch image) and CPU int8 otherwise. Where weights come
 from (the image, offline packages with their hash checked) is
-:mod:`ytcaption.model_store`.
+:mod:`ytcaption.engine.model_store`.
 """
 
 from __future__ import annotations

@@ -34,6 +34,11 @@ class MergeStage(Stage):
             results.append(ChunkResult.model_validate(self.storage.get_json(key)))
         transcript = stitch(results, duration=manifest["duration"], model=job.options.model, task=job.options.task)
         transcript.source = "transcription"
+        if job.options.diarize:
+            from ytcaption.stages.speakers import label_speakers
+
+            transcript = label_speakers(self.storage, self.settings.diarization, job_id, job.options,
+                                        [c["index"] for c in manifest["chunks"]], transcript)
         written = self.write_results(job_id, transcript, job.options.formats)
         done = self.repo.transition(
             job_id,

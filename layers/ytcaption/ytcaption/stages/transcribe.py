@@ -68,6 +68,12 @@ class TranscribeStage(Stage):
         options = JobOptions.model_validate(manifest["options"])
         mine = [c for c in manifest["chunks"] if c["shard"] == shard]
         chunks = [Chunk.from_dict(c) for c in mine]
+        speaker_model = None
+        if options.diarize:  # the model's hash is checked before any transcription is spent
+            from ytcaption.stages.speakers import embedder
+
+            speaker_model = embedder(self.settings.diarization)
+            options = options.model_copy(update={"word_timestamps": True})  # to split segments between words
         transcriber = (transcriber_factory or (lambda o: WhisperTranscriber(o.model, self.settings.whisper)))(options)
         stopped = [False]
 
@@ -97,6 +103,10 @@ class TranscribeStage(Stage):
                                    batch_size=self.settings.whisper.batch_size,
                                    context=self.settings.whisper.condition_on_previous_text,
                                    languages=chunk_languages(transcriber, every, load, options))
+        if speaker_model is not None and not stopped[0]:
+            from ytcaption.stages.speakers import shard_embeddings
+
+            shard_embeddings(self.storage, speaker_model, job_id, options, shard, chunks, load)
         logger.info("shard done", extra={"shard": shard, "chunks": len(results), "stopped": stopped[0]})
         return {"shard": shard, "chunks": len(results), "stopped": stopped[0]}
 

@@ -23,7 +23,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ytcaption_local.speech import PASSAGE, read_audio
+from tests.media.speech import PASSAGE, read_audio
 
 RATE = 16000
 
@@ -80,7 +80,7 @@ def say(text: str, voice: Voice, workdir: Path) -> np.ndarray:
         cmd = ["flite", "-voice", voice.name, "-t", text, "-o", str(wav)]
     else:
         raise ValueError(voice.engine)
-    subprocess.run(cmd, check=True, capture_output=True)  # noqa: S603 - fixed executables, our own text
+    subprocess.run(cmd, check=True, capture_output=True)
     samples, rate = read_audio(wav)
     out = _resample(samples, rate)
     peak = float(np.abs(out).max()) or 1.0

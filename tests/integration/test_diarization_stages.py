@@ -1,0 +1,125 @@
+"""Diarization through the pipeline stages against moto: embeddings per shard, one clustering at the merge."""
+
+from __future__ import annotations
+
+import json
+import random
+import shutil
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.conftest import BUCKET, TABLE
+from tests.servers import LoopbackServer
+from tests.stages import Stages
+from ytcaption.adapters import storage as keys
+from ytcaption.domain.errors import SpeakerModelUnavailable
+from ytcaption.domain.jobs import Job, JobOptions, JobStatus, Source
+from ytcaption.settings import DiarizationSettings, MediaSettings, PipelineSettings
+
+pytestmark = [pytest.mark.integration, pytest.mark.slow,
+              pytest.mark.skipif(not (shutil.which("espeak-ng") and shutil.which("flite")),
+                                 reason="needs espeak-ng and flite (make test installs them)")]
+
+
+@pytest.fixture(scope="module")
+def two_voices(tmp_path_factory: pytest.TempPathFactory) -> tuple[bytes, list[str]]:
+    """About 50 s: two voices taking turns, encoded as mp3; and who speaks each sentence."""
+    from tests.media.corpus import VOICES, Builder, sentences
+    from tests.media.speech import encode
+
+    tmp = tmp_path_factory.mktemp("two")
+    rng = random.Random(7)  # noqa: S311 - test media
+    b = Builder(tmp)
+    order = [0, 0, 1, 0, 1, 1, 0, 1, 0, 1]
+    voices = [VOICES[2], VOICES[5]]
+    for s, v in zip(sentences(len(order), 7), order, strict=True):
+        b.speak(s, voices[v])
+        b.pause(rng.uniform(0.4, 0.8))
+    case = b.build("two", "two voices")
+    return encode(case.samples, 16000, tmp / "two.mp3").read_bytes(), [u.voice for u in case.utterances]
+
+
+def _pipeline(tmp_path: Path, **diarization: Any) -> Stages:
+    return Stages(PipelineSettings(
+        jobs_table=TABLE, bucket_name=BUCKET, work_dir=str(tmp_path / "work"), allow_loopback_urls=True,
+        media=MediaSettings(chunk_max_s=10.0, shard_audio_s=20.0), diarization=DiarizationSettings(**diarization)))
+
+
+def _job(pipeline: Stages, url: str, **options: Any) -> Job:
+    job = Job.new(source=Source(kind="url", url=url), options=JobOptions(**options), status=JobStatus.QUEUED,
+                  ttl_days=1)
+    pipeline.repo.create(job)
+    return job
+
+
+def test_speakers_are_found_per_shard_and_labelled_once_across_shards(
+    moto_stack: dict[str, Any], tmp_path: Path, server: LoopbackServer, two_voices: tuple[bytes, list[str]]
+) -> None:
+    # Given a two-voice recording cut into several shards
+    pipeline = _pipeline(tmp_path)
+    url = server.serve("/two.mp3", two_voices[0], "audio/mpeg")
+    job = _job(pipeline, url, diarize=True, formats=["vtt", "txt"])
+    pipeline.download.run(job.job_id)
+    plan = pipeline.normalize.run(job.job_id)
+    assert len(plan["shards"]) >= 2
+    # When every shard runs, and the first one runs again (a Batch retry)
+    for shard in plan["shards"]:
+        pipeline.transcribe.run(job.job_id, shard)
+    s3 = moto_stack["s3"]
+    prefix = keys.speaker_embeddings_key(job.job_id, 0).rsplit("/", 1)[0] + "/"
+
+    def stored() -> dict[str, str]:
+        objs = s3.list_objects_v2(Bucket=BUCKET, Prefix=prefix).get("Contents", [])
+        return {o["Key"]: o["ETag"] for o in objs}
+
+    before = stored()
+    assert len(before) == plan["chunks"]  # one object per chunk
+    pipeline.transcribe.run(job.job_id, plan["shards"][0])
+    assert stored() == before  # the retry neither duplicates nor changes them
+    pipeline.merge.run(job.job_id)
+
+    # Then the result names two speakers, in order of first appearance, on segments and in every format
+    doc = json.loads(s3.get_object(Bucket=BUCKET, Key=keys.result_key(job.job_id, "json"))["Body"].read())
+    assert [s["label"] for s in doc["speakers"]] == ["SPEAKER_1", "SPEAKER_2"]
+    assert all(s["speaking_time"] > 10 for s in doc["speakers"])
+    labels = [s["speaker"] for s in doc["segments"]]
+    assert labels[0] == "SPEAKER_1" and set(labels) == {"SPEAKER_1", "SPEAKER_2"}
+    assert all(not s["words"] for s in doc["segments"])  # words were not asked for
+    vtt = s3.get_object(Bucket=BUCKET, Key=keys.result_key(job.job_id, "vtt"))["Body"].read().decode()
+    assert "<v SPEAKER_2>" in vtt
+    txt = s3.get_object(Bucket=BUCKET, Key=keys.result_key(job.job_id, "txt"))["Body"].read().decode()
+    assert txt.startswith("SPEAKER_1: ")
+    assert pipeline.repo.get(job.job_id).status == JobStatus.COMPLETED
+
+
+def test_a_damaged_speaker_model_fails_the_shard_before_any_transcription(
+    moto_stack: dict[str, Any], tmp_path: Path, server: LoopbackServer, two_voices: tuple[bytes, list[str]]
+) -> None:
+    bad = tmp_path / "campplus.onnx"
+    bad.write_bytes(b"\0" * 1024)
+    pipeline = _pipeline(tmp_path, model_path=str(bad))
+    job = _job(pipeline, server.serve("/two.mp3", two_voices[0], "audio/mpeg"), diarize=True)
+    pipeline.download.run(job.job_id)
+    plan = pipeline.normalize.run(job.job_id)
+
+    def no_whisper(options: JobOptions) -> Any:
+        raise AssertionError("Whisper was loaded for a job whose speaker model is damaged")
+
+    with pytest.raises(SpeakerModelUnavailable, match="hash"):
+        pipeline.transcribe.run(job.job_id, plan["shards"][0], transcriber_factory=no_whisper)
+
+
+def test_openai_route_answers_diarized_json_in_openai_shape(two_voices: tuple[bytes, list[str]]) -> None:
+    from ytcaption.api.openai_api import SyncRequest, render, transcribe_bytes
+    from ytcaption.settings import SyncSettings
+
+    options = JobOptions(model="tiny.en", diarize=True, word_timestamps=True, formats=["json"])
+    transcript = transcribe_bytes(two_voices[0], "two.mp3", options, SyncSettings())
+    doc = json.loads(render(transcript, SyncRequest(model="tiny.en", response_format="diarized_json"),
+                            "transcribe").body)
+    assert set(doc) == {"task", "duration", "text", "segments", "usage"}
+    assert doc["segments"][0]["type"] == "transcript.text.segment"
+    assert doc["segments"][0]["speaker"] == "A"
+    assert {s["speaker"] for s in doc["segments"]} == {"A", "B"}

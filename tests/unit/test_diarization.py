@@ -1,0 +1,204 @@
+"""Diarization: features, clustering, turns, segment splitting, known speakers, on real generated voices."""
+
+from __future__ import annotations
+
+import random
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from tests.diarization_eval import diarization_error
+from ytcaption.domain.captions import Segment, Transcript, Word, render
+from ytcaption.domain.errors import SpeakerModelUnavailable
+from ytcaption.engine import diarization as d
+
+pytestmark = pytest.mark.skipif(not (shutil.which("espeak-ng") and shutil.which("flite")),
+                                reason="needs espeak-ng and flite (make test installs them)")
+
+
+def _case(tmp: Path, voices: list, n: int, seed: int, gap: tuple[float, float] = (0.3, 0.8)):
+    from tests.media.corpus import Builder, sentences
+
+    rng = random.Random(seed)  # noqa: S311 - test media
+    b = Builder(tmp)
+    v = 0
+    for s in sentences(n, seed):
+        b.speak(s, voices[v])
+        b.pause(rng.uniform(*gap))
+        if len(voices) > 1 and rng.random() < 0.6:
+            v = (v + 1 + rng.randint(0, len(voices) - 2)) % len(voices)
+    return b.build("t", "t")
+
+
+def _embed(samples: np.ndarray, chunk_s: float = 30.0) -> d.ChunkEmbeddings:
+    emb = d.SpeakerEmbedder()
+    step = int(chunk_s * d.RATE)
+    return d.ChunkEmbeddings.concat([emb.embed_chunk(samples[i: i + step], i / d.RATE)
+                                     for i in range(0, len(samples), step)])
+
+
+def _der(case, e: d.ChunkEmbeddings, labels: np.ndarray):
+    hyp = [(t.start, t.end, str(t.speaker)) for t in d.turns(e, labels)]
+    return diarization_error([(u.start, u.end, u.voice) for u in case.utterances], hyp)
+
+
+@pytest.fixture(scope="module")
+def voices(tmp_path_factory: pytest.TempPathFactory):
+    from tests.media.corpus import VOICES
+
+    tmp = tmp_path_factory.mktemp("voices")
+    three = _case(tmp, [VOICES[2], VOICES[3], VOICES[5]], 24, seed=3)
+    return {"three": (three, _embed(three.samples)),
+            "one": (one := _case(tmp, [VOICES[1]], 10, seed=4), _embed(one.samples))}
+
+
+def test_three_voices_alternating_within_chunks_give_three_speakers(voices) -> None:
+    case, e = voices["three"]
+    labels = d.cluster(e.vectors)
+    r = _der(case, e, labels)
+    assert (r.speakers_hyp, r.speakers_ref) == (3, 3)
+    assert r.der <= 0.10, r
+
+
+def test_speakers_stay_the_same_across_shards(voices) -> None:
+    """Embeddings made shard by shard (different chunking) cluster to the same labels as one pass."""
+    case, _whole = voices["three"]
+    half = len(case.samples) // 2
+    shard_a = _embed(case.samples[:half], chunk_s=20.0)
+    shard_b = d.SpeakerEmbedder().embed_chunk(case.samples[half:], half / d.RATE)
+    joined = d.ChunkEmbeddings.concat([shard_b, shard_a])  # order of arrival does not matter
+    r = _der(case, joined, d.cluster(joined.vectors))
+    assert r.speakers_hyp == 3 and r.der <= 0.10, r
+
+
+def test_one_voice_is_one_speaker(voices) -> None:
+    _case_one, e = voices["one"]
+    assert set(d.cluster(e.vectors).tolist()) == {0}
+
+
+def test_music_alone_has_no_speech_windows() -> None:
+    from tests.media.corpus import music
+
+    e = d.SpeakerEmbedder().embed_chunk(music(20.0, 0.1, seed=1), 0.0)
+    assert len(e) == 0
+    assert d.turns(e, d.cluster(e.vectors)) == []
+
+
+def test_known_speaker_is_named_and_an_unknown_reference_reported(voices, tmp_path: Path) -> None:
+    from tests.media.corpus import VOICES, say
+
+    case, e = voices["three"]
+    labels = d.cluster(e.vectors)
+    centres = d.centroids(e.vectors, labels)
+    emb = d.SpeakerEmbedder()
+    clip = say("This is a short reference clip of my own voice, for the test.", VOICES[3], tmp_path)
+    other = say("This is a short reference clip of my own voice, for the test.", VOICES[1], tmp_path)
+    refs = {"Rita": emb.reference(clip), "Nobody": emb.reference(other)}
+    named, unmatched = d.match_known(centres, refs, threshold=d.KNOWN_SPEAKER_COSINE)
+    first_rms = next(i for i, u in enumerate(case.utterances) if u.voice == VOICES[3].label)
+    mid = (case.utterances[first_rms].start + case.utterances[first_rms].end) / 2
+    k = int(labels[np.argmin(np.abs((e.starts + e.ends) / 2 - mid))])
+    assert named == {k: "Rita"}
+    assert unmatched == ["Nobody"]
+
+
+def test_embeddings_survive_storage_as_float16() -> None:
+    rng = np.random.default_rng(0)
+    e = d.ChunkEmbeddings(np.array([1.0, 2.0]), np.array([2.5, 3.5]), d.normalise(rng.standard_normal((2, 192))))
+    back = d.ChunkEmbeddings.from_bytes(e.to_bytes())
+    assert np.allclose(back.starts, e.starts) and (back.vectors * e.vectors).sum(1).min() > 0.999
+
+
+# --- pure logic ----------------------------------------------------------------------------
+
+
+def test_windows_cover_each_region_and_end_at_its_end() -> None:
+    assert d.windows([(0.0, 3.0)]) == [(0.0, 1.5), (0.75, 2.25), (1.5, 3.0)]
+    assert d.windows([(5.0, 5.9)]) == [(5.0, 5.9)]
+    assert d.windows([(1.0, 1.2)]) == []
+
+
+def test_fbank_is_kaldi_shaped_and_mean_normalised() -> None:
+    x = np.sin(np.arange(16000) / 16000 * 2 * np.pi * 300).astype(np.float32)
+    f = d.fbank(x)
+    assert f.shape == (98, 80)
+    assert np.abs(f.mean(axis=0)).max() < 1e-4
+    assert np.allclose(d.fbank(x * 0.01), f, atol=1e-3)  # level does not change who speaks
+
+
+def test_cluster_honours_a_given_count_and_orders_labels_by_first_appearance() -> None:
+    rng = np.random.default_rng(1)
+    centres = d.normalise(rng.standard_normal((3, 192)))
+    x = np.concatenate([centres[k] + 0.05 * rng.standard_normal((20, 192)) for k in (2, 0, 1)])
+    labels = d.cluster(x)
+    assert labels[:20].tolist() == [0] * 20 and set(labels[20:40]) == {1} and set(labels[40:]) == {2}
+    assert len(set(d.cluster(x, num_speakers=2).tolist())) == 2
+    assert len(set(d.cluster(x, max_speakers=2).tolist())) <= 2
+
+
+def _seg(words: list[tuple[float, float, str]]) -> Segment:
+    return Segment(start=words[0][0], end=words[-1][1], text="".join(w for _, _, w in words).strip(),
+                   words=[Word(start=a, end=b, word=w) for a, b, w in words])
+
+
+def test_a_segment_is_split_where_the_speaker_changes_between_words() -> None:
+    turns = [d.Turn(0.0, 2.0, 0), d.Turn(2.1, 4.0, 1)]
+    seg = _seg([(0.1, 0.5, " Hello"), (0.6, 1.0, " there."), (1.1, 1.8, " Fine"),
+                (2.2, 2.6, " Thanks,"), (2.7, 3.2, " and"), (3.3, 3.9, " you?")])
+    out = d.assign([seg], turns)
+    assert [(s.speaker, s.text) for s in out] == [("SPEAKER_1", "Hello there. Fine"),
+                                                  ("SPEAKER_2", "Thanks, and you?")]
+    assert (out[1].start, out[1].end) == (2.2, 3.9)
+
+
+def test_one_stray_word_does_not_split_a_segment() -> None:
+    turns = [d.Turn(0.0, 1.0, 0), d.Turn(1.0, 1.3, 1), d.Turn(1.3, 3.0, 0)]
+    seg = _seg([(0.1, 0.5, " a"), (0.6, 0.9, " b"), (1.05, 1.25, " c"), (1.4, 2.0, " d")])
+    assert [s.speaker for s in d.assign([seg], turns)] == ["SPEAKER_1"]
+
+
+def test_segments_without_words_take_the_main_speaker_and_names_replace_labels() -> None:
+    seg = Segment(start=0.0, end=3.0, text="x")
+    out = d.assign([seg], [d.Turn(0.0, 1.0, 0), d.Turn(1.0, 3.0, 1)], names={1: "Ann"})
+    assert out[0].speaker == "Ann"
+
+
+def test_turns_split_overlapping_windows_at_the_middle_and_join_one_speaker() -> None:
+    e = d.ChunkEmbeddings(np.array([0.0, 0.75, 1.5, 5.0]), np.array([1.5, 2.25, 3.0, 6.0]),
+                          np.zeros((4, 192), np.float32))
+    assert d.turns(e, np.array([0, 0, 1, 1])) == [d.Turn(0.0, 1.875, 0), d.Turn(1.875, 3.0, 1),
+                                                  d.Turn(5.0, 6.0, 1)]
+    assert d.speaking_time(d.turns(e, np.array([0, 0, 1, 1]))) == {0: 1.875, 1: 2.125}
+
+
+def test_captions_show_speakers_in_every_format() -> None:
+    t = Transcript(segments=[
+        Segment(start=0.0, end=1.0, text="Hello.", speaker="SPEAKER_1", words=[Word(start=0.0, end=1.0, word=" Hello.")]),
+        Segment(start=1.2, end=2.0, text="Hi.", speaker="SPEAKER_2", words=[Word(start=1.2, end=2.0, word=" Hi.")]),
+        Segment(start=2.1, end=3.0, text="Again.", speaker="SPEAKER_2", words=[Word(start=2.1, end=3.0, word=" Again.")]),
+    ])
+    vtt = render(t, "vtt")
+    assert "<v SPEAKER_1>Hello." in vtt and "<v SPEAKER_2>Hi." in vtt
+    srt = render(t, "srt")
+    assert "SPEAKER_1: Hello." in srt and "SPEAKER_2: Hi." in srt and "SPEAKER_2: Again" not in srt
+    assert render(t, "txt") == "SPEAKER_1: Hello.\n\nSPEAKER_2: Hi. Again.\n"
+    assert '"speaker": "SPEAKER_2"' in render(t, "json")
+
+
+def test_known_speaker_matching_uses_each_name_once_above_the_threshold() -> None:
+    c = d.normalise(np.eye(3, 192, dtype=np.float32))
+    named, unmatched = d.match_known(c, {"A": c[1] + 0.1 * c[0], "B": c[1], "C": c[2] * -1}, threshold=0.9)
+    assert named == {1: "B"} and unmatched == ["A", "C"]
+
+
+def test_a_missing_or_altered_model_is_a_stable_error(tmp_path: Path) -> None:
+    with pytest.raises(SpeakerModelUnavailable) as missing:
+        d.check_model(str(tmp_path / "none.onnx"))
+    bad = tmp_path / "bad.onnx"
+    bad.write_bytes(b"not the model")
+    with pytest.raises(SpeakerModelUnavailable) as altered:
+        d.check_model(str(bad))
+    assert missing.value.code == altered.value.code == "SPEAKER_MODEL_UNAVAILABLE"
+    assert "hash" in altered.value.message
