@@ -30,7 +30,7 @@ def run(gateway_file: str | None) -> dict[str, Any]:
     from ytcaption_local.runtime import LocalRuntime, RuntimeOptions
 
     with LocalRuntime(RuntimeOptions(api_port=0)) as rt:
-        client = Client(rt.api_url, api_key=rt.api_key, timeout=60)
+        client = Client(rt.api_url, api_key=rt.api_key, timeout=60, retries=0)  # count resets, do not retry them
         latencies: list[float] = []
         errors: list[str] = []
 
