@@ -101,3 +101,11 @@ def test_the_probe_sees_a_forbidden_import() -> None:
     # the check itself: normalize really does load the engine once it runs
     modules = loaded("ytcaption.engine.engine", "")
     assert offending(modules, ("ytcaption.engine.engine",)) == ["ytcaption.engine.engine"]
+
+
+def test_the_domain_loads_no_engine_no_aws_and_no_stage() -> None:
+    modules: list[str] = []
+    for name in ("jobs", "captions", "errors", "languages", "stitching", "catalogue", "costs", "speakers"):
+        modules += loaded(f"ytcaption.domain.{name}", "")
+    assert offending(modules, ("ytcaption.engine", "ytcaption.adapters", "ytcaption.stages", "ytcaption.api",
+                               "boto3", "botocore", "numpy")) == []

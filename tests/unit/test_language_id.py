@@ -8,12 +8,11 @@ import numpy as np
 
 from ytcaption.domain.captions import Segment
 from ytcaption.domain.jobs import JobOptions
-from ytcaption.domain.stitching import ChunkResult, stitch
+from ytcaption.domain.stitching import ChunkResult, language_spans, stitch
 from ytcaption.engine.language_id import (
     ChunkLanguages,
     LanguageGuess,
     chunk_languages,
-    language_spans,
     pick_windows,
     vote,
 )

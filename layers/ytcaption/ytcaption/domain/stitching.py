@@ -10,11 +10,11 @@ from __future__ import annotations
 
 from collections import defaultdict
 from collections.abc import Iterable
+from typing import Any
 
 from pydantic import BaseModel, Field
 
-from ytcaption.domain.captions import Segment, Transcript, Word
-from ytcaption.engine.language_id import language_spans
+from ytcaption.domain.captions import LanguageSpan, Segment, Transcript, Word
 
 
 class ChunkResult(BaseModel):
@@ -91,3 +91,16 @@ def stitch(
         chunks=len(ordered),
         redecoded_chunks=sum(r.redecoded for r in ordered),
     )
+
+
+def language_spans(results: Iterable[Any]) -> list[LanguageSpan]:
+    """Chunk results (``index``, ``start``, ``end``, ``language``) -> spans, in time order."""
+    spans: list[LanguageSpan] = []
+    for r in sorted(results, key=lambda r: r.index):
+        if not r.language:
+            continue
+        if spans and spans[-1].language == r.language:
+            spans[-1].end = r.end
+        else:
+            spans.append(LanguageSpan(language=r.language, start=r.start, end=r.end))
+    return spans

@@ -9,8 +9,8 @@ the whole file (not just the first chunk, which may be an intro or music),
 weighted by their length. The job's language is the majority by duration
 (:func:`ytcaption.domain.stitching.stitch`).
 
-Pure Python at import (numpy only in type hints): :func:`language_spans` runs
-in the merge stage.
+Pure Python at import (numpy only in type hints). The spans of one language
+the result lists are made in :mod:`ytcaption.domain.stitching` at the merge.
 """
 
 from __future__ import annotations
@@ -20,8 +20,6 @@ from collections import defaultdict
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Protocol
-
-from ytcaption.domain.captions import LanguageSpan
 
 if TYPE_CHECKING:
     import numpy as np
@@ -145,16 +143,4 @@ def chunk_languages(
 
 # --- the result side (merge): pure Python ---------------------------------------------------------
 
-
-def language_spans(results: Iterable[Any]) -> list[LanguageSpan]:
-    """Chunk results (``index``, ``start``, ``end``, ``language``) -> spans, in time order."""
-    spans: list[LanguageSpan] = []
-    for r in sorted(results, key=lambda r: r.index):
-        if not r.language:
-            continue
-        if spans and spans[-1].language == r.language:
-            spans[-1].end = r.end
-        else:
-            spans.append(LanguageSpan(language=r.language, start=r.start, end=r.end))
-    return spans
 
