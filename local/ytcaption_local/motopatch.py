@@ -83,6 +83,8 @@ def targets() -> dict[str, tuple[type, str]]:
     from moto.batch_simple.models import BatchSimpleBackend
     from moto.core.authorization import ActionAuthenticatorMixin
     from moto.dynamodb.models import DynamoDBBackend
+    from moto.s3 import notifications
+    from moto.s3.responses import S3Response
     from moto.stepfunctions.parser.asl.component.common.error_name.custom_error_name import CustomErrorName
     from moto.stepfunctions.parser.asl.component.state.exec.state_task.service.state_task_service_batch import (
         StateTaskServiceBatch,
@@ -102,6 +104,8 @@ def targets() -> dict[str, tuple[type, str]]:
         "batch_finish": (BatchSimpleBackend, "_mark_job_as_finished"),
         "sfn_batch_params": (StateTaskServiceBatch, "_normalise_parameters"),
         "sfn_batch_response": (StateTaskServiceBatch, "_normalise_response"),
+        "s3_send_event": (notifications, "send_event"),  # type: ignore[dict-item]
+        "s3_put_response": (S3Response, "put_object"),
         "iam_authorize": (ActionAuthenticatorMixin, "_authenticate_and_authorize_action"),
         "sfn_service_client": (boto_client, "boto_client_for"),  # type: ignore[dict-item]
     }
@@ -227,6 +231,34 @@ def make_dynamodb_atomic() -> None:
     _atomic_writes()
 
 
+_held = threading.local()
+
+
+def _held_during_put(original: Callable[..., Any]) -> Callable[..., Any]:
+    def send_event(account_id: str, event_name: Any, bucket: Any, key: Any) -> None:
+        pending = getattr(_held, "events", None)
+        if pending is None:
+            original(account_id, event_name, bucket, key)
+        else:
+            pending.append(lambda: original(account_id, event_name, bucket, key))
+
+    return send_event
+
+
+def _holding_notifications(original: Callable[..., Any]) -> Callable[..., Any]:
+    def put_object(self: Any, *args: Any, **kwargs: Any) -> Any:
+        outer = getattr(_held, "events", None)
+        _held.events = []
+        try:
+            return original(self, *args, **kwargs)
+        finally:
+            pending, _held.events = _held.events, outer
+            for send in pending:  # the object now has its metadata, ACL and tags
+                send()
+
+    return put_object
+
+
 def _custom_error_name_init(original: Callable[..., Any]) -> Callable[..., Any]:
     def __init__(self: Any, error_name: str | None) -> None:
         if error_name is not None and error_name.startswith("States."):
@@ -264,7 +296,7 @@ def _exclusive(name: str) -> Iterator[list[Callable[[], None]]]:
 
 @contextlib.contextmanager
 def runtime_patches(invoke: InvokeFn, batch: BatchFn) -> Iterator[None]:
-    """Patches 1-6: Lambda invocations and Batch jobs go to the given callables."""
+    """Patches 1-6 and 9: Lambda invocations and Batch jobs go to the given callables."""
     with _exclusive("runtime") as undo:
         from moto.stepfunctions.parser.asl.component.state.exec.state_task.service.state_task_service_batch import (
             StateTaskServiceBatch,
@@ -284,6 +316,10 @@ def runtime_patches(invoke: InvokeFn, batch: BatchFn) -> Iterator[None]:
         base, name = t["sfn_sync_attempt"]
         # on the Batch task class only: the callback base class serves other services too
         undo.append(_replace(StateTaskServiceBatch, name, _make_fresh_attempt(getattr(base, name))))
+        module, name = t["s3_send_event"]
+        undo.append(_replace(module, name, _held_during_put(getattr(module, name))))
+        cls, name = t["s3_put_response"]
+        undo.append(_replace(cls, name, _holding_notifications(getattr(cls, name))))
         yield
 
 

@@ -81,6 +81,6 @@ def test_an_s3_upload_asks_for_speakers_in_its_metadata(runtime: LocalRuntime, c
     assert job_id, "the upload started no job"
     done = client.wait(job_id, poll_s=0.3, timeout_s=600)
     assert done["status"] == "COMPLETED", done.get("error")
-    assert done["options"]["diarize"] is True
+    assert done["options"]["diarize"] is True, json.dumps({k: done.get(k) for k in ("options", "source", "events")})[:1500]
     _assert_three_speakers(json.loads(client.result(job_id, "json")))
     assert "<v SPEAKER_3>" in client.result(job_id, "vtt").decode()
