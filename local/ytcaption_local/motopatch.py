@@ -83,6 +83,7 @@ def targets() -> dict[str, tuple[type, str]]:
     from moto.batch_simple.models import BatchSimpleBackend
     from moto.core.authorization import ActionAuthenticatorMixin
     from moto.dynamodb.models import DynamoDBBackend
+    from moto.dynamodb.responses import DynamoResult
     from moto.s3 import notifications
     from moto.s3.responses import S3Response
     from moto.stepfunctions.parser.asl.component.common.error_name.custom_error_name import CustomErrorName
@@ -94,6 +95,7 @@ def targets() -> dict[str, tuple[type, str]]:
     )
     from moto.stepfunctions.parser.asl.eval.callback.callback import CallbackEndpoint
     from moto.stepfunctions.parser.asl.utils import boto_client
+    from moto.stepfunctions.parser.backend.execution_worker import ExecutionWorker
 
     return {
         "custom_error_name": (CustomErrorName, "__init__"),
@@ -106,6 +108,8 @@ def targets() -> dict[str, tuple[type, str]]:
         "sfn_batch_response": (StateTaskServiceBatch, "_normalise_response"),
         "s3_send_event": (notifications, "send_event"),  # type: ignore[dict-item]
         "s3_put_response": (S3Response, "put_object"),
+        "sfn_entrypoint": (ExecutionWorker, "_get_evaluation_entrypoint"),
+        "dynamodb_result": (DynamoResult, "execute_result"),
         "iam_authorize": (ActionAuthenticatorMixin, "_authenticate_and_authorize_action"),
         "sfn_service_client": (boto_client, "boto_client_for"),  # type: ignore[dict-item]
     }
@@ -296,11 +300,13 @@ def _exclusive(name: str) -> Iterator[list[Callable[[], None]]]:
 
 @contextlib.contextmanager
 def runtime_patches(invoke: InvokeFn, batch: BatchFn) -> Iterator[None]:
-    """Patches 1-6 and 9: Lambda invocations and Batch jobs go to the given callables."""
+    """Patches 1-6 and 9-11: Lambda invocations and Batch jobs go to the given callables."""
     with _exclusive("runtime") as undo:
         from moto.stepfunctions.parser.asl.component.state.exec.state_task.service.state_task_service_batch import (
             StateTaskServiceBatch,
         )
+
+        from ytcaption_local import speedups  # imports this module: imported here, not at the top
 
         _state["invoke"], _state["batch"] = invoke, batch
         undo.append(lambda: _state.update(invoke=None, batch=None))
@@ -308,7 +314,9 @@ def runtime_patches(invoke: InvokeFn, batch: BatchFn) -> Iterator[None]:
         t = targets()
         for key, fn in (("lambda_invoke", _invoke_lambda), ("batch_finish", _mark_job_as_finished),
                         ("sfn_batch_params", _normalise_parameters),
-                        ("sfn_batch_response", _normalise_response)):
+                        ("sfn_batch_response", _normalise_response),
+                        ("sfn_entrypoint", speedups.evaluation_entrypoint),
+                        ("dynamodb_result", speedups.execute_result)):
             cls, name = t[key]
             undo.append(_replace(cls, name, fn))
         cls, name = t["custom_error_name"]

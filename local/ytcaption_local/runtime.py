@@ -34,7 +34,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ytcaption_local import lockdown, motopatch, speedups, stack, state
+from ytcaption_local import lockdown, motopatch, stack, state
 from ytcaption_local.faults import FaultInjector
 from ytcaption_local.handlers import FUNCTIONS_DIR, LambdaContext, load_handler
 from ytcaption_local.iam import IamEnforcer
@@ -186,7 +186,6 @@ class LocalRuntime:
             "MOTO_ALLOW_NONEXISTENT_REGION": "true",
         })
         self._patches.enter_context(motopatch.runtime_patches(self._invoke, self._run_batch_job))
-        self._patches.enter_context(speedups.patched())  # moto CPU the API's latency paid for
         secret = secrets.token_urlsafe(24)  # only the runtime reaches its AWS endpoint (lockdown.py)
         self._aws_endpoints = (self.endpoint, f"http://localhost:{port}")  # moto's own clients use localhost
         for endpoint in self._aws_endpoints:

@@ -20,37 +20,29 @@ of their own responses).
   goes through moto's serializer. ``tests/unit/test_speedups.py`` compares the two through
   boto3 on job-shaped items.
 
-``tests/unit/test_speedups.py`` fails if a patched method moves.
+The two replacements are installed and undone with the other moto patches, by
+``motopatch.runtime_patches`` (patches 10 and 11 there); ``tests/unit/test_moto_internals.py``
+fails if a patched method moves.
 """
 
 from __future__ import annotations
 
-import contextlib
 import json
 import threading
 from collections import OrderedDict
-from collections.abc import Iterator
 from typing import Any
+
+from ytcaption_local import motopatch
 
 MAX_DEFINITIONS = 32
 
 _trees: OrderedDict[str, Any] = OrderedDict()
 _lock = threading.Lock()
-_installed: dict[str, Any] = {}
 
 
 #: DynamoDB operations whose results are items (and counts, keys, capacity): plain JSON.
 FAST_DYNAMODB_OPERATIONS = frozenset({"GetItem", "Query", "Scan", "PutItem", "UpdateItem", "DeleteItem",
                                       "BatchGetItem", "TransactGetItems"})
-
-
-def targets() -> dict[str, tuple[type, str]]:
-    """The (class, method) pairs patched here: what the guard test checks."""
-    from moto.dynamodb.responses import DynamoResult
-    from moto.stepfunctions.parser.backend.execution_worker import ExecutionWorker
-
-    return {"entrypoint": (ExecutionWorker, "_get_evaluation_entrypoint"),
-            "dynamodb_result": (DynamoResult, "execute_result")}
 
 
 def plain_json(value: Any) -> bool:
@@ -70,13 +62,16 @@ def plain_json(value: Any) -> bool:
     return True
 
 
-def _execute_result(self: Any, context: Any) -> Any:
+def execute_result(self: Any, context: Any) -> Any:
+    """``DynamoResult.execute_result``: plain-JSON item results written with ``json.dumps``."""
     op = context.operation_model
     if op.name in FAST_DYNAMODB_OPERATIONS and op.service_model.protocol == "json" and plain_json(self.result):
         version = op.service_model.metadata.get("jsonVersion", "1.0")
         return (op.http.get("responseCode", 200), {"Content-Type": f"application/x-amz-json-{version}"},
                 json.dumps(self.result))
-    return _installed["dynamodb_result"](self, context)
+    from moto.dynamodb.responses import DynamoResult
+
+    return motopatch.original(DynamoResult, "execute_result")(self, context)
 
 
 def parse_tree(definition: str) -> Any:
@@ -105,44 +100,6 @@ def program(definition: str) -> Any:
     return preprocessor.visit(parse_tree(definition))
 
 
-def _get_evaluation_entrypoint(self: Any) -> Any:
+def evaluation_entrypoint(self: Any) -> Any:
+    """``ExecutionWorker._get_evaluation_entrypoint``: the definition's cached parse tree."""
     return program(self._evaluation_details.state_machine_details.definition)
-
-
-def install() -> None:
-    """Patch moto in this process (idempotent)."""
-    with _lock:
-        for key, fn in (("entrypoint", _get_evaluation_entrypoint), ("dynamodb_result", _execute_result)):
-            if key not in _installed:
-                cls, name = targets()[key]
-                _installed[key] = getattr(cls, name)
-                setattr(cls, name, fn)
-
-
-def uninstall() -> None:
-    """Put moto's own methods back."""
-    with _lock:
-        for key, fn in _installed.items():
-            cls, name = targets()[key]
-            setattr(cls, name, fn)
-        _installed.clear()
-
-
-@contextlib.contextmanager
-def patched() -> Iterator[None]:
-    """Installed for the ``with`` block (the local runtime's life), undone after; a process that
-    installed them already (a test) keeps them."""
-    with _lock:
-        mine = not _installed
-    install()
-    try:
-        yield
-    finally:
-        if mine:
-            uninstall()
-
-
-def original(key: str) -> Any:
-    """moto's own method for a patched target (tests compare against it)."""
-    cls, name = targets()[key]
-    return _installed.get(key, getattr(cls, name))

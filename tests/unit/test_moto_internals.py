@@ -15,6 +15,8 @@ from ytcaption_local import motopatch
 
 EXPECTED_SIGNATURES = {
     "lambda_invoke": ["self", "event"],
+    "sfn_entrypoint": ["self"],
+    "dynamodb_result": ["self", "context"],
     "batch_finish": ["self", "include_start_attempt", "job"],
     "sfn_batch_params": ["self", "parameters", "boto_service_name", "service_action_name"],
     "sfn_batch_response": ["self", "response", "boto_service_name", "service_action_name"],
