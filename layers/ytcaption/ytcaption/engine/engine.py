@@ -273,7 +273,7 @@ def transcribe_shard(
     (so a retried shard skips it); ``on_result`` stores a new one and may
     return False to stop early (the job was cancelled). ``languages`` decides
     each chunk's language (``auto`` on a multilingual model: see
-    :mod:`ytcaption.language_id`); without it, with ``auto``, each window's
+    :mod:`ytcaption.engine.language_id`); without it, with ``auto``, each window's
     language is detected from its own audio.
 
     The shard is cut into ``batch_size`` streams of consecutive chunks decoded
@@ -282,7 +282,7 @@ def transcribe_shard(
     in its own stream, as Whisper conditions a window on the previous one.
     That context helps on one voice and makes Whisper skip whole sentences
     when voices change, so every chunk's transcript is checked against the
-    chunk's own speech (:mod:`ytcaption.guard`). A chunk that passes is
+    chunk's own speech (:mod:`ytcaption.engine.guard`). A chunk that passes is
     stored at once. The spans that fail wait for the end of the first pass,
     then are decoded again without context, several chunks' spans packed into
     one window (every window costs a whole 30 s encoder pass, however little
