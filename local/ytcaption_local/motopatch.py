@@ -30,8 +30,12 @@ other's Lambda invocations and Batch jobs):
 5. ``moto.dynamodb.models.DynamoDBBackend`` checks a ``ConditionExpression`` and
    then writes, with no lock: two threads can both pass the same condition,
    which DynamoDB never allows. The job repository's correctness rests on
-   conditional writes, so writes are serialized. Tests on ``mock_aws`` need
-   this too: ``make_dynamodb_atomic()`` applies it alone, for the process.
+   conditional writes, so writes are serialized. Whole requests are too
+   (``DynamoHandler.call_action``): moto's ``update_item`` response deep-copies
+   the stored item before it takes the backend's lock, and its serializer
+   walks items after, so a reader racing a writer died with "dictionary
+   changed size during iteration". Tests on ``mock_aws`` need this too:
+   ``make_dynamodb_atomic()`` applies it alone, for the process.
 6. A Map iteration that fails with a ``States.*`` error (a shard whose Batch
    retries are exhausted: ``States.TaskFailed``) is re-raised by moto as
    ``CustomErrorName('States.TaskFailed')``, whose constructor refuses the
@@ -83,7 +87,7 @@ def targets() -> dict[str, tuple[type, str]]:
     from moto.batch_simple.models import BatchSimpleBackend
     from moto.core.authorization import ActionAuthenticatorMixin
     from moto.dynamodb.models import DynamoDBBackend
-    from moto.dynamodb.responses import DynamoResult
+    from moto.dynamodb.responses import DynamoHandler, DynamoResult
     from moto.s3 import notifications
     from moto.s3.responses import S3Response
     from moto.stepfunctions.parser.asl.component.common.error_name.custom_error_name import CustomErrorName
@@ -101,6 +105,7 @@ def targets() -> dict[str, tuple[type, str]]:
         "custom_error_name": (CustomErrorName, "__init__"),
         "lambda_invoke": (LambdaFunction, "_invoke_lambda"),
         **{f"dynamodb_{m}": (DynamoDBBackend, m) for m in DYNAMODB_WRITES},
+        "dynamodb_request": (DynamoHandler, "call_action"),
         "sfn_sync_attempt": (StateTaskServiceCallback, "_eval_integration_pattern"),
         "callback_endpoint": (CallbackEndpoint, "interrupt_all"),
         "batch_finish": (BatchSimpleBackend, "_mark_job_as_finished"),
@@ -214,10 +219,12 @@ def _replace(cls: Any, name: str, fn: Any) -> Callable[[], None]:
 
 def _atomic_writes() -> list[Callable[[], None]]:
     from moto.dynamodb.models import DynamoDBBackend
+    from moto.dynamodb.responses import DynamoHandler
 
     undo = []
-    for name in DYNAMODB_WRITES:
-        found = getattr(DynamoDBBackend, name)
+    serialized = [(DynamoDBBackend, name) for name in DYNAMODB_WRITES] + [(DynamoHandler, "call_action")]
+    for cls, name in serialized:
+        found = getattr(cls, name)
         if getattr(found, "_ytcaption_atomic", False):
             continue  # serialized already (make_dynamodb_atomic): left as it is
 
@@ -226,7 +233,7 @@ def _atomic_writes() -> list[Callable[[], None]]:
                 return __original(self, *args, **kwargs)
 
         atomic._ytcaption_atomic = True  # type: ignore[attr-defined]
-        undo.append(_replace(DynamoDBBackend, name, atomic))
+        undo.append(_replace(cls, name, atomic))
     return undo
 
 

@@ -17,6 +17,7 @@ EXPECTED_SIGNATURES = {
     "lambda_invoke": ["self", "event"],
     "sfn_entrypoint": ["self"],
     "dynamodb_result": ["self", "context"],
+    "dynamodb_request": ["self"],
     "batch_finish": ["self", "include_start_attempt", "job"],
     "sfn_batch_params": ["self", "parameters", "boto_service_name", "service_action_name"],
     "sfn_batch_response": ["self", "response", "boto_service_name", "service_action_name"],
@@ -63,13 +64,22 @@ def test_internals_the_patches_read_still_exist() -> None:
 
 def test_dynamodb_writes_are_serialized_once_patched() -> None:
     from moto.dynamodb.models import DynamoDBBackend
+    from moto.dynamodb.responses import DynamoHandler
 
     motopatch.make_dynamodb_atomic()
     motopatch.make_dynamodb_atomic()  # idempotent: wrapped once
-    for name in motopatch.DYNAMODB_WRITES:
-        fn = getattr(DynamoDBBackend, name)
+    for cls, name in [(DynamoDBBackend, n) for n in motopatch.DYNAMODB_WRITES] + [(DynamoHandler, "call_action")]:
+        fn = getattr(cls, name)
         assert getattr(fn, "_ytcaption_atomic", False), name
-        assert not getattr(motopatch.original(DynamoDBBackend, name), "_ytcaption_atomic", False)
+        assert not getattr(motopatch.original(cls, name), "_ytcaption_atomic", False)
+
+
+def test_update_item_still_copies_the_stored_item_outside_the_backend() -> None:
+    """Why whole requests are serialized: if moto moves this copy under its own lock, patch 5 can shrink."""
+    from moto.dynamodb.responses import DynamoHandler
+
+    source = inspect.getsource(motopatch.original(DynamoHandler, "update_item"))
+    assert "copy.deepcopy(self.dynamodb_backend.get_item(" in source
 
 
 def test_map_iterations_may_fail_with_states_errors_once_patched() -> None:
