@@ -50,10 +50,13 @@ def main(out: str) -> int:
     target = Path(out)
     target.parent.mkdir(parents=True, exist_ok=True)
     tmp = target.with_suffix(".tmp")
+    # no constant folding: folded weights are computed with the CPU's own kernels, and the file's
+    # bytes (its pinned sha256) came out different on another machine; unfolded, the initializers
+    # are the source weights as they are, and onnxruntime fuses at load
     with torch.no_grad():
         torch.onnx.export(model, (example,), str(tmp), input_names=["feats"], output_names=["embedding"],
                           dynamic_axes={"feats": {0: "batch", 1: "frames"}, "embedding": {0: "batch"}},
-                          opset_version=17, dynamo=False, do_constant_folding=True)
+                          opset_version=17, dynamo=False, do_constant_folding=False)
     tmp.replace(target)
     print(f"{target} sha256 {hashlib.sha256(target.read_bytes()).hexdigest()}")
     return 0
