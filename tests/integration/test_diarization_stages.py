@@ -94,6 +94,38 @@ def test_speakers_are_found_per_shard_and_labelled_once_across_shards(
     assert pipeline.repo.get(job.job_id).status == JobStatus.COMPLETED
 
 
+def test_known_speakers_name_their_cluster_and_the_rest_are_reported(
+    moto_stack: dict[str, Any], tmp_path: Path, server: LoopbackServer, two_voices: tuple[bytes, list[str]]
+) -> None:
+    """References uploaded to the bucket: one voice of the recording (named), one voice that is not
+    in it and one key that holds nothing (both reported unmatched, the job still completes)."""
+    from tests.media.corpus import VOICES, say
+    from tests.media.speech import encode
+
+    s3 = moto_stack["s3"]
+    line = "This is a short reference clip of my own voice, recorded for the caption service."
+    for key, voice in (("speakers/ann.mp3", VOICES[5]), ("speakers/carol.mp3", VOICES[1])):
+        clip = encode(say(line, voice, tmp_path), 16000, tmp_path / key.split("/")[1])
+        s3.put_object(Bucket=BUCKET, Key=key, Body=clip.read_bytes())
+    pipeline = _pipeline(tmp_path)
+    job = _job(pipeline, server.serve("/two.mp3", two_voices[0], "audio/mpeg"), diarize=True,
+               known_speakers={"Ann": "speakers/ann.mp3", "Carol": "speakers/carol.mp3", "Dan": "speakers/missing.mp3"})
+    pipeline.download.run(job.job_id)
+    plan = pipeline.normalize.run(job.job_id)
+    for shard in plan["shards"]:
+        pipeline.transcribe.run(job.job_id, shard)
+    pipeline.merge.run(job.job_id)
+
+    doc = json.loads(s3.get_object(Bucket=BUCKET, Key=keys.result_key(job.job_id, "json"))["Body"].read())
+    # VOICES[5] speaks second in the recording: its cluster is the second to appear, now named Ann
+    assert [s["label"] for s in doc["speakers"]] == ["SPEAKER_1", "Ann"]
+    assert sorted(doc["unmatched_speakers"]) == ["Carol", "Dan"]
+    first_ann = next(i for i, v in enumerate(two_voices[1]) if v == VOICES[5].label)
+    assert doc["segments"][0]["speaker"] == "SPEAKER_1" and "Ann" in {s["speaker"] for s in doc["segments"]}
+    assert first_ann > 0
+    assert pipeline.repo.get(job.job_id).status == JobStatus.COMPLETED
+
+
 def test_a_damaged_speaker_model_fails_the_shard_before_any_transcription(
     moto_stack: dict[str, Any], tmp_path: Path, server: LoopbackServer, two_voices: tuple[bytes, list[str]]
 ) -> None:

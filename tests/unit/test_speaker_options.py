@@ -22,15 +22,21 @@ def test_nonsense_speaker_counts_are_refused_with_their_code(fields: dict) -> No
     assert exc.value.code == "INVALID_SPEAKER_COUNT" and exc.value.http_status == 422
 
 
-@pytest.mark.parametrize("known", [{"SPEAKER_1": "a.wav"}, {"Ann": "/etc/passwd"}, {"Ann": "a/../b.wav"},
-                                   {f"n{i}": "a.wav" for i in range(9)}, {"": "a.wav"}])
-def test_unusable_known_speakers_are_refused(known: dict) -> None:
-    with pytest.raises(InvalidKnownSpeakers):
+@pytest.mark.parametrize(("known", "why"), [
+    ({"SPEAKER_1": "speakers/a.wav"}, "name"), ({"Ann": "/etc/passwd"}, "not an S3 key"),
+    ({"Ann": "speakers/../work/b.wav"}, "not an S3 key"), ({f"n{i}": "speakers/a.wav" for i in range(9)}, "at most"),
+    ({"": "speakers/a.wav"}, "name"),
+    # the workers may read reference clips under speakers/ only: anything else would fail late, on AWS
+    ({"Ann": "refs/ann.wav"}, "must be under speakers/"), ({"Ann": "work/job/chunk.wav"}, "must be under speakers/"),
+    ({"Ann": "uploads/x/ann.wav"}, "must be under speakers/"), ({"Ann": "speakers/"}, "must be under speakers/"),
+])
+def test_unusable_known_speakers_are_refused(known: dict, why: str) -> None:
+    with pytest.raises(InvalidKnownSpeakers, match=why):
         check_speakers(JobOptions(diarize=True, known_speakers=known))
 
 
 def test_sensible_options_pass() -> None:
-    check_speakers(JobOptions(diarize=True, min_speakers=2, max_speakers=4, known_speakers={"Ann Lee": "refs/ann.wav"}))
+    check_speakers(JobOptions(diarize=True, min_speakers=2, max_speakers=4, known_speakers={"Ann Lee": "speakers/ann.wav"}))
     check_speakers(JobOptions())
 
 

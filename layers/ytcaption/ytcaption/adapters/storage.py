@@ -3,6 +3,7 @@
 - ``uploads/<job_id>/<filename>``   user uploads (the S3 trigger watches ``uploads/``)
 - ``work/<job_id>/...``            intermediate files (lifecycle-expired)
 - ``results/<job_id>/captions.<fmt>`` caption files
+- ``speakers/...``                 known speakers' reference clips (diarize), put there by users
 """
 
 from __future__ import annotations

@@ -13,6 +13,9 @@ from ytcaption.domain.errors import InvalidKnownSpeakers, InvalidSpeakerCount
 #: what the clustering separates at most (ytcaption.engine.diarization.MAX_SPEAKERS)
 MAX_SPEAKERS = 32
 MAX_KNOWN_SPEAKERS = 8
+#: where known speakers' reference clips live in the media bucket: the one prefix outside ``work/``
+#: that the Batch worker's role may read (the template grants it), and that starts no job
+REFERENCES_PREFIX = "speakers/"
 _NAME = re.compile(r"^[\w .'-]{1,64}$")
 _KEY = re.compile(r"^[A-Za-z0-9!_.*'()/-]{1,1024}$")
 
@@ -40,3 +43,6 @@ def check_speakers(options: Any) -> None:
                                        "spaces, . ' -; not SPEAKER_n)")
         if not _KEY.match(key) or ".." in key or key.startswith("/"):
             raise InvalidKnownSpeakers(f"reference clip of {name!r}: {key!r} is not an S3 key in this bucket")
+        if not key.startswith(REFERENCES_PREFIX) or key == REFERENCES_PREFIX:
+            raise InvalidKnownSpeakers(f"reference clip of {name!r}: {key!r} must be under {REFERENCES_PREFIX} "
+                                       "in the media bucket (the only place the transcription workers may read)")
