@@ -56,7 +56,7 @@ def voices(tmp_path_factory: pytest.TempPathFactory):
 
 def test_three_voices_alternating_within_chunks_give_three_speakers(voices) -> None:
     case, e = voices["three"]
-    labels = d.cluster(e.vectors)
+    labels = d.cluster(e.vectors, starts=e.starts, ends=e.ends)
     r = _der(case, e, labels)
     assert (r.speakers_hyp, r.speakers_ref) == (3, 3)
     assert r.der <= 0.10, r
@@ -69,13 +69,13 @@ def test_speakers_stay_the_same_across_shards(voices) -> None:
     shard_a = _embed(case.samples[:half], chunk_s=20.0)
     shard_b = d.SpeakerEmbedder().embed_chunk(case.samples[half:], half / d.RATE)
     joined = d.ChunkEmbeddings.concat([shard_b, shard_a])  # order of arrival does not matter
-    r = _der(case, joined, d.cluster(joined.vectors))
+    r = _der(case, joined, d.cluster(joined.vectors, starts=joined.starts, ends=joined.ends))
     assert r.speakers_hyp == 3 and r.der <= 0.10, r
 
 
 def test_one_voice_is_one_speaker(voices) -> None:
     _case_one, e = voices["one"]
-    assert set(d.cluster(e.vectors).tolist()) == {0}
+    assert set(d.cluster(e.vectors, starts=e.starts, ends=e.ends).tolist()) == {0}
 
 
 def test_music_alone_has_no_speech_windows() -> None:
@@ -83,14 +83,14 @@ def test_music_alone_has_no_speech_windows() -> None:
 
     e = d.SpeakerEmbedder().embed_chunk(music(20.0, 0.1, seed=1), 0.0)
     assert len(e) == 0
-    assert d.turns(e, d.cluster(e.vectors)) == []
+    assert d.turns(e, d.cluster(e.vectors, starts=e.starts, ends=e.ends)) == []
 
 
 def test_known_speaker_is_named_and_an_unknown_reference_reported(voices, tmp_path: Path) -> None:
     from tests.media.corpus import VOICES, say
 
     case, e = voices["three"]
-    labels = d.cluster(e.vectors)
+    labels = d.cluster(e.vectors, starts=e.starts, ends=e.ends)
     centres = d.centroids(e.vectors, labels)
     emb = d.SpeakerEmbedder()
     clip = say("This is a short reference clip of my own voice, for the test.", VOICES[3], tmp_path)
@@ -136,6 +136,37 @@ def test_cluster_honours_a_given_count_and_orders_labels_by_first_appearance() -
     assert labels[:20].tolist() == [0] * 20 and set(labels[20:40]) == {1} and set(labels[40:]) == {2}
     assert len(set(d.cluster(x, num_speakers=2).tolist())) == 2
     assert len(set(d.cluster(x, max_speakers=2).tolist())) <= 2
+
+
+def test_segments_follow_speech_regions_and_cut_at_a_change_of_voice() -> None:
+    a, b = d.normalise(np.eye(2, 192, dtype=np.float32))
+    # one region of 6 overlapping windows (the voice changes at the 4th), a gap, one region of 3
+    starts = np.array([0.0, 0.75, 1.5, 2.25, 3.0, 3.75, 9.0, 9.75, 10.5])
+    ends = starts + 1.5
+    x = np.stack([a, a, a, b, b, b, b, b, b])
+    assert d.segments(starts, ends, x).tolist() == [0, 0, 0, 1, 1, 1, 2, 2, 2]
+    assert d.segments(starts, ends, np.stack([a] * 9), max_windows=2).tolist() == [0, 0, 1, 1, 2, 2, 3, 3, 4]
+
+
+def test_close_voices_are_cut_by_the_segments_they_speak_in() -> None:
+    """Two voices whose windows overlap in spread but whose sentences do not: clustered by segment,
+    each sentence keeps one label and the two voices get two."""
+    rng = np.random.default_rng(3)
+    base = d.normalise(rng.standard_normal((1, 192)))[0]
+    offset = d.normalise(rng.standard_normal((1, 192)))[0]
+    voices = [d.normalise((base + 0.25 * offset)[None])[0], d.normalise((base - 0.25 * offset)[None])[0]]
+    starts, vecs, truth = [], [], []
+    at = 0.0
+    for sentence in range(16):
+        who = [0, 1, 1, 0, 1, 0, 0, 1, 0, 1, 1, 0, 1, 0, 1, 0][sentence]
+        for w in range(6):  # six overlapping windows per sentence, then a pause
+            starts.append(at + 0.75 * w)
+            vecs.append(voices[who] + 0.09 * rng.standard_normal(192))
+            truth.append(who)
+        at += 0.75 * 5 + 1.5 + 0.6
+    starts_a = np.array(starts)
+    labels = d.cluster(np.stack(vecs), starts=starts_a, ends=starts_a + 1.5)
+    assert labels.tolist() == truth  # SPEAKER_1 speaks first
 
 
 def _seg(words: list[tuple[float, float, str]]) -> Segment:

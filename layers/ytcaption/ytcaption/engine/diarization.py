@@ -39,11 +39,16 @@ HOP_S = 0.75
 #: clusters whose mean embeddings are at least this similar are one speaker. 3D-Speaker and
 #: senko use 0.875; on our voices that merged distinct speakers (FACTS.md), 0.97 did not.
 MERGE_COSINE = 0.97
+#: consecutive windows of one speech region are clustered as one *segment* (their mean embedding)
+#: until a window's cosine to the window before the previous one falls below this: a speaker change
+CHANGE_COSINE = 0.6
+#: a segment holds at most this many windows (15 s), so a missed change costs at most that much
+MAX_SEGMENT_WINDOWS = 20
 #: fewer windows than this (about 8 s of speech) are one speaker: too little to cluster
 MIN_WINDOWS = 10
-#: clusters smaller than this are folded into the nearest larger one
+#: clusters of fewer windows than this are folded into the nearest larger one
 MIN_CLUSTER_WINDOWS = 4
-#: spectral clustering on more windows than this pre-groups them with k-means first
+#: spectral clustering on more segments than this pre-groups them with k-means first
 MAX_SPECTRAL = 2000
 MAX_SPEAKERS = 32
 #: default for a known speaker's reference to name a cluster (a setting: DIARIZATION__KNOWN_SPEAKER_COSINE).
@@ -211,7 +216,7 @@ def speech_regions(samples: np.ndarray) -> list[tuple[float, float]]:
 
 def windows(regions: Sequence[tuple[float, float]], window: float = WINDOW_S,
             hop: float = HOP_S) -> list[tuple[float, float]]:
-    """1.5 s windows every 0.75 s inside each region; a region shorter than a window is one
+    """WINDOW_S windows every HOP_S inside each region; a region shorter than a window is one
     window of its own length (the last window of a region ends at its end)."""
     out: list[tuple[float, float]] = []
     for start, end in regions:
@@ -316,25 +321,48 @@ def _spectral(x: np.ndarray, lo: int, hi: int, fixed: int | None, pval: float = 
     return _kmeans(vecs[:, :k], k)
 
 
-def _fold_small(labels: np.ndarray, x: np.ndarray, min_size: int) -> np.ndarray:
-    ids, sizes = np.unique(labels, return_counts=True)
+def segments(starts: np.ndarray, ends: np.ndarray, x: np.ndarray, *, change: float = CHANGE_COSINE,
+             max_windows: int = MAX_SEGMENT_WINDOWS) -> np.ndarray:
+    """A segment index per window: runs of overlapping windows (one speech region), cut where a
+    window's cosine to the window two before it (the nearest one it does not share audio with)
+    falls below ``change``, and after ``max_windows``. Windows must be in time order."""
+    n = len(starts)
+    seg = np.zeros(n, int)
+    current, first = 0, 0
+    for i in range(1, n):
+        same_region = starts[i] < ends[i - 1] + 1e-6
+        turned = same_region and i - 2 >= first and float(x[i] @ x[i - 2]) < change
+        if not same_region or turned or i - first >= max_windows:
+            current, first = current + 1, i
+        seg[i] = current
+    return seg
+
+
+def _weighted_centres(s: np.ndarray, w: np.ndarray, labels: np.ndarray, ids: np.ndarray) -> np.ndarray:
+    return normalise(np.stack([(s[labels == i] * w[labels == i, None]).sum(0) for i in ids]))
+
+
+def _fold_small(labels: np.ndarray, s: np.ndarray, w: np.ndarray, min_size: float) -> np.ndarray:
+    """Clusters holding fewer than ``min_size`` windows go to the nearest larger cluster."""
+    ids = np.unique(labels)
+    sizes = np.array([w[labels == i].sum() for i in ids])
     major = ids[sizes >= min_size]
     if len(major) == 0 or len(major) == len(ids):
         return labels
-    centres = normalise(np.stack([x[labels == i].mean(0) for i in major]))
+    centres = _weighted_centres(s, w, labels, major)
     out = labels.copy()
     for i in np.flatnonzero(~np.isin(labels, major)):
-        out[i] = major[int(np.argmax(centres @ x[i]))]
+        out[i] = major[int(np.argmax(centres @ s[i]))]
     return out
 
 
-def _merge_similar(labels: np.ndarray, x: np.ndarray, threshold: float, floor: int) -> np.ndarray:
+def _merge_similar(labels: np.ndarray, s: np.ndarray, w: np.ndarray, threshold: float, floor: int) -> np.ndarray:
     out = labels.copy()
     while True:
         ids = np.unique(out)
         if len(ids) <= max(1, floor):
             return out
-        centres = normalise(np.stack([x[out == i].mean(0) for i in ids]))
+        centres = _weighted_centres(s, w, out, ids)
         aff = np.triu(centres @ centres.T, 1)
         a, b = np.unravel_index(int(np.argmax(aff)), aff.shape)
         if aff[a, b] < threshold:
@@ -342,28 +370,76 @@ def _merge_similar(labels: np.ndarray, x: np.ndarray, threshold: float, floor: i
         out[out == ids[b]] = ids[a]
 
 
-def cluster(vectors: np.ndarray, *, num_speakers: int | None = None, min_speakers: int | None = None,
+def _spherical_kmeans(s: np.ndarray, w: np.ndarray, k: int, *, restarts: int = 20, iters: int = 50) -> np.ndarray:
+    """Weighted k-means on the unit sphere (cosine), k-means++ starts, the tightest of ``restarts``
+    runs (deterministic). Spectral clustering gives the count; this gives the cut: k-means on a
+    few dozen Laplacian eigenvector rows is unstable, and put two voices in one cluster."""
+    n = len(s)
+    best_spread, best = np.inf, np.zeros(n, int)
+    for seed in range(restarts):
+        rng = np.random.default_rng(seed)
+        picks = [s[rng.choice(n, p=w / w.sum())]]
+        for _ in range(1, k):
+            far = w * np.maximum(1.0 - np.max(s @ np.stack(picks).T, axis=1), 0.0) ** 2
+            picks.append(s[rng.choice(n, p=far / far.sum())] if far.sum() > 0 else s[rng.integers(n)])
+        c = np.stack(picks)
+        labels = np.argmax(s @ c.T, axis=1)
+        for _ in range(iters):
+            c = normalise(np.stack([(s[labels == j] * w[labels == j, None]).sum(0) if (labels == j).any() else c[j]
+                                    for j in range(k)]))
+            new = np.argmax(s @ c.T, axis=1)
+            if np.array_equal(new, labels):
+                break
+            labels = new
+        spread = float((w * (1.0 - (s * c[labels]).sum(1))).sum())
+        if spread < best_spread:
+            best_spread, best = spread, labels
+    return best
+
+
+def cluster(vectors: np.ndarray, *, starts: np.ndarray | None = None, ends: np.ndarray | None = None,
+            num_speakers: int | None = None, min_speakers: int | None = None,
             max_speakers: int | None = None, merge_cosine: float = MERGE_COSINE) -> np.ndarray:
-    """A speaker index (0..k-1, in order of first appearance) for each embedding."""
+    """A speaker index (0..k-1, in order of first appearance) for each embedding.
+
+    With the windows' ``starts`` and ``ends`` (time order), windows are first grouped into
+    :func:`segments` and the segments clustered (a segment's mean embedding is steadier than one
+    window's; without times each window is its own segment). Spectral clustering on the segments
+    estimates the count (eigen-gap, unless given), weighted spherical k-means makes the cut, then
+    clusters under MIN_CLUSTER_WINDOWS windows fold into the nearest and clusters whose centres
+    are at ``merge_cosine`` or above merge.
+    """
     n = len(vectors)
     if n == 0:
         return np.zeros(0, int)
     x = normalise(np.asarray(vectors, np.float32))
+    timed = starts is not None and ends is not None
+    seg = segments(np.asarray(starts), np.asarray(ends), x) if timed else np.arange(n)
+    k_segs = int(seg.max()) + 1
+    w = np.bincount(seg, minlength=k_segs).astype(np.float64)
+    s = normalise(np.stack([x[seg == j].mean(0) for j in range(k_segs)])) if k_segs < n else x
     lo = max(1, num_speakers or min_speakers or 1)
     hi = min(MAX_SPEAKERS, num_speakers or max_speakers or 15)
-    if n < MIN_WINDOWS and num_speakers is None:
-        labels = np.zeros(n, int)
+    if (n < MIN_WINDOWS and num_speakers is None) or k_segs < 2:
+        labels = np.zeros(k_segs, int)
     else:
-        k_fixed = min(num_speakers, n) if num_speakers else None
-        if n > MAX_SPECTRAL:  # group near-identical windows first: eigh is O(n^3)
-            groups = _kmeans(x, MAX_SPECTRAL)
-            centres = normalise(np.stack([x[groups == g].mean(0) for g in range(MAX_SPECTRAL)]))
-            labels = _spectral(centres, lo, hi, k_fixed)[groups]
+        k_fixed = min(num_speakers, k_segs) if num_speakers else None
+        if k_segs > MAX_SPECTRAL:  # group near-identical segments first: eigh is O(n^3)
+            groups = _kmeans(s, MAX_SPECTRAL)
+            centres = normalise(np.stack([s[groups == g].mean(0) for g in range(MAX_SPECTRAL)]))
+            labels = _spectral(centres, min(lo, MAX_SPECTRAL - 1), hi, k_fixed)[groups]
         else:
-            labels = _spectral(x, lo, hi, k_fixed)
+            labels = _spectral(s, min(lo, k_segs - 1), hi, k_fixed)
         if num_speakers is None:
-            labels = _fold_small(labels, x, MIN_CLUSTER_WINDOWS)
-            labels = _merge_similar(labels, x, merge_cosine, lo)
+            labels = _fold_small(labels, s, w, MIN_CLUSTER_WINDOWS)
+            labels = _merge_similar(labels, s, w, merge_cosine, lo)
+        k = len(np.unique(labels))
+        if k > 1:
+            labels = _spherical_kmeans(s, w, k)
+            if num_speakers is None:
+                labels = _fold_small(labels, s, w, MIN_CLUSTER_WINDOWS)
+                labels = _merge_similar(labels, s, w, merge_cosine, lo)
+    labels = labels[seg]
     # relabel in order of first appearance
     order: dict[int, int] = {}
     for v in labels.tolist():
