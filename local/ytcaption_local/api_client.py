@@ -147,6 +147,23 @@ class Client:
     def submit_url(self, url: str, options: dict[str, Any]) -> dict[str, Any]:
         return dict(self.json("POST", "/v1/transcriptions", {"url": url, **options}))
 
+    def upload_speaker_clip(self, path: Path) -> str:
+        """A known speaker's reference clip, PUT to the key ``POST /v1/speakers`` reserves; returns the key."""
+        ctype = mimetypes.guess_type(path.name)[0] or "application/octet-stream"
+        if not ctype.startswith(("audio/", "video/")):
+            ctype = "application/octet-stream"
+        data = path.read_bytes()
+        clip = dict(self.json("POST", "/v1/speakers",
+                              {"filename": path.name, "content_type": ctype, "size_bytes": len(data)}))
+        try:
+            resp = self.http.put(clip["upload_url"], content=data, headers=clip["upload_headers"],
+                                 timeout=httpx.Timeout(max(self.timeout, 300), connect=10.0))
+        except httpx.TransportError as exc:
+            raise ApiUnreachable(clip["upload_url"].split("?")[0], _reason(exc)) from None
+        if resp.status_code not in (200, 204):
+            raise ApiError(resp.status_code, "UPLOAD_FAILED", "the reference clip was not accepted")
+        return str(clip["key"])
+
     def submit_file(self, path: Path, options: dict[str, Any],
                     on_bytes: Callable[[int], None] | None = None) -> dict[str, Any]:
         """Reserve an upload, then PUT the file to its presigned URL (streamed, with its length)."""

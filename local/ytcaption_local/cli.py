@@ -196,6 +196,10 @@ def cli() -> None:
 @click.option("--diarize", is_flag=True, help="Label who speaks (SPEAKER_1, ...) in every format.")
 @click.option("--speakers", type=click.IntRange(min=1), metavar="N",
               help="With --diarize: the number of speakers, if known (otherwise estimated).")
+@click.option("--known-speaker", "known_speakers", multiple=True, metavar="NAME=FILE",
+              help="With --diarize: a speaker's name and a few seconds of their voice (a local file, uploaded "
+                   "first; or a key under speakers/ in the media bucket). A matching speaker is labelled NAME "
+                   "instead of SPEAKER_n. Repeat for each (8 at most).")
 @click.option("--task", type=click.Choice(["transcribe", "translate"]),
               help="translate: English text from speech in another language (multilingual models only).")
 @click.option("--site-captions", type=click.Choice(["never", "fallback", "prefer"]),
@@ -207,8 +211,8 @@ def cli() -> None:
               help="Show the local runtime's JSON log lines here (otherwise they go to a file, named at start).")
 def transcribe(source: str, api: str | None, api_key: str | None, language: str | None, model: str | None,
                formats: list[str] | None, output_dir: Path, webhook: str | None, word_timestamps: bool,
-               diarize: bool, speakers: int | None, task: str | None, site_captions: str | None, port: int,
-               verbose: bool) -> int:
+               diarize: bool, speakers: int | None, known_speakers: tuple[str, ...], task: str | None,
+               site_captions: str | None, port: int, verbose: bool) -> int:
     """Transcribe a URL or a local media file and save its captions.
 
     Prints the job's stage and progress (chunks done during transcription) on stderr,
@@ -223,6 +227,7 @@ def transcribe(source: str, api: str | None, api_key: str | None, language: str 
         "word_timestamps": word_timestamps or None, "task": task, "site_captions": site_captions,
     }.items() if v}
     options.update({"diarize": True, "num_speakers": speakers} if diarize else {})
+    references = _known_speakers(known_speakers, diarize)
     runtime = None
     if not api:
         from ytcaption_local.runtime import LocalRuntime, RuntimeOptions
@@ -236,6 +241,9 @@ def transcribe(source: str, api: str | None, api_key: str | None, language: str 
         api, api_key = runtime.api_url, runtime.api_key
     try:
         with Client(api, api_key=api_key) as client, JobProgress() as show:
+            if references:
+                options["known_speakers"] = {name: ref if isinstance(ref, str) else client.upload_speaker_clip(ref)
+                                             for name, ref in references.items()}
             if is_url:
                 job = client.submit_url(source, options)
             else:
@@ -262,6 +270,25 @@ def transcribe(source: str, api: str | None, api_key: str | None, language: str 
     for written_path in written:
         click.echo(str(written_path))
     return 0
+
+
+def _known_speakers(values: tuple[str, ...], diarize: bool) -> dict[str, str | Path]:
+    """``NAME=FILE`` (a local clip) or ``NAME=speakers/KEY`` (one already in the bucket), checked before
+    anything starts; the service checks the names themselves."""
+    if values and not diarize:
+        raise click.BadParameter("needs --diarize", param_hint="'--known-speaker'")
+    out: dict[str, str | Path] = {}
+    for value in values:
+        name, sep, ref = value.partition("=")
+        if not sep or not name.strip() or not ref:
+            raise click.BadParameter(f"{value!r} is not NAME=FILE", param_hint="'--known-speaker'")
+        if ref.startswith("speakers/"):
+            out[name.strip()] = ref
+        elif Path(ref).is_file():
+            out[name.strip()] = Path(ref)
+        else:
+            raise click.BadParameter(f"{ref} is not a file (nor a speakers/ key)", param_hint="'--known-speaker'")
+    return out
 
 
 def _write_results(client: Client, job: dict[str, Any], out_dir: Path, stem: str) -> list[Path]:

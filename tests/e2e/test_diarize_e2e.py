@@ -67,6 +67,27 @@ def test_the_cli_labels_three_speakers_in_every_format(runtime: LocalRuntime, th
     assert txt.startswith("SPEAKER_1: ")
 
 
+def test_a_known_speaker_clip_uploaded_by_the_cli_names_that_voice(runtime: LocalRuntime, three_voices: Path,
+                                                                    tmp_path: Path) -> None:
+    """--known-speaker NAME=FILE: the clip goes up through POST /v1/speakers, the worker embeds it, and
+    the merge names the matching cluster; a voice that is not in the recording is reported."""
+    from tests.media.corpus import VOICES, say
+    from tests.media.speech import encode
+
+    line = "Hello, this is a short reference clip of my own voice, for the caption service."
+    rita = encode(say(line, VOICES[3], tmp_path), 16000, tmp_path / "rita.mp3")  # the second voice heard
+    sam = encode(say(line, VOICES[1], tmp_path), 16000, tmp_path / "sam.mp3")  # not in the recording
+    out = subprocess.run([*CLI, "transcribe", str(three_voices), "--api", runtime.api_url, "--api-key",
+                          runtime.api_key, "--diarize", "--known-speaker", f"Rita={rita}", "--known-speaker",
+                          f"Sam={sam}", "--format", "json,vtt", "--output-dir", str(tmp_path)],
+                         capture_output=True, text=True, timeout=600)
+    assert out.returncode == 0, out.stderr
+    doc = json.loads((tmp_path / "three.json").read_text())
+    assert [s["label"] for s in doc["speakers"]] == ["SPEAKER_1", "Rita", "SPEAKER_3"]
+    assert doc["unmatched_speakers"] == ["Sam"]
+    assert "<v Rita>" in (tmp_path / "three.vtt").read_text()
+
+
 def test_an_s3_upload_asks_for_speakers_in_its_metadata(runtime: LocalRuntime, client: Client,
                                                         three_voices: Path) -> None:
     key = "uploads/diarize/panel.mp3"

@@ -173,10 +173,36 @@ def test_upload_reservation_gives_expiring_presigned_put(api: ApiClient, moto_st
     assert executions(moto_stack) == []  # it starts when the upload's S3 event arrives
 
 
+def test_speaker_clip_gets_a_presigned_put_under_speakers_that_a_job_can_name(
+        api: ApiClient, moto_stack: dict[str, Any]) -> None:
+    status, _, body = api("POST", "/v1/speakers", {"filename": "../Ann Lee.wav", "content_type": "audio/wav",
+                                                   "size_bytes": 4})
+    assert status == 201, body
+    assert body["key"].startswith("speakers/") and body["key"].endswith("/Ann_Lee.wav")
+    put = requests.put(body["upload_url"], data=b"RIFF", headers=body["upload_headers"], timeout=5)
+    assert put.status_code == 200
+    assert moto_stack["s3"].get_object(Bucket=BUCKET, Key=body["key"])["Body"].read() == b"RIFF"
+    assert executions(moto_stack) == []  # a reference clip starts no job
+    status, _, job = api("POST", "/v1/transcriptions", {"url": URL, "diarize": True,
+                                                        "known_speakers": {"Ann Lee": body["key"]}})
+    assert status == 202, job
+
+
+@pytest.mark.parametrize(("body", "status", "code"), [
+    ({"filename": "a.wav", "content_type": "audio/wav", "size_bytes": 21 * 1024 * 1024}, 413, "UPLOAD_TOO_LARGE"),
+    ({"filename": "a.exe", "content_type": "application/x-msdownload", "size_bytes": 4}, 400, "INVALID_REQUEST"),
+    ({"filename": "a.wav", "content_type": "audio/wav", "size_bytes": 0}, 400, "INVALID_REQUEST"),
+    ({"filename": "a.wav", "content_type": "audio/wav", "size_bytes": 4, "key": "work/x"}, 400, "INVALID_REQUEST"),
+])
+def test_bad_speaker_clip_requests_get_their_code(api: ApiClient, body: dict, status: int, code: str) -> None:
+    got, _, doc = api("POST", "/v1/speakers", body)
+    assert (got, doc["error"]["code"]) == (status, code)
+
+
 def test_openapi_document_lists_every_route(api: ApiClient) -> None:
     status, _, doc = api("GET", "/v1/openapi.json")
     assert status == 200 and doc["openapi"].startswith("3.")
-    assert {"/v1/transcriptions", "/v1/uploads", "/v1/transcriptions/{job_id}",
+    assert {"/v1/transcriptions", "/v1/uploads", "/v1/speakers", "/v1/transcriptions/{job_id}",
             "/v1/transcriptions/{job_id}/result", "/v1/transcriptions/{job_id}/events",
             "/v1/health"} <= set(doc["paths"])
 

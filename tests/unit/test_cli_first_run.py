@@ -44,6 +44,9 @@ def test_the_api_url_works_with_or_without_v1() -> None:
     (["transcribe", "MEDIA", "--site-captions", "always"], "--site-captions"),
     (["transcribe", "MEDIA", "--no-such-option"], "No such option"),
     (["transcribe", "MEDIA", "--diarize", "--speakers", "0"], "--speakers"),
+    (["transcribe", "MEDIA", "--known-speaker", "Ann=MEDIA"], "needs --diarize"),
+    (["transcribe", "MEDIA", "--diarize", "--known-speaker", "Ann"], "is not NAME=FILE"),
+    (["transcribe", "MEDIA", "--diarize", "--known-speaker", "Ann=/no/such/clip.wav"], "is not a file"),
     (["transcribe"], "Missing argument"),
     (["result", "0" * 32, "--format", "docx"], "--format"),
     (["search", "talks", "--limit", "0"], "--limit"),
@@ -52,7 +55,7 @@ def test_the_api_url_works_with_or_without_v1() -> None:
 def test_bad_options_exit_2_before_the_runtime_starts(argv: list[str], says: str, media: Path,
                                                       runner: CliRunner) -> None:
     t = time.perf_counter()
-    out = runner.invoke(cli.cli, [str(media) if a == "MEDIA" else a for a in argv])
+    out = runner.invoke(cli.cli, [a.replace("MEDIA", str(media)) for a in argv])
     assert out.exit_code == 2 and time.perf_counter() - t < 1.0
     assert says in out.stderr and "Usage: ytcaption" in out.stderr
     assert "starting the local runtime" not in out.output and "Traceback" not in out.output

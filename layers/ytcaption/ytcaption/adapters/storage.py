@@ -47,6 +47,13 @@ def upload_key(job_id: str, filename: str) -> str:
     return f"{UPLOADS_PREFIX}{job_id}/{safe_filename(filename)}"
 
 
+def speaker_clip_key(clip_id: str, filename: str) -> str:
+    """A known speaker's reference clip (``POST /v1/speakers``): never expires, starts no job."""
+    from ytcaption.domain.speakers import REFERENCES_PREFIX
+
+    return f"{REFERENCES_PREFIX}{clip_id}/{safe_filename(filename)}"
+
+
 def source_key(job_id: str, ext: str) -> str:
     return f"{WORK_PREFIX}{job_id}/source.{ext.lstrip('.') or 'bin'}"
 

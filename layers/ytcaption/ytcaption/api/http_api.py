@@ -19,6 +19,7 @@ from ytcaption import services
 from ytcaption.api.discovery_schemas import MediaInfoResponse, SearchResponse
 from ytcaption.api.request_guard import public_message, screen
 from ytcaption.api.schemas import (
+    CreateSpeakerClip,
     CreateUpload,
     ErrorResponse,
     Health,
@@ -26,6 +27,7 @@ from ytcaption.api.schemas import (
     JobList,
     ModelList,
     ModelObject,
+    SpeakerClipResponse,
     SubmitResponse,
     SubmitTranscription,
     UploadResponse,
@@ -178,6 +180,23 @@ def create_upload(body: CreateUpload) -> Response[Any]:
         upload_headers={"Content-Type": body.content_type},
         upload_expires_at=expires.isoformat(timespec="seconds").replace("+00:00", "Z"),
         **_links(job),
+    )
+    return Response(201, "application/json", doc.model_dump_json())
+
+
+@app.post(
+    "/v1/speakers",
+    summary="Get a presigned URL for a known speaker's reference clip",
+    responses={201: {"description": "Created", "content": {"application/json": {"model": SpeakerClipResponse}}},
+               **ERRORS},
+)
+def create_speaker_clip(body: CreateSpeakerClip) -> Response[Any]:
+    key, url, expires = services.job_service().create_speaker_clip(body)
+    doc = SpeakerClipResponse(
+        key=key,
+        upload_url=url,
+        upload_headers={"Content-Type": body.content_type},
+        upload_expires_at=expires.isoformat(timespec="seconds").replace("+00:00", "Z"),
     )
     return Response(201, "application/json", doc.model_dump_json())
 

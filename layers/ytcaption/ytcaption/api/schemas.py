@@ -35,6 +35,24 @@ class CreateUpload(JobOptions):
     size_bytes: int = Field(..., gt=0, description="exact size of the file that will be PUT")
 
 
+class CreateSpeakerClip(BaseModel):
+    """`POST /v1/speakers`: a presigned URL to PUT a known speaker's reference clip to."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    filename: str = Field(..., min_length=1, max_length=255)
+    content_type: str = Field(..., pattern=MEDIA_CONTENT_TYPE, max_length=100)
+    size_bytes: int = Field(..., gt=0, description="exact size of the clip that will be PUT (20 MiB at most)")
+
+
+class SpeakerClipResponse(BaseModel):
+    key: str = Field(description="the clip's S3 key: use it as a value of `known_speakers` in a job")
+    upload_url: str
+    upload_method: str = "PUT"
+    upload_headers: dict[str, str]
+    upload_expires_at: str
+
+
 class SubmitResponse(BaseModel):
     job_id: str
     status: JobStatus

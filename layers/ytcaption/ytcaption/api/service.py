@@ -18,9 +18,16 @@ from typing import Any
 from ytcaption.adapters.executions import Executions, execution_arn
 from ytcaption.adapters.netsafety import UrlPolicy, check_url
 from ytcaption.adapters.result_cache import ResultCache, cache_key, youtube_id
-from ytcaption.adapters.storage import CONTENT_TYPES, Storage, content_type, result_key, upload_key
+from ytcaption.adapters.storage import (
+    CONTENT_TYPES,
+    Storage,
+    content_type,
+    result_key,
+    speaker_clip_key,
+    upload_key,
+)
 from ytcaption.adapters.table import Table
-from ytcaption.api.schemas import CreateUpload, SubmitTranscription
+from ytcaption.api.schemas import CreateSpeakerClip, CreateUpload, SubmitTranscription
 from ytcaption.domain.catalogue import Catalogue, catalogue_from_settings
 from ytcaption.domain.errors import (
     IllegalTransition,
@@ -45,6 +52,9 @@ from ytcaption.domain.jobs import (
 )
 from ytcaption.domain.speakers import check_speakers
 from ytcaption.settings import ApiSettings
+
+#: a known speaker's reference clip: 30 s of 48 kHz stereo WAV is 11 MiB
+MAX_SPEAKER_CLIP_BYTES = 20 * 1024 * 1024
 
 JOB_ID_RE = re.compile(r"^[0-9a-f]{32}$")
 
@@ -189,6 +199,19 @@ class JobService:
             expires_s=self.settings.presign_expiry_s if created else max(1, remaining),
         )
         return job, url, expires
+
+    def create_speaker_clip(self, req: CreateSpeakerClip) -> tuple[str, str, datetime]:
+        """A key under ``speakers/`` and a presigned PUT for it: a known speaker's reference clip, which
+        a job names in ``known_speakers``. Only the first 30 s of a clip are used."""
+        import uuid
+
+        if req.size_bytes > MAX_SPEAKER_CLIP_BYTES:
+            raise UploadTooLarge(f"size_bytes {req.size_bytes} exceeds {MAX_SPEAKER_CLIP_BYTES} for a reference clip "
+                                 "(a few seconds of one voice are enough)")
+        key = speaker_clip_key(uuid.uuid4().hex, req.filename)
+        url = self.storage.presign_put(key, content_type=req.content_type, content_length=req.size_bytes,
+                                       expires_s=self.settings.presign_expiry_s)
+        return key, url, datetime.now(UTC) + timedelta(seconds=self.settings.presign_expiry_s)
 
     def _options(self, req: JobOptions) -> JobOptions:
         """The request's options, with the service's default model when none was asked for."""
