@@ -57,7 +57,16 @@ def test_no_word_duplicated_or_dropped_at_chunk_joins(long_clip: SpeechClip) -> 
     hyp = normalize_text(transcript.text)
     ref = normalize_text(long_clip.text)
     assert wer(long_clip.text, transcript.text) <= 0.15
-    # each sentence is found exactly once, in order
+    # every sentence's own stretch of audio has its words (a dropped sentence has none there)
+    for k, sentence in enumerate(long_clip.sentences):
+        start = long_clip.pauses[k - 1][1] if k else 0.0
+        end = long_clip.pauses[k][0]
+        heard = [w for seg in transcript.segments if start - 0.3 <= (seg.start + seg.end) / 2 <= end + 0.3
+                 for w in normalize_text(seg.text)]
+        assert len(heard) >= 0.6 * len(normalize_text(sentence)), f"sentence missing: {sentence}"
+    # each sentence is found exactly once, in order. 0.45: int8 arithmetic differs by CPU, and on
+    # one machine tiny.en garbled a sentence here to a match of 0.5; with that sentence taken out,
+    # the best match any sentence found elsewhere in the transcript was 0.39
     position = 0
     for sentence in long_clip.sentences:
         words = normalize_text(sentence)
@@ -66,7 +75,7 @@ def test_no_word_duplicated_or_dropped_at_chunk_joins(long_clip: SpeechClip) -> 
             r = difflib.SequenceMatcher(a=words, b=hyp[i : i + len(words)]).ratio()
             if r > best:
                 best, at = r, i
-        assert best >= 0.6, f"sentence missing: {sentence}"
+        assert best >= 0.45, f"sentence missing: {sentence}"
         repeats = sum(
             difflib.SequenceMatcher(a=words, b=hyp[i : i + len(words)]).ratio() >= 0.8
             for i in range(at + len(words) - 1, len(hyp) - len(words) + 1)
