@@ -45,13 +45,34 @@ def _turns(b: Builder, voices: list[Voice], n: int, seed: int, gap: tuple[float,
             v = (v + 1 + rng.randint(0, len(voices) - 2)) % len(voices)
 
 
-def build(work: Path) -> list[tuple[Case, str]]:
-    cases: list[tuple[Case, str]] = []
+def _music_bed(voices: list[Voice], seed: int, music_seeds: tuple[int, int]) -> Callable[[Builder], None]:
+    """Turns, then turns with music under them, 20 s of music alone, and turns again."""
+
+    def fill(b: Builder) -> None:
+        _turns(b, voices, 12, seed, (0.3, 0.8))
+        start = b.at
+        _turns(b, voices, 14, seed + 1, (0.3, 0.8))
+        b.bed(start, b.at, lambda s: music(s, 0.03, music_seeds[0]))
+        b.insert(music(20.0, 0.1, music_seeds[1]))
+        _turns(b, voices, 8, seed + 2, (0.3, 0.8))
+
+    return fill
+
+
+def _collector(work: Path, cases: list[tuple[Case, str]]) -> Callable[[str, str, Callable[[Builder], None]], None]:
+    """``case(name, what, fill)``: builds one case with ``fill`` and appends it to ``cases``."""
 
     def case(name: str, what: str, fill: Callable[[Builder], None]) -> None:
         b = Builder(work)
         fill(b)
         cases.append((b.build(name, what), what))
+
+    return case
+
+
+def build(work: Path) -> list[tuple[Case, str]]:
+    cases: list[tuple[Case, str]] = []
+    case = _collector(work, cases)
 
     pitch = [Voice("espeak", "en-us", pitch=30), Voice("espeak", "en-us", pitch=70)]
     three = [VOICES[2], VOICES[3], VOICES[5]]
@@ -64,15 +85,8 @@ def build(work: Path) -> list[tuple[Case, str]]:
     case("no-gaps", "3 voices (flite rms, espeak rp p75, flite awb), turns with no pause at all",
          lambda b: _turns(b, [VOICES[3], VOICES[4], VOICES[5]], 40, 4, (0.0, 0.0)))
 
-    def bed(b: Builder) -> None:
-        _turns(b, three, 12, 5, (0.3, 0.8))
-        start = b.at
-        _turns(b, three, 14, 6, (0.3, 0.8))
-        b.bed(start, b.at, lambda s: music(s, 0.03, 5))
-        b.insert(music(20.0, 0.1, 6))
-        _turns(b, three, 8, 7, (0.3, 0.8))
-
-    case("music-bed", "3 voices, music under the middle part, then 20 s of music alone", bed)
+    case("music-bed", "3 voices, music under the middle part, then 20 s of music alone",
+         _music_bed(three, 5, (5, 6)))
     case("one-voice", "1 voice (flite slt), 15 sentences", lambda b: _turns(b, [VOICES[1]], 15, 8, (0.3, 0.8)))
     case("music-only", "60 s of music, no speech", lambda b: b.insert(music(60.0, 0.1, 9)))
     case("ten-min", "over 10 min, 3 voices, shards of 200 s embedded apart, one clustering across them",
@@ -83,11 +97,7 @@ def build(work: Path) -> list[tuple[Case, str]]:
 def held_out(work: Path) -> list[tuple[Case, str]]:
     """Cases the clustering's thresholds were NOT chosen on: other seeds, other voice mixes."""
     cases: list[tuple[Case, str]] = []
-
-    def case(name: str, what: str, fill: Callable[[Builder], None]) -> None:
-        b = Builder(work)
-        fill(b)
-        cases.append((b.build(name, what), what))
+    case = _collector(work, cases)
 
     v = VOICES
     case("h-three", "3 voices (espeak en-us p45, espeak rp p75, flite slt)",
@@ -100,17 +110,8 @@ def held_out(work: Path) -> list[tuple[Case, str]]:
                           30, 104, (0.3, 0.8)))
     case("h-one-espeak", "1 voice (espeak en-us p45), 20 sentences", lambda b: _turns(b, [v[0]], 20, 105, (0.3, 0.8)))
 
-    def bed(b: Builder) -> None:
-        voices = [v[0], v[3], v[5]]
-        _turns(b, voices, 12, 106, (0.3, 0.8))
-        start = b.at
-        _turns(b, voices, 14, 107, (0.3, 0.8))
-        b.bed(start, b.at, lambda s: music(s, 0.03, 15))
-        b.insert(music(20.0, 0.1, 16))
-        _turns(b, voices, 8, 108, (0.3, 0.8))
-
     case("h-music-bed", "3 voices (espeak en-us p45, flite rms, flite awb), music under the middle, 20 s of music",
-         bed)
+         _music_bed([v[0], v[3], v[5]], 106, (15, 16)))
     case("h-no-gaps", "3 voices (espeak en-us p45, flite slt, espeak scotland), turns with no pause",
          lambda b: _turns(b, [v[0], v[1], v[2]], 40, 109, (0.0, 0.0)))
     return cases

@@ -5,8 +5,9 @@ already is, turns its chunks into *windows* (1.5 s of speech every 0.75 s,
 inside Silero's speech regions) and one 192-dimension CAM++ embedding per
 window (:class:`SpeakerEmbedder`, onnxruntime only). The merge stage, which
 sees every shard, clusters all windows of the job at once
-(:func:`cluster`: spectral clustering on cosine affinities, the number of
-speakers estimated from the eigen-gap unless the job gave it), turns the
+(:func:`cluster`: windows grouped into :func:`segments` within each speech
+region, spectral clustering of the segments for the number of speakers unless
+the job gave it, spherical k-means for the cut), turns the
 labelled windows into speaker turns (:func:`turns`), and puts a speaker on each
 segment, splitting a segment where the speaker changes between its words
 (:func:`assign`). Clustering is numpy only: the merge stage never loads the model.
