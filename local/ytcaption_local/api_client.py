@@ -74,6 +74,13 @@ def _reason(exc: httpx.TransportError) -> str:
     return str(exc.__cause__ or exc.__context__ or exc) or type(exc).__name__
 
 
+def _media_type(path: Path) -> str:
+    """The Content-Type an upload is declared with: audio/* or video/* by its name, else octet-stream
+    (the API accepts nothing else as media)."""
+    ctype = mimetypes.guess_type(path.name)[0] or "application/octet-stream"
+    return ctype if ctype.startswith(("audio/", "video/")) else "application/octet-stream"
+
+
 class Client:
     """The YTCaption API at ``base_url`` (the stage URL, with or without ``/v1``)."""
 
@@ -149,9 +156,7 @@ class Client:
 
     def upload_speaker_clip(self, path: Path) -> str:
         """A known speaker's reference clip, PUT to the key ``POST /v1/speakers`` reserves; returns the key."""
-        ctype = mimetypes.guess_type(path.name)[0] or "application/octet-stream"
-        if not ctype.startswith(("audio/", "video/")):
-            ctype = "application/octet-stream"
+        ctype = _media_type(path)
         data = path.read_bytes()
         clip = dict(self.json("POST", "/v1/speakers",
                               {"filename": path.name, "content_type": ctype, "size_bytes": len(data)}))
@@ -167,9 +172,7 @@ class Client:
     def submit_file(self, path: Path, options: dict[str, Any],
                     on_bytes: Callable[[int], None] | None = None) -> dict[str, Any]:
         """Reserve an upload, then PUT the file to its presigned URL (streamed, with its length)."""
-        ctype = mimetypes.guess_type(path.name)[0] or "application/octet-stream"
-        if not ctype.startswith(("audio/", "video/")):
-            ctype = "application/octet-stream"
+        ctype = _media_type(path)
         size = path.stat().st_size
         job = dict(self.json("POST", "/v1/uploads",
                              {"filename": path.name, "content_type": ctype, "size_bytes": size, **options}))

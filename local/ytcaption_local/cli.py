@@ -36,6 +36,7 @@ from typing import Any, NoReturn
 
 import click
 
+from ytcaption.domain.speakers import REFERENCES_PREFIX
 from ytcaption_local import cli_site, stats_cli
 from ytcaption_local.api_client import TERMINAL, ApiError, ApiUnreachable, Client
 from ytcaption_local.cli_common import (
@@ -282,7 +283,7 @@ def _known_speakers(values: tuple[str, ...], diarize: bool) -> dict[str, str | P
         name, sep, ref = value.partition("=")
         if not sep or not name.strip() or not ref:
             raise click.BadParameter(f"{value!r} is not NAME=FILE", param_hint="'--known-speaker'")
-        if ref.startswith("speakers/"):
+        if ref.startswith(REFERENCES_PREFIX):
             out[name.strip()] = ref
         elif Path(ref).is_file():
             out[name.strip()] = Path(ref)

@@ -178,10 +178,15 @@ def create_upload(body: CreateUpload) -> Response[Any]:
         created_at=job.created_at,
         upload_url=url,
         upload_headers={"Content-Type": body.content_type},
-        upload_expires_at=expires.isoformat(timespec="seconds").replace("+00:00", "Z"),
+        upload_expires_at=_utc(expires),
         **_links(job),
     )
     return Response(201, "application/json", doc.model_dump_json())
+
+
+def _utc(t: Any) -> str:
+    """A presigned URL's expiry as the API writes times: ISO 8601, seconds, ``Z``."""
+    return str(t.isoformat(timespec="seconds").replace("+00:00", "Z"))
 
 
 @app.post(
@@ -196,7 +201,7 @@ def create_speaker_clip(body: CreateSpeakerClip) -> Response[Any]:
         key=key,
         upload_url=url,
         upload_headers={"Content-Type": body.content_type},
-        upload_expires_at=expires.isoformat(timespec="seconds").replace("+00:00", "Z"),
+        upload_expires_at=_utc(expires),
     )
     return Response(201, "application/json", doc.model_dump_json())
 

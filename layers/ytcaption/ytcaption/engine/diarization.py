@@ -431,15 +431,16 @@ def cluster(vectors: np.ndarray, *, starts: np.ndarray | None = None, ends: np.n
             labels = _spectral(centres, min(lo, MAX_SPECTRAL - 1), hi, k_fixed)[groups]
         else:
             labels = _spectral(s, min(lo, k_segs - 1), hi, k_fixed)
-        if num_speakers is None:
-            labels = _fold_small(labels, s, w, MIN_CLUSTER_WINDOWS)
-            labels = _merge_similar(labels, s, w, merge_cosine, lo)
+
+        def tidy(labels: np.ndarray) -> np.ndarray:  # a given count is kept as it is
+            if num_speakers is not None:
+                return labels
+            return _merge_similar(_fold_small(labels, s, w, MIN_CLUSTER_WINDOWS), s, w, merge_cosine, lo)
+
+        labels = tidy(labels)
         k = len(np.unique(labels))
         if k > 1:
-            labels = _spherical_kmeans(s, w, k)
-            if num_speakers is None:
-                labels = _fold_small(labels, s, w, MIN_CLUSTER_WINDOWS)
-                labels = _merge_similar(labels, s, w, merge_cosine, lo)
+            labels = tidy(_spherical_kmeans(s, w, k))
     labels = labels[seg]
     # relabel in order of first appearance
     order: dict[int, int] = {}
