@@ -1,7 +1,7 @@
 """Who spoke when: speaker embeddings per shard, one clustering per job, labels on segments.
 
 The work is split the way the fan-out is. Each Batch shard, where the audio
-already is, turns its chunks into *windows* (1.5 s of speech every 0.75 s,
+already is, turns its chunks into *windows* (1.5 s of speech, end to end,
 inside Silero's speech regions) and one 192-dimension CAM++ embedding per
 window (:class:`SpeakerEmbedder`, onnxruntime only). The merge stage, which
 sees every shard, clusters all windows of the job at once
@@ -43,7 +43,7 @@ HOP_S = 1.5
 #: senko use 0.875; on our voices that merged distinct speakers (FACTS.md), 0.97 did not.
 MERGE_COSINE = 0.97
 #: consecutive windows of one speech region are clustered as one *segment* (their mean embedding)
-#: until a window's cosine to the window before the previous one falls below this: a speaker change
+#: until a window's cosine to the nearest earlier one sharing under half its audio falls below this: a change
 CHANGE_COSINE = 0.6
 #: a known speaker's reference clip is short: its windows are spread at most this far apart
 REFERENCE_HOP_S = 0.5
@@ -351,7 +351,7 @@ def _spectral(x: np.ndarray, lo: int, hi: int, fixed: int | None, pval: float = 
 def segments(starts: np.ndarray, ends: np.ndarray, x: np.ndarray, *, change: float = CHANGE_COSINE,
              max_windows: int = MAX_SEGMENT_WINDOWS) -> np.ndarray:
     """A segment index per window: runs of touching windows (one speech region), cut where a
-    window's cosine to the nearest earlier window it shares at most half its audio with falls
+    window's cosine to the nearest earlier window it shares less than half its audio with falls
     below ``change``, and after ``max_windows``. Windows must be in time order."""
     n = len(starts)
     seg = np.zeros(n, int)
