@@ -54,10 +54,14 @@ def _job(pipeline: Stages, url: str, **options: Any) -> Job:
     return job
 
 
+@pytest.mark.parametrize("beside", [False, True], ids=["after-decoding", "beside-decoding"])
 def test_speakers_are_found_per_shard_and_labelled_once_across_shards(
-    moto_stack: dict[str, Any], tmp_path: Path, server: LoopbackServer, two_voices: tuple[bytes, list[str]]
+    moto_stack: dict[str, Any], tmp_path: Path, server: LoopbackServer, two_voices: tuple[bytes, list[str]],
+    monkeypatch: pytest.MonkeyPatch, beside: bool,
 ) -> None:
-    # Given a two-voice recording cut into several shards
+    # Given a two-voice recording cut into several shards, embedded after the decoding (CPU
+    # workers) or on a thread beside it (as GPU workers do)
+    monkeypatch.setattr("ytcaption.stages.transcribe.embeddings_beside_decoder", lambda settings: beside)
     pipeline = _pipeline(tmp_path)
     url = server.serve("/two.mp3", two_voices[0], "audio/mpeg")
     job = _job(pipeline, url, diarize=True, formats=["vtt", "txt"])

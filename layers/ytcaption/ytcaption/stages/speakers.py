@@ -26,13 +26,17 @@ def embedder(settings: DiarizationSettings) -> Any:
 
 
 def shard_embeddings(storage: Storage, emb: Any, job_id: str, options: Any, shard: int,
-                     chunks: Sequence[Any], load: Callable[[Any], Any]) -> int:
+                     chunks: Sequence[Any], load: Callable[[Any], Any],
+                     should_stop: Callable[[], bool] = lambda: False) -> int:
     """Embeddings for this shard's chunks that have none yet; shard 0 also embeds the known
-    speakers' reference clips. Returns how many chunks it embedded."""
+    speakers' reference clips. Returns how many chunks it embedded; stops at the next chunk
+    once ``should_stop()`` (the job was cancelled, or the shard's transcription failed)."""
     import json
 
     done = 0
     for c in chunks:
+        if should_stop():
+            return done
         key = keys.speaker_embeddings_key(job_id, c.index)
         if storage.exists(key):
             continue
