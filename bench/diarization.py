@@ -147,7 +147,7 @@ def diarize(samples: np.ndarray, emb: d.SpeakerEmbedder) -> tuple[list[tuple[flo
 
 
 def runtime_cost(case: Case, work: Path, pairs: int = 3) -> None:
-    """One warm-up job, then ``pairs`` jobs without and with diarize, alternating (the machine's
+    """Two warm-up jobs (one each way), then ``pairs`` jobs without and with diarize, alternating (the machine's
     speed drifts by 20% between runs, so one pair alone says little); prints each and the median ratio."""
     import statistics
 
@@ -168,7 +168,10 @@ def runtime_cost(case: Case, work: Path, pairs: int = 3) -> None:
             assert done["status"] == "COMPLETED", done.get("error")
             return time.perf_counter() - t
 
+        # one warm-up job each way: each side's models (Whisper; the speaker model) are loaded
+        # once per process, and the first diarized pair paid the speaker model's load alone
         wall(0, False)
+        wall(100, True)
         ratios = []
         for p in range(pairs):
             plain, diarized = wall(2 * p + 1, False), wall(2 * p + 2, True)

@@ -276,6 +276,24 @@ class LocalRuntime:
     def __exit__(self, *exc: object) -> None:
         self.stop()
 
+    @staticmethod
+    def _limit_blas(job_definition: dict[str, Any]) -> None:
+        """The worker container's ``OPENBLAS_NUM_THREADS`` (template), applied to this process.
+
+        OpenBLAS reads the variable when it loads, and here numpy is loaded long before the
+        worker runs in this process, so the limit is set through threadpoolctl instead. It holds
+        for the in-process Lambdas too (their numpy work is small). Measured on the 10-minute
+        diarize bench job: numpy's second BLAS thread spun about 0.12 s after every chunk's
+        fbank, about 1.2 CPU-s per 5 minutes of audio, on the core the other Batch slot decodes on.
+        """
+        container = job_definition.get("ContainerProperties", {})
+        env = {e.get("Name"): e.get("Value") for e in container.get("Environment", [])}
+        threads = env.get("OPENBLAS_NUM_THREADS")
+        if threads:
+            from threadpoolctl import threadpool_limits
+
+            threadpool_limits(int(threads), user_api="blas")
+
     def _set_env(self, values: dict[str, str]) -> None:
         for k, v in values.items():
             self._saved_env.setdefault(k, os.environ.get(k))
@@ -344,6 +362,7 @@ class LocalRuntime:
             if isinstance(dest, dict) and "Fn::GetAtt" in dest:
                 spec.on_failure_queue = self._queue_url(physical[dest["Fn::GetAtt"][0]])
         self.batch_retry = dict(resolve(res["TranscriberJobDefinition"]["Properties"]["RetryStrategy"]))
+        self._limit_blas(res["TranscriberJobDefinition"]["Properties"])
         self._set_env({
             **env_union,
             "WHISPER__DEVICE": "cpu",

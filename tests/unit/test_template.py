@@ -175,3 +175,21 @@ def test_the_state_machine_has_no_duplicate_keys() -> None:
         return dict(pairs)
 
     json.loads((ROOT / "statemachines" / "transcription.asl.json").read_text(), object_pairs_hook=no_duplicates)
+
+
+def test_the_local_runtime_gives_numpy_the_worker_containers_blas_threads() -> None:
+    """The Batch worker runs with OPENBLAS_NUM_THREADS=1 (numpy's BLAS threads spin between small
+    products, on the decoder's cores); locally the worker shares the runtime's process, where
+    numpy is loaded before the variable could be read, so the runtime sets the same limit."""
+    import numpy  # noqa: F401 - loads OpenBLAS, as the runtime's process has it loaded
+    from threadpoolctl import threadpool_info, threadpool_limits
+
+    from ytcaption_local.runtime import LocalRuntime
+
+    props = load_template()["Resources"]["TranscriberJobDefinition"]["Properties"]
+    env = {e["Name"]: e["Value"] for e in props["ContainerProperties"]["Environment"]}
+    assert env["OPENBLAS_NUM_THREADS"] == "1"
+    with threadpool_limits(2, user_api="blas"):  # restored when the test ends
+        LocalRuntime._limit_blas(props)
+        blas = [i for i in threadpool_info() if i["user_api"] == "blas"]
+        assert blas and all(i["num_threads"] == 1 for i in blas)
