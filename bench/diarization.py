@@ -146,7 +146,7 @@ def diarize(samples: np.ndarray, emb: d.SpeakerEmbedder) -> tuple[list[tuple[flo
     return [(t.start, t.end, d.label_name(t.speaker)) for t in d.turns(e, labels)], len(shards)
 
 
-def runtime_cost(case: Case, work: Path, pairs: int = 3) -> None:
+def runtime_cost(case: Case, work: Path, pairs: int = 5) -> None:
     """Two warm-up jobs (one each way), then ``pairs`` jobs without and with diarize, alternating (the machine's
     speed drifts by 20% between runs, so one pair alone says little); prints each and the median ratio."""
     import statistics
