@@ -63,3 +63,20 @@ def test_cancel_with_an_unreachable_webhook_needs_only_the_api_role(api: ApiClie
     _, _, job = api("POST", "/v1/transcriptions", {"url": "https://media.example.test/a.mp3", "webhook_url": hook})
     status, _, body = api("DELETE", f"/v1/transcriptions/{job['job_id']}")
     assert status == 200 and body["status"] == "CANCELLED", body
+
+
+def test_parallel_reads_run_as_the_callers_role(moto_stack: dict[str, Any]) -> None:
+    """Storage.get_many reads on a thread pool: each GET must still run as the function that
+    asked (the principal lives in a context variable), not as whoever the pool thread would be."""
+    from ytcaption.adapters.storage import Storage
+
+    s3 = moto_stack["s3"]
+    for i in range(5):
+        s3.put_object(Bucket=BUCKET, Key=f"work/j/{i}.json", Body=f"{i}".encode())
+    wanted = [f"work/j/{i}.json" for i in (3, 0, 4)] + ["work/j/missing.json", "work/j/1.json"]
+    storage = Storage(BUCKET, s3)
+    with moto_stack["iam"].as_function("MergeFunction"):
+        assert storage.get_many(wanted) == [b"3", b"0", b"4", None, b"1"]  # in order; none for a missing key
+    remove_action(moto_stack["iam"], "MergeFunction", "s3:GetObject")
+    with moto_stack["iam"].as_function("MergeFunction"), pytest.raises(YTCaptionError, match="AccessDenied"):
+        storage.get_many(wanted)

@@ -5,6 +5,7 @@ the job and remember its result for the cache. No engine here: the chunks are te
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 from ytcaption.adapters import storage as keys
@@ -27,11 +28,11 @@ class MergeStage(Stage):
         job = self.enter(job_id, JobStatus.MERGING, "merging")
         manifest = self.storage.get_json(keys.manifest_key(job_id))
         results = []
-        for c in manifest["chunks"]:
-            key = keys.chunk_result_key(job_id, c["index"])
-            if not self.storage.exists(key):
+        stored = self.storage.get_many([keys.chunk_result_key(job_id, c["index"]) for c in manifest["chunks"]])
+        for c, data in zip(manifest["chunks"], stored, strict=True):
+            if data is None:
                 raise TranscriptionFailed(f"chunk {c['index']} has no transcript")
-            results.append(ChunkResult.model_validate(self.storage.get_json(key)))
+            results.append(ChunkResult.model_validate(json.loads(data)))
         transcript = stitch(results, duration=manifest["duration"], model=job.options.model, task=job.options.task)
         transcript.source = "transcription"
         if job.options.diarize:

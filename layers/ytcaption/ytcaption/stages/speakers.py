@@ -79,11 +79,11 @@ def label_speakers(storage: Storage, settings: DiarizationSettings, job_id: str,
     from ytcaption.engine import diarization as d
 
     parts = []
-    for index in chunk_indexes:
-        key = keys.speaker_embeddings_key(job_id, index)
-        if not storage.exists(key):
+    stored = storage.get_many([keys.speaker_embeddings_key(job_id, index) for index in chunk_indexes])
+    for index, data in zip(chunk_indexes, stored, strict=True):
+        if data is None:
             raise TranscriptionFailed(f"chunk {index} has no speaker embeddings")
-        parts.append(d.ChunkEmbeddings.from_bytes(storage.get_bytes(key)))
+        parts.append(d.ChunkEmbeddings.from_bytes(data))
     emb = d.ChunkEmbeddings.concat(parts)
     labels = d.cluster(emb.vectors, starts=emb.starts, ends=emb.ends, num_speakers=options.num_speakers,
                        min_speakers=options.min_speakers,
