@@ -67,7 +67,7 @@ def test_cancel_with_an_unreachable_webhook_needs_only_the_api_role(api: ApiClie
 
 def test_parallel_reads_run_as_the_callers_role(moto_stack: dict[str, Any]) -> None:
     """Storage.get_many reads on a thread pool: each GET must still run as the function that
-    asked (the principal lives in a context variable), not as whoever the pool thread would be."""
+    asked, not as the administrator a thread without a principal would sign as."""
     from ytcaption.adapters.storage import Storage
 
     s3 = moto_stack["s3"]

@@ -96,6 +96,10 @@ def result_key(job_id: str, fmt: str) -> str:
     return f"{RESULTS_PREFIX}{job_id}/captions.{fmt}"
 
 
+#: the error codes S3 answers for a key that holds nothing (HEAD: 404; GET: NoSuchKey)
+_MISSING = ("404", "NoSuchKey", "NotFound")
+
+
 class Storage(aws.Adapter):
     service, label = "s3", "S3"
 
@@ -140,7 +144,7 @@ class Storage(aws.Adapter):
         try:
             return dict(self.client.head_object(Bucket=self.bucket, Key=key))
         except ClientError as exc:
-            if aws.error_code(exc) in ("404", "NoSuchKey", "NotFound"):
+            if aws.error_code(exc) in _MISSING:
                 return None
             raise aws.translate(exc, "S3 head_object") from exc
 
@@ -167,25 +171,21 @@ class Storage(aws.Adapter):
         """The objects at ``keys``, in order, None where there is none: ``workers`` GETs at a time,
         one request per key (no HEAD first). The merge reads every chunk's result (and, diarized,
         its embeddings): one at a time, at tens of ms a request, that was most of a long job's merge.
-        Each GET runs in the caller's context (locally: the IAM principal calling AWS)."""
-        import contextvars
+        The pool's threads call AWS as the caller does (locally, threads inherit the IAM principal
+        of the thread that starts them, as the normalize stage's uploads rely on)."""
         from concurrent.futures import ThreadPoolExecutor
 
-        client = self.client  # built once, here: boto3 clients are thread-safe, building one is not
-
-        def get(key: str) -> bytes | None:
-            try:
-                return bytes(client.get_object(Bucket=self.bucket, Key=key)["Body"].read())
-            except ClientError as exc:
-                if aws.error_code(exc) in ("404", "NoSuchKey", "NotFound"):
-                    return None
-                raise aws.translate(exc, "S3 get_object") from exc
-
         if len(keys) <= 1:
-            return [get(k) for k in keys]
-        with ThreadPoolExecutor(max_workers=max(1, min(workers, len(keys)))) as pool:
-            futures = [pool.submit(contextvars.copy_context().run, get, k) for k in keys]
-            return [f.result() for f in futures]
+            return [self._get_or_none(k) for k in keys]
+        _ = self.client  # built once, before the threads: boto3 clients are thread-safe, building one is not
+        with ThreadPoolExecutor(max_workers=min(workers, len(keys))) as pool:
+            return list(pool.map(self._get_or_none, keys))
+
+    def _get_or_none(self, key: str) -> bytes | None:
+        try:
+            return bytes(self._wrap("get_object", Key=key, passthrough=_MISSING)["Body"].read())
+        except ClientError:  # only the codes passed through: the key holds nothing
+            return None
 
     def presign_put(self, key: str, *, content_type: str, content_length: int, expires_s: int) -> str:
         return str(
