@@ -14,7 +14,7 @@ from tests.servers import LoopbackServer
 from tests.stages import Stages
 from ytcaption.adapters import storage as keys
 from ytcaption.adapters.table import Table
-from ytcaption.domain.errors import JobCancelled, SourceNotFound
+from ytcaption.domain.errors import JobCancelled, SourceNotFound, TranscriptionFailed
 from ytcaption.domain.jobs import Job, JobOptions, JobStatus, Source
 from ytcaption.engine.transcription import WhisperTranscriber
 from ytcaption.settings import MediaSettings, PipelineSettings
@@ -98,6 +98,27 @@ def test_cancelled_job_stops_at_the_next_stage(stages: Stages, server: LoopbackS
     with pytest.raises(JobCancelled):
         stages.download.run(job.job_id)
     assert stages.transcribe.run(job.job_id, 0) == {"skipped": True, "status": "CANCELLED"}
+
+
+@pytest.mark.slow
+def test_a_chunk_without_a_transcript_fails_the_merge_with_its_index(
+    stages: Stages, server: LoopbackServer, short_clip: SpeechClip, moto_stack: dict[str, Any]
+) -> None:
+    # the merge reads every chunk's result at once (Storage.get_many): a missing one still names itself
+    job = url_job(stages.repo, server.url("/talk.mp3"))
+    stages.download.run(job.job_id)
+    plan = stages.normalize.run(job.job_id)
+    for shard in plan["shards"]:
+        stages.transcribe.run(job.job_id, shard)
+    moto_stack["s3"].delete_object(Bucket=BUCKET, Key=keys.chunk_result_key(job.job_id, 1))
+    with pytest.raises(TranscriptionFailed, match="chunk 1 has no transcript") as raised:
+        stages.merge.run(job.job_id)
+    # as the state machine's failure path does with the error the merge Lambda raised
+    cause = json.dumps({"errorMessage": raised.value.message, "errorType": "TranscriptionFailed"})
+    out = stages.mark_failed.run(job.job_id, {"Error": "TranscriptionFailed", "Cause": cause})
+    assert out["status"] == "FAILED" and out["code"] == "TRANSCRIPTION_FAILED"
+    failed = stages.repo.get(job.job_id)
+    assert failed.status == JobStatus.FAILED and failed.error and "chunk 1" in failed.error.message
 
 
 def test_mark_failed_records_code_and_message(stages: Stages) -> None:
