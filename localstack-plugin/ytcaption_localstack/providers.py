@@ -62,7 +62,33 @@ def s3() -> Service:
 
 @aws_provider(api="dynamodb", name="ytcaption")
 def dynamodb() -> Service:
+    _serialize_dynamodb()
     return _moto_service("dynamodb")
+
+
+_dynamodb_lock = threading.Lock()
+
+
+def _serialize_dynamodb() -> None:
+    """One DynamoDB request at a time, as the local runtime does (``ytcaption_local.motopatch``).
+
+    moto checks an update's ConditionExpression and then writes, in two steps with no lock:
+    two writers conditioned on the same version could both succeed. The endpoint suite saw it
+    once: a cancel and the normalize stage's move to TRANSCRIBING both went through, and the
+    cancelled job came back as TRANSCRIBING.
+    """
+    from moto.dynamodb.responses import DynamoHandler
+
+    found = DynamoHandler.call_action
+    if getattr(found, "_ytcaption_serialized", False):
+        return
+
+    def call_action(self: Any, *args: Any, **kwargs: Any) -> Any:
+        with _dynamodb_lock:
+            return found(self, *args, **kwargs)
+
+    call_action._ytcaption_serialized = True  # type: ignore[attr-defined]
+    DynamoHandler.call_action = call_action  # type: ignore[method-assign]
 
 
 @aws_provider(api="batch", name="ytcaption")
