@@ -69,8 +69,21 @@ def test_speakers_are_found_per_shard_and_labelled_once_across_shards(
     plan = pipeline.normalize.run(job.job_id)
     assert len(plan["shards"]) >= 2
     # When every shard runs, and the first one runs again (a Batch retry)
+    storage, fetched = pipeline.transcribe.storage, []
+    get_bytes = storage.get_bytes
+
+    def counting(key: str) -> bytes:
+        fetched.append(key)
+        return get_bytes(key)
+
+    monkeypatch.setattr(storage, "get_bytes", counting)
     for shard in plan["shards"]:
         pipeline.transcribe.run(job.job_id, shard)
+    audio = [k for k in fetched if k.startswith(keys.chunk_audio_key(job.job_id, 0).rsplit("/", 1)[0] + "/")]
+    # each chunk's audio is fetched once: the speaker windows use the decoder's bytes (beside the
+    # decoder both threads may ask for a chunk at the same moment)
+    assert sorted(set(audio)) == sorted(keys.chunk_audio_key(job.job_id, i) for i in range(plan["chunks"]))
+    assert len(audio) == plan["chunks"] if not beside else len(audio) <= 2 * plan["chunks"]
     s3 = moto_stack["s3"]
     prefix = keys.speaker_embeddings_key(job.job_id, 0).rsplit("/", 1)[0] + "/"
 

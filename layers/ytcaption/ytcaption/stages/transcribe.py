@@ -141,8 +141,23 @@ class TranscribeStage(Stage):
                 return False  # cancelled or failed meanwhile: stop spending GPU time
             return True
 
+        # a diarized shard fetches each of its chunks once: the speaker windows are cut from the bytes
+        # the decoder fetched (at most the shard's audio as 16-bit PCM, 115 MB for an hour), not a
+        # second GET of every chunk
+        fetched: dict[int, bytes] = {}
+        keep = {c.index for c in chunks} if speaker_model is not None else set()
+
         def load(c: Chunk) -> Any:
-            return read_wav(self.storage.get_bytes(keys.chunk_audio_key(job_id, c.index)))
+            data = fetched.get(c.index)
+            if data is None:
+                data = self.storage.get_bytes(keys.chunk_audio_key(job_id, c.index))
+                if c.index in keep:
+                    fetched[c.index] = data
+            return read_wav(data)
+
+        def load_for_speakers(c: Chunk) -> Any:
+            data = fetched.pop(c.index, None)  # the windows are the chunk's last use
+            return load(c) if data is None else read_wav(data)
 
         every = [Chunk.from_dict(c) for c in manifest["chunks"]]
         embed: Callable[[], Any] | None = None
@@ -151,8 +166,8 @@ class TranscribeStage(Stage):
             from ytcaption.stages.speakers import shard_embeddings
 
             def embed() -> Any:
-                return shard_embeddings(self.storage, speaker_model, job_id, options, shard, chunks, load,
-                                        should_stop=lambda: stopped[0])
+                return shard_embeddings(self.storage, speaker_model, job_id, options, shard, chunks,
+                                        load_for_speakers, should_stop=lambda: stopped[0])
 
             if embeddings_beside_decoder(self.settings.whisper):
                 embeddings = Background(embed)
