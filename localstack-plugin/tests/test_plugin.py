@@ -148,3 +148,38 @@ def test_batch_retry_strategy_follows_evaluate_on_exit() -> None:
     assert providers.should_retry(None, 1, **crashed) is False
     assert providers.should_retry({"attempts": 2, "evaluateOnExit": [{"onExitCode": "1", "action": "EXIT"}]}, 1,
                                   **crashed) is False
+
+
+def test_dynamodb_requests_run_one_at_a_time(monkeypatch: pytest.MonkeyPatch) -> None:
+    # moto checks a ConditionExpression, then writes: two requests at once could both pass one
+    # condition. The provider serializes whole requests; wrapping twice must not nest the lock.
+    import threading
+    import time
+
+    from moto.dynamodb.responses import DynamoHandler
+
+    inside, most = [0], [0]
+    guard = threading.Lock()
+
+    def call_action(self: object) -> str:
+        with guard:
+            inside[0] += 1
+            most[0] = max(most[0], inside[0])
+        time.sleep(0.01)
+        with guard:
+            inside[0] -= 1
+        return "ok"
+
+    monkeypatch.setattr(DynamoHandler, "call_action", call_action)
+    providers._serialize_dynamodb()
+    wrapped = DynamoHandler.call_action
+    providers._serialize_dynamodb()
+    assert DynamoHandler.call_action is wrapped  # not wrapped a second time
+    results: list[str] = []
+    threads = [threading.Thread(target=lambda: results.append(wrapped(object()))) for _ in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert results == ["ok"] * 8
+    assert most[0] == 1
