@@ -85,16 +85,21 @@ def test_speakers_are_found_per_shard_and_labelled_once_across_shards(
     assert sorted(set(audio)) == sorted(keys.chunk_audio_key(job.job_id, i) for i in range(plan["chunks"]))
     assert len(audio) == plan["chunks"] if not beside else len(audio) <= 2 * plan["chunks"]
     s3 = moto_stack["s3"]
-    prefix = keys.speaker_embeddings_key(job.job_id, 0).rsplit("/", 1)[0] + "/"
 
-    def stored() -> dict[str, str]:
-        objs = s3.list_objects_v2(Bucket=BUCKET, Prefix=prefix).get("Contents", [])
+    def stored(key: str) -> dict[str, str]:
+        objs = s3.list_objects_v2(Bucket=BUCKET, Prefix=key.rsplit("/", 1)[0] + "/").get("Contents", [])
         return {o["Key"]: o["ETag"] for o in objs}
 
-    before = stored()
-    assert len(before) == plan["chunks"]  # one object per chunk
+    apart, results = stored(keys.speaker_embeddings_key(job.job_id, 0)), stored(keys.chunk_result_key(job.job_id, 0))
+    windows = [json.loads(s3.get_object(Bucket=BUCKET, Key=k)["Body"].read())["speaker_windows"] for k in results]
+    if beside:  # one object per chunk, written beside the decoder
+        assert len(apart) == plan["chunks"] and windows == [None] * plan["chunks"]
+    else:  # in each chunk's result, with no request of their own
+        assert apart == {} and len(windows) == plan["chunks"] and all(windows)
     pipeline.transcribe.run(job.job_id, plan["shards"][0])
-    assert stored() == before  # the retry neither duplicates nor changes them
+    # the retry neither duplicates nor changes them
+    assert (stored(keys.speaker_embeddings_key(job.job_id, 0)), stored(keys.chunk_result_key(job.job_id, 0))) == (
+        apart, results)
     pipeline.merge.run(job.job_id)
 
     # Then the result names two speakers, in order of first appearance, on segments and in every format

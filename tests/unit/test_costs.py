@@ -38,10 +38,14 @@ def test_usage_counts_every_gpu_attempt_and_the_lambda_stages_by_memory() -> Non
     assert u.batch_gpu_s == 90.0 and u.batch_attempts == 3 and u.queue_wait_s == 50.0
     assert u.lambda_gb_s == pytest.approx(10 * 2 + 4 * 6 + 0.4, abs=0.01)
     assert u.sfn_transitions == 8 + 1 + 2  # a URL job, two shards
-    # diarize: per chunk, the shard checks and stores its speaker windows and the merge reads them
+    # diarize: windows in the chunks' results cost no request; windows stored apart (a GPU worker's)
+    # cost a check and a PUT each in the shard, and a GET at the merge
     job.options = job.options.model_copy(update={"diarize": True})
     d = usage_for(job, shards, Prices(), now="2026-01-01T00:01:00Z")
-    assert (d.s3_puts - u.s3_puts, d.s3_gets - u.s3_gets) == (20, 40)
+    assert (d.s3_puts, d.s3_gets) == (u.s3_puts, u.s3_gets)
+    shards[0].speaker_objects = 12
+    d = usage_for(job, shards, Prices(), now="2026-01-01T00:01:00Z")
+    assert (d.s3_puts - u.s3_puts, d.s3_gets - u.s3_gets) == (12, 24)
 
 
 def test_readme_arithmetic_per_audio_hour() -> None:

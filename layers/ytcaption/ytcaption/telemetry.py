@@ -140,6 +140,9 @@ class ShardRecord(BaseModel):
     chunks: int = 0
     chunks_skipped: int = 0
     redecoded: int = 0
+    #: Speaker windows stored as objects of their own (a GPU worker's; a CPU worker's go in the
+    #: chunk's transcript): each a PUT, and a GET at the merge.
+    speaker_objects: int = 0
     outcome: str = "ok"
 
     @property

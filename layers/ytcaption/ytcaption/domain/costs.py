@@ -117,10 +117,11 @@ def usage_for(job: Any, shards: list[ShardRecord], prices: Prices, *, now: str) 
     transitions = 8 + (1 if is_url else 0) + n_shards
     s3_puts = 1 + chunks + 1 + chunks + len(shards) + formats  # source, chunk audio, manifest, transcripts
     s3_gets = 2 + 2 * chunks + n_shards + 3 * chunks + 1  # head+get source, worker heads+gets, merge
-    if job.options.diarize:  # per chunk: the shard's check and PUT of its speaker windows, the merge's GET
+    if job.options.diarize:  # speaker windows stored apart (GPU workers): a check and a PUT each, the merge's GET
+        apart = sum(s.speaker_objects for s in shards)
         refs = len(job.options.known_speakers or {})  # each clip read, their prints checked, stored, read
-        s3_puts += chunks + (1 if refs else 0)
-        s3_gets += 2 * chunks + (refs + 2 if refs else 0)
+        s3_puts += apart + (1 if refs else 0)
+        s3_gets += 2 * apart + (refs + 2 if refs else 0)
     doc_kb = max(1, math.ceil(len(job.model_dump_json()) / 1024))
     writes = len(job.events) + 3  # status moves (+ final), cache keys, result cache entry
     write_units = writes * doc_kb + 2 * chunks  # per chunk: counter + progress (small updates)

@@ -31,6 +31,10 @@ class ChunkResult(BaseModel):
     #: Why: "uncovered" (speech with no words), "sparse" (a segment too long for its
     #: text), "loop", "prompt" (text only repeating the prompt).
     guard: list[str] = Field(default_factory=list)
+    #: A diarized job's speaker windows of this chunk (``ChunkEmbeddings.to_bytes``, base64), stored
+    #: with its transcript: no request of their own to write or to read back. A GPU worker computes
+    #: them beside the decoder and stores them apart instead (``speaker_embeddings_key``).
+    speaker_windows: str | None = None
 
 
 def shift(segments: Iterable[Segment], offset: float) -> list[Segment]:

@@ -39,7 +39,7 @@ class MergeStage(Stage):
             from ytcaption.stages.speakers import label_speakers
 
             transcript = label_speakers(self.storage, self.settings.diarization, job_id, job.options,
-                                        [c["index"] for c in manifest["chunks"]], transcript)
+                                        results, transcript)
         written = self.write_results(job_id, transcript, job.options.formats)
         done = self.repo.transition(
             job_id,

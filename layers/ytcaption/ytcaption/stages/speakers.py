@@ -1,9 +1,12 @@
 """Diarization's two halves in the pipeline: embeddings in each Batch shard, labels in the merge.
 
-A shard stores one object per chunk (``storage.speaker_embeddings_key``): a retried
-shard finds it and skips the chunk, or writes the same key again, so windows are
-never counted twice. The merge stage clusters the windows of every chunk at once,
-so ``SPEAKER_1`` is the same voice in the first shard and the last.
+A CPU worker embeds each chunk as its transcript is ready and stores the windows in
+the chunk's result (``ChunkResult.speaker_windows``): no request of their own. A GPU
+worker embeds on a thread beside the decoder and stores one object per chunk
+(``storage.speaker_embeddings_key``). Either way a retried shard finds the chunk done
+and skips it, or writes the same key again, so windows are never counted twice. The
+merge stage clusters the windows of every chunk at once, so ``SPEAKER_1`` is the same
+voice in the first shard and the last.
 """
 
 from __future__ import annotations
@@ -25,14 +28,19 @@ def embedder(settings: DiarizationSettings) -> Any:
     return SpeakerEmbedder(settings.model_path, threads=settings.threads)
 
 
+def chunk_windows(emb: Any, samples: Any, chunk: Any) -> str:
+    """One chunk's speaker windows as its result stores them (``ChunkResult.speaker_windows``)."""
+    import base64
+
+    return base64.b64encode(emb.embed_chunk(samples, chunk.start).to_bytes()).decode()
+
+
 def shard_embeddings(storage: Storage, emb: Any, job_id: str, options: Any, shard: int,
                      chunks: Sequence[Any], load: Callable[[Any], Any],
                      should_stop: Callable[[], bool] = lambda: False) -> int:
-    """Embeddings for this shard's chunks that have none yet; shard 0 also embeds the known
-    speakers' reference clips. Returns how many chunks it embedded; stops at the next chunk
-    once ``should_stop()`` (the job was cancelled, or the shard's transcription failed)."""
-    import json
-
+    """Embeddings stored apart for this shard's chunks that have none yet (a GPU worker's, beside
+    its decoder), then the references. Returns how many chunks it embedded; stops at the next
+    chunk once ``should_stop()`` (the job was cancelled, or the shard's transcription failed)."""
     done = 0
     for c in chunks:
         if should_stop():
@@ -42,12 +50,19 @@ def shard_embeddings(storage: Storage, emb: Any, job_id: str, options: Any, shar
             continue
         storage.put_bytes(key, emb.embed_chunk(load(c), c.start).to_bytes(), "application/octet-stream")
         done += 1
+    shard_references(storage, emb, job_id, options, shard)
+    return done
+
+
+def shard_references(storage: Storage, emb: Any, job_id: str, options: Any, shard: int) -> None:
+    """Shard 0 embeds the known speakers' reference clips, once per job."""
+    import json
+
     if shard == 0 and options.known_speakers and not storage.exists(keys.speaker_references_key(job_id)):
         refs: dict[str, list[float] | None] = {}
         for name, key in options.known_speakers.items():
             refs[name] = _reference(storage, emb, name, key)
         storage.put_bytes(keys.speaker_references_key(job_id), json.dumps(refs).encode(), "application/json")
-    return done
 
 
 def _reference(storage: Storage, emb: Any, name: str, key: str) -> list[float] | None:
@@ -69,8 +84,10 @@ def _reference(storage: Storage, emb: Any, name: str, key: str) -> list[float] |
 
 
 def label_speakers(storage: Storage, settings: DiarizationSettings, job_id: str, options: Any,
-                   chunk_indexes: Sequence[int], transcript: Any) -> Any:
-    """``transcript`` with a speaker on every segment (split at speaker changes) and its speakers."""
+                   results: Sequence[Any], transcript: Any) -> Any:
+    """``transcript`` with a speaker on every segment (split at speaker changes) and its speakers.
+    ``results``: every chunk's ``ChunkResult``; windows not stored in one are read from their own object."""
+    import base64
     import json
 
     import numpy as np
@@ -78,11 +95,13 @@ def label_speakers(storage: Storage, settings: DiarizationSettings, job_id: str,
     from ytcaption.domain.captions import Speaker
     from ytcaption.engine import diarization as d
 
+    apart = [r.index for r in results if r.speaker_windows is None]
+    stored = dict(zip(apart, storage.get_many([keys.speaker_embeddings_key(job_id, i) for i in apart]), strict=True))
     parts = []
-    stored = storage.get_many([keys.speaker_embeddings_key(job_id, index) for index in chunk_indexes])
-    for index, data in zip(chunk_indexes, stored, strict=True):
+    for r in results:
+        data = base64.b64decode(r.speaker_windows) if r.speaker_windows is not None else stored[r.index]
         if data is None:
-            raise TranscriptionFailed(f"chunk {index} has no speaker embeddings")
+            raise TranscriptionFailed(f"chunk {r.index} has no speaker embeddings")
         parts.append(d.ChunkEmbeddings.from_bytes(data))
     emb = d.ChunkEmbeddings.concat(parts)
     labels = d.cluster(emb.vectors, starts=emb.starts, ends=emb.ends, num_speakers=options.num_speakers,

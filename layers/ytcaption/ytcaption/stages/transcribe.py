@@ -122,6 +122,11 @@ class TranscribeStage(Stage):
             options = options.model_copy(update={"word_timestamps": True})  # to split segments between words
         transcriber = (transcriber_factory or (lambda o: WhisperTranscriber(o.model, self.settings.whisper)))(options)
         stopped = [False]
+        # a CPU worker embeds each chunk when its transcript is ready and stores the windows with it;
+        # a GPU worker embeds beside the decoder and stores them apart (embeddings_beside_decoder)
+        beside = speaker_model is not None and embeddings_beside_decoder(self.settings.whisper)
+        with_result = speaker_model is not None and not beside
+        by_index = {c.index: c for c in chunks}
 
         def done(c: Chunk) -> ChunkResult | None:
             key = keys.chunk_result_key(job_id, c.index)
@@ -135,6 +140,11 @@ class TranscribeStage(Stage):
             rec.audio_s = round(rec.audio_s + (r.end - r.start), 3)
             # the fidelity guard marks chunks it decoded a second time
             rec.redecoded += int(bool(getattr(r, "redecoded", False)))
+            if with_result:
+                from ytcaption.stages.speakers import chunk_windows
+
+                c = by_index[r.index]
+                r = r.model_copy(update={"speaker_windows": chunk_windows(speaker_model, load_for_speakers(c), c)})
             self.storage.put_json(keys.chunk_result_key(job_id, r.index), r.model_dump(mode="json"))
             if self.repo.add_chunks_done(job_id, 1) is None:
                 stopped[0] = True
@@ -163,13 +173,17 @@ class TranscribeStage(Stage):
         embed: Callable[[], Any] | None = None
         embeddings: Background | None = None
         if speaker_model is not None:
-            from ytcaption.stages.speakers import shard_embeddings
+            from ytcaption.stages.speakers import shard_embeddings, shard_references
 
             def embed() -> Any:
-                return shard_embeddings(self.storage, speaker_model, job_id, options, shard, chunks,
-                                        load_for_speakers, should_stop=lambda: stopped[0])
+                if with_result:
+                    shard_references(self.storage, speaker_model, job_id, options, shard)
+                    return 0
+                rec.speaker_objects = shard_embeddings(self.storage, speaker_model, job_id, options, shard, chunks,
+                                                       load_for_speakers, should_stop=lambda: stopped[0])
+                return rec.speaker_objects
 
-            if embeddings_beside_decoder(self.settings.whisper):
+            if beside:
                 embeddings = Background(embed)
         try:
             results = transcribe_shard(transcriber, chunks, load, options, done=done, on_result=on_result,
