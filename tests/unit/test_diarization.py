@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import random
 import shutil
 from pathlib import Path
@@ -276,3 +277,48 @@ def test_every_image_that_diarizes_carries_the_same_speaker_model(image: str) ->
     copied = re.search(r"^COPY --from=speaker-model \S+ (\S+)$", dockerfile, re.MULTILINE)
     assert copied is not None and copied.group(1).endswith(d.MODEL_FILE)
     assert f"DIARIZATION__MODEL_PATH={copied.group(1)}" in dockerfile
+
+
+def test_the_merge_reads_windows_from_the_results_and_from_objects_apart_alike(voices) -> None:
+    # a CPU worker's windows ride in the chunk's result, a GPU worker's are objects of their own;
+    # a job retried across both has some of each, and labels must not depend on where they were
+    import base64
+
+    from ytcaption.adapters import storage as keys
+    from ytcaption.domain.errors import TranscriptionFailed
+    from ytcaption.domain.jobs import JobOptions
+    from ytcaption.domain.stitching import ChunkResult
+    from ytcaption.settings import DiarizationSettings
+    from ytcaption.stages.speakers import label_speakers
+
+    case, e = voices["three"]
+    edges = np.arange(0.0, case.duration + 30.0, 30.0)
+    parts = [d.ChunkEmbeddings(e.starts[m], e.ends[m], e.vectors[m])
+             for a, b in itertools.pairwise(edges) if (m := (e.starts >= a) & (e.starts < b)).any()]
+    blobs = [p.to_bytes() for p in parts]
+
+    class Apart:  # what the merge asks of its storage for windows stored apart
+        def __init__(self, objects: dict[str, bytes]) -> None:
+            self.objects = objects
+
+        def get_many(self, names: list[str]) -> list[bytes | None]:
+            return [self.objects.get(n) for n in names]
+
+    def labels(inside: set[int], apart: set[int]) -> list[str | None]:
+        results = [ChunkResult(index=i, start=float(p.starts[0]), end=float(p.ends[-1]),
+                               speaker_windows=base64.b64encode(blobs[i]).decode() if i in inside else None)
+                   for i, p in enumerate(parts)]
+        store = Apart({keys.speaker_embeddings_key("job", i): blobs[i] for i in apart})
+        words = Transcript(segments=[Segment(start=u.start, end=u.end, text=u.text) for u in case.utterances])
+        out = label_speakers(store, DiarizationSettings(), "job", JobOptions(diarize=True), results,  # type: ignore[arg-type]
+                             words)
+        return [s.speaker for s in out.segments]
+
+    every = set(range(len(parts)))
+    odd = {i for i in every if i % 2}
+    assert len(parts) >= 4
+    all_apart = labels(set(), every)
+    assert len(set(all_apart)) == 3
+    assert labels(every, set()) == all_apart == labels(odd, every - odd)
+    with pytest.raises(TranscriptionFailed, match="chunk 1 has no speaker embeddings"):
+        labels(every - {1}, set())
