@@ -181,10 +181,11 @@ def runtime_cost(case: Case, work: Path, pairs: int = 5) -> None:
             print(f"  pair {p + 1}: without diarize ${plain[0]:.6f}, {plain[1]:.1f} CPU-s, {plain[2]:.1f} s; "
                   f"with ${diarized[0]:.6f}, {diarized[1]:.1f} CPU-s, {diarized[2]:.1f} s; "
                   f"ratios {ratios[-1][0]:.2f} / {ratios[-1][1]:.2f} / {ratios[-1][2]:.2f}")
-    cost, cpu, wall = (statistics.median(r[i] for r in ratios) for i in range(3))
-    print(f"\n10-minute job on the local runtime (tiny.en, CPU), medians of {pairs} pairs, with diarize / without: "
-          f"cost {cost:.2f} (target <= 1.25): {'met' if cost <= 1.25 else 'NOT met'}; "
-          f"CPU-seconds {cpu:.2f}; wall time {wall:.2f}")
+    medians = [statistics.median(r[i] for r in ratios) for i in range(3)]
+    # the words are "costs no more than 1.25x": shown against each measure, not one alone
+    print(f"\n10-minute job on the local runtime (tiny.en, CPU), medians of {pairs} pairs, with diarize / without "
+          "(target <= 1.25): " + "; ".join(f"{name} {m:.2f} {'met' if m <= 1.25 else 'NOT met'}" for name, m in
+                                             zip(("cost estimate", "CPU-seconds", "wall time"), medians, strict=True)))
 
 
 def main() -> int:
