@@ -170,21 +170,15 @@ class TranscribeStage(Stage):
             return load(c) if data is None else read_wav(data)
 
         every = [Chunk.from_dict(c) for c in manifest["chunks"]]
-        embed: Callable[[], Any] | None = None
         embeddings: Background | None = None
-        if speaker_model is not None:
-            from ytcaption.stages.speakers import shard_embeddings, shard_references
+        if beside:
+            from ytcaption.stages.speakers import shard_embeddings
 
-            def embed() -> Any:
-                if with_result:
-                    shard_references(self.storage, speaker_model, job_id, options, shard)
-                    return 0
+            def embed_apart() -> None:  # the windows apart, then the known speakers' references
                 rec.speaker_objects = shard_embeddings(self.storage, speaker_model, job_id, options, shard, chunks,
                                                        load_for_speakers, should_stop=lambda: stopped[0])
-                return rec.speaker_objects
 
-            if beside:
-                embeddings = Background(embed)
+            embeddings = Background(embed_apart)
         try:
             results = transcribe_shard(transcriber, chunks, load, options, done=done, on_result=on_result,
                                        batch_size=self.settings.whisper.batch_size,
@@ -195,8 +189,10 @@ class TranscribeStage(Stage):
             raise
         if embeddings is not None:
             embeddings.result()
-        elif embed is not None and not stopped[0]:
-            embed()
+        elif with_result and not stopped[0]:  # the windows went with the results; the references remain
+            from ytcaption.stages.speakers import shard_references
+
+            shard_references(self.storage, speaker_model, job_id, options, shard)
         logger.info("shard done", extra={"shard": shard, "chunks": len(results), "stopped": stopped[0]})
         return {"shard": shard, "chunks": len(results), "stopped": stopped[0]}
 
