@@ -5,6 +5,7 @@ same API key, fails the interrupted job with a code, and removes the dead run's 
 
 from __future__ import annotations
 
+import contextlib
 import os
 import subprocess
 import sys
@@ -27,10 +28,14 @@ pytestmark = [pytest.mark.e2e, pytest.mark.faults, pytest.mark.slow]
 
 @contextmanager
 def serve(state_dir: Path, port: int) -> Iterator[tuple[subprocess.Popen[str], dict[str, str]]]:
+    # the runtime's stderr is kept beside the state, so a start that fails says why (a restart after
+    # kill -9 once printed nothing at all in CI, and passed on every run since)
+    log_path = state_dir.parent / f"serve-{port}-{time.monotonic_ns()}.log"
+    log = log_path.open("w")
     proc = subprocess.Popen(
         [sys.executable, "-m", "ytcaption_local.cli", "local", "serve", "--port", str(port),
          "--state-dir", str(state_dir)],
-        cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True,
+        cwd=ROOT, stdout=subprocess.PIPE, stderr=log, text=True,
         env={**os.environ, "YTCAPTION_LOCAL_API_KEY": ""},
     )
     info: dict[str, str] = {}
@@ -44,7 +49,10 @@ def serve(state_dir: Path, port: int) -> Iterator[tuple[subprocess.Popen[str], d
             if line.startswith("Ctrl-C"):
                 break
             assert time.monotonic() < deadline, "the runtime did not start"
-        assert "API key" in info, info
+        if "API key" not in info:  # wait for its exit, so that its last words are in the log
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                proc.wait(30)
+        assert "API key" in info, (info, proc.returncode, log_path.read_text()[-3000:])
         yield proc, info
     finally:
         if proc.poll() is None:
@@ -53,6 +61,7 @@ def serve(state_dir: Path, port: int) -> Iterator[tuple[subprocess.Popen[str], d
                 proc.wait(60)
             except subprocess.TimeoutExpired:
                 proc.kill()
+        log.close()
 
 
 def temp_dirs_of(pid: int) -> list[Path]:
