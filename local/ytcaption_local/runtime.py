@@ -34,7 +34,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ytcaption_local import lockdown, motopatch, stack, state
+from ytcaption_local import environments, lockdown, motopatch, stack, state
 from ytcaption_local.faults import FaultInjector
 from ytcaption_local.handlers import FUNCTIONS_DIR, LambdaContext, load_handler
 from ytcaption_local.iam import IamEnforcer
@@ -104,6 +104,9 @@ class RuntimeOptions:
     extra_env: dict[str, str] = field(default_factory=dict)
     #: Every function and the Batch worker call AWS as their template role (see ytcaption_local.iam).
     enforce_iam: bool = True
+    #: Requests one API function serves at once (its Lambda execution environments; each
+    #: serves one at a time). More wait for a free one, as throttled requests would be retried.
+    function_concurrency: int = 32
 
 
 class LocalRuntime:
@@ -212,16 +215,16 @@ class LocalRuntime:
 
         api = self.functions["ApiFunction"]
         # routes, authorizer and key check as API Gateway does them (ytcaption_local.apigw)
-        # One request at a time per function, as one Lambda execution environment serves
-        # them: Powertools' resolver keeps the current request (route, event, context) on
-        # the module-level app, so two threads in one handler answered each other's
-        # requests (KeyError '_route' under 20 concurrent clients).
-        environments = {lid: threading.Lock() for lid in self.functions}
+        # Up to function_concurrency requests at once per function, as that many Lambda
+        # execution environments would serve them, each one request at a time: Powertools'
+        # per-request state is kept per thread (ytcaption_local.environments).
+        self._patches.enter_context(environments.per_thread())
+        slots = {lid: threading.BoundedSemaphore(self.options.function_concurrency) for lid in self.functions}
 
         def invoke(lid: str, ev: dict[str, Any], ctx: Any) -> Any:
             if ev.get("type") != "REQUEST":  # not the authorizer's own event
                 self.api_calls.append((lid, str(ev.get("httpMethod")), str(ev.get("path"))))
-            with environments[lid]:
+            with slots[lid]:
                 return self._call(self.functions[lid], ev, ctx)
 
         front = LocalApiGateway(self._rest_api, invoke, self.api_key, region=REGION, account=ACCOUNT)
