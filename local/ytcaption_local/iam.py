@@ -26,11 +26,12 @@ import contextlib
 import contextvars
 import functools
 import json
-import threading
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import parse_qs, unquote, urlparse, urlsplit
+
+from ytcaption_local.environments import inherit_in_threads
 
 REGION = "us-east-1"
 ACCOUNT = "123456789012"
@@ -246,40 +247,10 @@ class IamEnforcer:
 
 def inherit_principal_in_threads() -> Callable[[], None]:
     """Threads started inside an invocation work for it (what Python 3.14's
-    ``thread_inherit_context`` does): S3 transfers, chunk uploads, shard pools.
-
-    ``Thread.start`` is a hook other code wraps too (``ytcaption.adapters.netsafety``'s URL
-    guard): each hook names the one it calls in ``__wrapped__`` and calls it from
-    there, so hooks chain in any order and this one can leave the chain alone.
-    Returns the undo.
+    ``thread_inherit_context`` does): S3 transfers, chunk uploads, shard pools. Returns the
+    undo (``environments.hook_thread_start`` chains it with the other hooks on ``Thread.start``).
     """
-
-    def start(thread: threading.Thread) -> None:
-        principal = _current.get()
-        if principal is not None:
-            run = thread.run
-
-            def run_as() -> None:
-                _current.set(principal)
-                run()
-
-            thread.run = run_as  # type: ignore[method-assign]
-        start.__wrapped__(thread)  # type: ignore[attr-defined]
-
-    start.__wrapped__ = threading.Thread.start  # type: ignore[attr-defined]
-    threading.Thread.start = start  # type: ignore[method-assign,assignment]
-
-    def undo() -> None:
-        if threading.Thread.start is start:
-            threading.Thread.start = start.__wrapped__  # type: ignore[attr-defined,method-assign]
-            return
-        outer: Any = threading.Thread.start  # a hook wrapped this one since: unlink it
-        while outer is not None and getattr(outer, "__wrapped__", None) is not start:
-            outer = getattr(outer, "__wrapped__", None)
-        if outer is not None:
-            outer.__wrapped__ = start.__wrapped__  # type: ignore[attr-defined]
-
-    return undo
+    return inherit_in_threads(_current)
 
 
 def _role_name(arn: str) -> str:

@@ -219,6 +219,7 @@ class LocalRuntime:
         # execution environments would serve them, each one request at a time: Powertools'
         # per-request state is kept per thread (ytcaption_local.environments).
         self._patches.enter_context(environments.per_thread())
+        self._patches.enter_context(environments.log_keys_per_environment())
         slots = {lid: threading.BoundedSemaphore(self.options.function_concurrency) for lid in self.functions}
 
         def invoke(lid: str, ev: dict[str, Any], ctx: Any) -> Any:
@@ -452,7 +453,7 @@ class LocalRuntime:
 
     def _call(self, spec: FunctionSpec, event: Any, context: Any) -> Any:
         handler = load_handler(spec.code_dir, spec.handler)
-        with self.iam.as_function(spec.logical_id):
+        with self.iam.as_function(spec.logical_id), environments.environment():
             return handler(event, context)
 
     def _invoke(self, function_name: str, event: Any) -> Any:
@@ -529,7 +530,7 @@ class LocalRuntime:
                         args = ["--job-id", job_id, "--shard", str(shard)]
                         if env.get("SUBMITTED_AT"):
                             args += ["--submitted-at", env["SUBMITTED_AT"]]
-                        with self.iam.as_batch_job():
+                        with self.iam.as_batch_job(), environments.environment():
                             code = worker.main(args)
                     except Exception:
                         code = 1  # an uncaught exception in the container

@@ -111,14 +111,19 @@ def test_twenty_concurrent_clients_see_no_reset(runtime: LocalRuntime) -> None:
 
 def test_a_slow_request_does_not_hold_up_the_next(runtime: LocalRuntime, monkeypatch: pytest.MonkeyPatch) -> None:
     """Several execution environments per function, as Lambda runs them: while one request is
-    held inside the API handler, another is answered (the runtime used to serve one at a time)."""
+    held inside the API handler, another is answered (the runtime used to serve one at a time),
+    and each logs with its own job's id (the logger's keys were shared by every thread)."""
+    import io
+    import logging
     import threading
 
     from ytcaption.api.service import JobService
+    from ytcaption.observability import logger
 
     client = Client(runtime.api_url, api_key=runtime.api_key, timeout=30, retries=0)
-    job = client.json("POST", "/v1/uploads", {"filename": "slow.mp3", "content_type": "audio/mpeg",
-                                              "size_bytes": 1000, "formats": ["txt"]})
+    new = {"content_type": "audio/mpeg", "size_bytes": 1000, "formats": ["txt"]}
+    job = client.json("POST", "/v1/uploads", {"filename": "slow.mp3", **new})
+    other = client.json("POST", "/v1/uploads", {"filename": "other.mp3", **new})
     inside, release = threading.Event(), threading.Event()
     real_get = JobService.get
 
@@ -126,20 +131,30 @@ def test_a_slow_request_does_not_hold_up_the_next(runtime: LocalRuntime, monkeyp
         if job_id == job["job_id"]:
             inside.set()
             release.wait(20)
+            logger.warning("the held request goes on")
         return real_get(self, job_id)
 
     monkeypatch.setattr(JobService, "get", held_get)
+    out = io.StringIO()
+    handler = logging.StreamHandler(out)
+    handler.setFormatter(logger.registered_formatter)
+    logger.addHandler(handler)
     answers: list[dict[str, object]] = []
     slow = threading.Thread(target=lambda: answers.append(client.json("GET", f"/v1/transcriptions/{job['job_id']}")))
     slow.start()
     try:
         assert inside.wait(10)
         started = time.monotonic()
-        listed = client.json("GET", "/v1/transcriptions?limit=5")  # the held request is still inside
-        assert time.monotonic() - started < 10 and "items" in listed
+        # the held request is still inside; this one binds another job id in its own environment
+        assert client.json("GET", f"/v1/transcriptions/{other['job_id']}")["job_id"] == other["job_id"]
+        assert time.monotonic() - started < 10
         assert not answers
     finally:
         release.set()
         slow.join(30)
+        logger.removeHandler(handler)
     assert answers and answers[0]["job_id"] == job["job_id"]
-    client.json("DELETE", f"/v1/transcriptions/{job['job_id']}")
+    held = [json.loads(line) for line in out.getvalue().splitlines() if "the held request goes on" in line]
+    assert len(held) == 1 and held[0]["job_id"] == job["job_id"], held
+    for j in (job, other):
+        client.json("DELETE", f"/v1/transcriptions/{j['job_id']}")

@@ -84,3 +84,58 @@ def test_a_resolver_created_while_installed_works_once_undone() -> None:
         app = _resolver(at_once=1)  # its __init__ sets its context while the state is per thread
     app.append_context(who="d")
     assert json.loads(app.resolve(build_event("GET", "/items/d"), {})["body"]) == _own("d")
+
+
+def _log_from_two_environments(logger: Any, out: Any) -> list[dict[str, Any]]:
+    from ytcaption_local.environments import environment
+
+    both = threading.Barrier(2)
+
+    def one(name: str) -> None:
+        with environment():
+            logger.append_keys(job_id=name)
+            both.wait(5)  # both environments have added their key
+            logger.info(f"from {name}")
+            child = threading.Thread(target=lambda: logger.info(f"from a thread of {name}"))
+            child.start()
+            child.join()
+
+    threads = [threading.Thread(target=one, args=(n,)) for n in ("a", "b")]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(10)
+    return [json.loads(line) for line in out.getvalue().splitlines() if line.strip()]
+
+
+def _logger() -> tuple[Any, Any]:
+    import io
+    import logging
+    import uuid
+
+    from aws_lambda_powertools import Logger
+
+    out = io.StringIO()
+    logger = Logger(service=f"env-test-{uuid.uuid4().hex[:6]}", level="INFO", logger_handler=logging.StreamHandler(out))
+    return logger, out
+
+
+def test_without_it_environments_log_each_others_keys() -> None:
+    logger, out = _logger()
+    lines = _log_from_two_environments(logger, out)
+    assert any(not line["message"].endswith(line["job_id"]) for line in lines)
+
+
+def test_each_environment_logs_its_own_keys_and_its_threads_share_them() -> None:
+    from ytcaption_local.environments import log_keys_per_environment
+
+    logger, out = _logger()
+    with log_keys_per_environment():
+        logger.append_keys(outside="kept")  # keys added outside any environment: every environment starts with them
+        lines = _log_from_two_environments(logger, out)
+        logger.info("outside again")
+    assert len(lines) == 4
+    for line in lines:
+        assert line["message"].endswith(line["job_id"]) and line["outside"] == "kept", line
+    last = json.loads(out.getvalue().splitlines()[-1])
+    assert "job_id" not in last and last["outside"] == "kept"  # an environment's keys stay in it
