@@ -134,6 +134,9 @@ def check_port(port: int) -> None:
     if not port:
         return
     with socket.socket() as s:
+        # as the server binds (werkzeug sets it): a port whose last run's connections linger in
+        # TIME_WAIT is free; one with a live listener is still refused
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         try:
             s.bind(("127.0.0.1", port))
         except OSError as exc:

@@ -50,6 +50,7 @@ def _port_if_free(port: int) -> int:
     if not port:
         return 0
     with socket.socket() as s:
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as the server binds (cli.check_port)
         try:
             s.bind(("127.0.0.1", port))
         except OSError:
