@@ -129,19 +129,12 @@ class JobProgress:
 
 def check_port(port: int) -> None:
     """A taken port is a usage error at once, not after the runtime's 3-5 s start (0: any free port)."""
-    import socket
+    from ytcaption_local.runtime import bind_error
 
-    if not port:
-        return
-    with socket.socket() as s:
-        # as the server binds (werkzeug sets it): a port whose last run's connections linger in
-        # TIME_WAIT is free; one with a live listener is still refused
-        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        try:
-            s.bind(("127.0.0.1", port))
-        except OSError as exc:
-            raise Unusable("RUNTIME_NOT_STARTED", f"port {port} on 127.0.0.1 is taken ({exc.strerror or exc}); "
-                                                  "choose another with --port, or 0 for any free one") from None
+    exc = bind_error(port) if port else None
+    if exc is not None:
+        raise Unusable("RUNTIME_NOT_STARTED", f"port {port} on 127.0.0.1 is taken ({exc.strerror or exc}); "
+                                              "choose another with --port, or 0 for any free one")
 
 
 def start_runtime(runtime: Any) -> Any:

@@ -46,16 +46,21 @@ ACCOUNT = "123456789012"
 STACK = "ytcaption-local"
 
 
-def _port_if_free(port: int) -> int:
-    if not port:
-        return 0
+def bind_error(port: int) -> OSError | None:
+    """Why the runtime's servers could not listen on ``port`` of 127.0.0.1 (None: they could).
+    Bound as they bind (werkzeug sets SO_REUSEADDR): a port whose last run's connections linger
+    in TIME_WAIT is free, one with a live listener is not."""
     with socket.socket() as s:
-        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as the server binds (cli.check_port)
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         try:
             s.bind(("127.0.0.1", port))
-        except OSError:
-            return 0
-    return port
+        except OSError as exc:
+            return exc
+    return None
+
+
+def _port_if_free(port: int) -> int:
+    return port if port and bind_error(port) is None else 0
 
 
 def free_port() -> int:
