@@ -50,6 +50,9 @@ def test_voices_taking_turns_inside_chunks_lose_no_sentence(tts: Path, tmp_path:
              and not any(u.start - 0.2 <= (w.start + w.end) / 2 <= u.end + 0.2 for w in words)]
     assert empty == [], f"speech without words: {[(u.start, u.end, u.text) for u in empty]}"
     assert wer(case.reference, transcript.text) <= 0.2
+    # and captions stay sentence-sized: conditioned on bare text, Whisper wrote whole windows as one segment
+    longest = max(transcript.segments, key=lambda s: s.end - s.start)
+    assert longest.end - longest.start <= 12.0, (longest.start, longest.end, longest.text)
     assert transcript.chunks and transcript.redecoded_chunks is not None
 
 

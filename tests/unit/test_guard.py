@@ -17,6 +17,7 @@ import pytest
 
 from ytcaption.domain.captions import Segment
 from ytcaption.domain.jobs import JobOptions
+from ytcaption.domain.stitching import ChunkResult
 from ytcaption.engine import guard
 from ytcaption.engine.engine import transcribe_shard
 from ytcaption.engine.transcription import ChunkTranscript
@@ -151,10 +152,10 @@ class FakeModel:
 
     def transcribe_batch(
         self, windows: Sequence[np.ndarray], options: JobOptions, *, language: str | None = None,
-        contexts: Sequence[str | None] | None = None,
+        contexts: Sequence[Sequence[Segment] | None] | None = None,
     ) -> list[ChunkTranscript]:
         self.batch_calls.append(len(windows))
-        self.contexts.append(list(contexts or []))
+        self.contexts.append([" ".join(s.text for s in c) if c else None for c in contexts or []])
         if self.first_pass_only:
             return [self._decode(w, fail=contexts is not None) for w in windows]
         return [self._decode(w, fail=len(w) / RATE > 15.0) for w in windows]
@@ -238,8 +239,39 @@ def test_each_stream_is_conditioned_on_its_previous_chunk() -> None:
     # each conditioned on the text of the chunk before it in its own stream
     assert model.contexts[0] == [None, None]
     assert model.contexts[1] == [by_index[0], by_index[half]]
+    # and later rounds on all of their stream's text so far, as Whisper conditions a window
+    assert model.contexts[2] == [f"{by_index[0]} {by_index[1]}", f"{by_index[half]} {by_index[half + 1]}"]
     assert [r.index for r in results] == sorted(by_index)
 
+
+def stream_of_one(max_chunk_s: float) -> tuple[FakeModel, list[Chunk], list[ChunkResult]]:
+    """A shard decoded as one stream by a model whose first pass ends every window at 8 s."""
+    samples, spans = spoken(160, pause_every=10)
+    chunks = chunks_for(samples, spans, max_chunk_s=max_chunk_s)
+    model = FakeModel(failure="early", first_pass_only=True)
+    results = transcribe_shard(model, chunks, lambda c: samples[round(c.start * RATE): round(c.end * RATE)],
+                               JobOptions(), batch_size=8, streams=1)
+    got = [int(w[1:]) for r in sorted(results, key=lambda r: r.index) for s in r.segments for w in s.text.split()]
+    assert got == list(range(1, 161))
+    return model, chunks, results
+
+
+def test_one_stream_conditions_each_chunk_on_all_the_text_before_it_that_passed() -> None:
+    model, chunks, results = stream_of_one(max_chunk_s=14.0)
+    # the first pass is one window at a time, each conditioned on all the text before it that passed
+    # the guard: a chunk after a failing one gets the text before the failing one
+    failing = {r.index for r in results if r.redecoded}
+    by_index = {r.index: " ".join(s.text for s in r.segments) for r in results}
+    assert model.batch_calls[: len(chunks)] == [1] * len(chunks)
+    expected = [[" ".join(by_index[j] for j in range(i) if j not in failing) or None] for i in range(len(chunks))]
+    assert model.contexts[: len(chunks)] == expected
+    assert failing and sum(1 for c in expected if c[0]) >= 3
+
+
+def test_one_stream_still_re_decodes_in_batches() -> None:
+    model, chunks, results = stream_of_one(max_chunk_s=15.0)
+    assert model.batch_calls[: len(chunks)] == [1] * len(chunks)
+    assert sum(r.redecoded for r in results) >= 4 and model.batch_calls[len(chunks) :] == [2]
 
 def test_failing_spans_of_several_chunks_share_a_re_decode_window() -> None:
     # Given chunks of about 20 s whose first pass ends every window at 8 s

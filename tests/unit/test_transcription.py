@@ -110,3 +110,35 @@ def test_gpu_batches_a_shard_in_one_worker_and_cpu_runs_one_worker_per_core(
     monkeypatch.setattr(ctranslate2, "get_cuda_device_count", lambda: gpus)
     assert default_workers(WhisperSettings()) == (workers or max(1, os.cpu_count() or 1))
     assert WhisperSettings().batch_size >= 8  # chunks go through the model in batches on either device
+
+
+@pytest.mark.parametrize(("gpus", "streams", "expected"), [(0, 0, 1), (1, 0, 8), (0, 3, 3), (1, 2, 2)])
+def test_a_cpu_decodes_each_shard_as_one_stream_and_a_gpu_batches_streams(
+    monkeypatch: pytest.MonkeyPatch, gpus: int, streams: int, expected: int
+) -> None:
+    import ctranslate2
+
+    monkeypatch.setattr(ctranslate2, "get_cuda_device_count", lambda: gpus)
+    assert transcription.choose_streams(WhisperSettings(streams=streams, batch_size=8)) == expected
+
+
+def test_context_keeps_whisper_s_own_tokens_with_their_timestamps() -> None:
+    """Whisper conditions a window on the tokens it wrote, timestamps included; bare text makes it
+    write a whole window as one segment (tests/integration/test_fidelity.py shows it)."""
+    from faster_whisper.tokenizer import Tokenizer
+    from tokenizers import Tokenizer as HFTokenizer
+
+    from ytcaption.domain.captions import Segment, SegmentStats
+
+    path = transcription.resolve_model("tiny.en", WhisperSettings())
+    tokenizer = Tokenizer(HFTokenizer.from_file(str(Path(path) / "tokenizer.json")), False, task="transcribe",
+                          language="en")
+    said = tokenizer.encode(" Hello there.")
+    timed = [tokenizer.timestamp_begin, *said, tokenizer.timestamp_begin + 50]
+    stats = SegmentStats(seek=0, tokens=timed, temperature=0.0, avg_logprob=-0.2, compression_ratio=1.0,
+                         no_speech_prob=0.0)
+    whisper_s = Segment(start=0.0, end=1.0, text="Hello there.", stats=stats)
+    other = Segment(start=1.0, end=2.0, text="General Kenobi.")
+    tokens = transcription._context_tokens(tokenizer, [whisper_s, other])
+    assert tokens == [*timed, *tokenizer.encode(" General Kenobi.")]
+    assert tokens[0] >= tokenizer.timestamp_begin

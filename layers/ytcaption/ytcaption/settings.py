@@ -87,12 +87,19 @@ class WhisperSettings(BaseModel):
     #: 1 for a Batch job; the local runtime runs several jobs in one process.
     num_workers: int = 1
     beam_size: int = 5
-    #: Windows decoded together by one worker (CTranslate2 batch). The CPU plan
-    #: is one worker per core, each batching its shard's chunks; on a GPU one
-    #: worker batches the whole shard.
+    #: Windows decoded together by one worker (CTranslate2 batch): the streams
+    #: of a shard's first pass on a GPU, and the fidelity guard's re-decodes on
+    #: either device. The CPU plan is one worker per core; on a GPU one worker
+    #: batches the whole shard.
     batch_size: int = 8
-    #: Condition each chunk on the previous chunk's text (the fidelity guard
-    #: re-decodes without it where it made Whisper skip speech).
+    #: Streams of consecutive chunks a shard is decoded in side by side, each
+    #: chunk conditioned on the text before it in its own stream (the first
+    #: chunk of a stream has none). 0 = auto: ``batch_size`` on a GPU, one on a
+    #: CPU, where batching the first pass bought 20-40% speed and cost 0.01-0.04
+    #: WER on the long bench cases (README, Performance).
+    streams: int = 0
+    #: Condition each chunk on the text before it in its stream (the fidelity
+    #: guard re-decodes without it where it made Whisper skip speech).
     condition_on_previous_text: bool = True
     #: Directory holding one CTranslate2 model folder per model name
     #: (``<dir>/<name>/model.bin``), as baked into the Batch image.

@@ -29,7 +29,13 @@ from ytcaption.domain.jobs import JobOptions
 from ytcaption.domain.stitching import ChunkResult, stitch
 from ytcaption.engine import guard
 from ytcaption.engine.language_id import LanguageGuess, chunk_languages
-from ytcaption.engine.transcription import ChunkTranscript, Transcriber, WhisperTranscriber, choose_device
+from ytcaption.engine.transcription import (
+    ChunkTranscript,
+    Transcriber,
+    WhisperTranscriber,
+    choose_device,
+    choose_streams,
+)
 from ytcaption.media import audio as audio_mod
 from ytcaption.media.audio import SAMPLE_RATE
 from ytcaption.media.chunking import (
@@ -84,8 +90,24 @@ def prepare(path: str | Path, media: MediaSettings) -> ChunkPlan:
     )
 
 
-#: How much of the previous chunk's text conditions the next one in its stream.
-CONTEXT_CHARS = 200
+#: How much of the text before a chunk in its stream conditions it: more than the
+#: 223 tokens Whisper itself conditions a window on, which is the limit that binds
+#: (``WhisperTranscriber`` keeps the most recent tokens). Measured on the long bench
+#: cases with tiny.en: 200 characters (one chunk's last sentences) left WER 0.02-0.04
+#: above this on four of five cases.
+CONTEXT_CHARS = 1500
+
+
+def _recent(segments: Sequence[Segment], chars: int = CONTEXT_CHARS) -> list[Segment]:
+    """The last segments of ``segments`` holding about ``chars`` characters of text."""
+    out: list[Segment] = []
+    size = 0
+    for s in reversed(segments):
+        if size >= chars:
+            break
+        out.append(s)
+        size += len(s.text) + 1
+    return out[::-1]
 #: Re-decoded spans are packed into windows of at most this much audio (as chunks are) ...
 REDECODE_FILL_S = 27.0
 #: ... each span at most this long where pauses allow.
@@ -152,9 +174,9 @@ class _Decoded:
     """One chunk on its way through the guard."""
 
     def __init__(self, chunk: Chunk, audio: np.ndarray, packing: Packing, part: ChunkTranscript,
-                 context: str | None = None) -> None:
+                 context: Sequence[Segment] | None = None) -> None:
         self.chunk = chunk
-        self.context = context
+        self.context = " ".join(s.text for s in context or ()) or None
         self.audio = audio
         self.language = part.language
         self.language_probability = part.language_probability
@@ -264,10 +286,11 @@ def transcribe_shard(
     done: Callable[[Chunk], ChunkResult | None] = lambda c: None,
     on_result: Callable[[ChunkResult], bool | None] = lambda r: None,
     batch_size: int = 8,
+    streams: int | None = None,
     context: bool = True,
     languages: Callable[[Chunk, np.ndarray], LanguageGuess] | None = None,
 ) -> list[ChunkResult]:
-    """Transcribe a shard's chunks, ``batch_size`` at a time, each held to the fidelity guard.
+    """Transcribe a shard's chunks in ``streams``, each chunk held to the fidelity guard.
 
     ``done`` returns a chunk's stored result if an earlier attempt finished it
     (so a retried shard skips it); ``on_result`` stores a new one and may
@@ -276,20 +299,23 @@ def transcribe_shard(
     :mod:`ytcaption.engine.language_id`); without it, with ``auto``, each window's
     language is detected from its own audio.
 
-    The shard is cut into ``batch_size`` streams of consecutive chunks decoded
-    side by side: round k decodes the k-th chunk of every stream in one
-    batch, each conditioned (``context``) on the text of the chunk before it
-    in its own stream, as Whisper conditions a window on the previous one.
-    That context helps on one voice and makes Whisper skip whole sentences
-    when voices change, so every chunk's transcript is checked against the
-    chunk's own speech (:mod:`ytcaption.engine.guard`). A chunk that passes is
-    stored at once. The spans that fail wait for the end of the first pass,
-    then are decoded again without context, several chunks' spans packed into
-    one window (every window costs a whole 30 s encoder pass, however little
-    audio it holds) and batched; what still fails goes through Whisper's
-    thorough decode (seek loop, temperature fallback). Each time the version
-    that accounts for more speech wins. The chunk after a failing one in its
-    stream is decoded without context.
+    The shard is cut into ``streams`` (default ``batch_size``) runs of
+    consecutive chunks decoded side by side: round k decodes the k-th chunk of
+    every stream in one batch, each conditioned (``context``) on the text
+    before it in its own stream, as Whisper conditions a window on the text
+    before it. The first chunk of a stream has no such text, so fewer streams
+    mean better text and smaller batches (see ``WhisperSettings.streams``).
+    That context helps on every case measured and makes Whisper skip whole
+    sentences when voices change, so every chunk's transcript is checked
+    against the chunk's own speech (:mod:`ytcaption.engine.guard`). A chunk
+    that passes is stored at once. The spans that fail wait for the end of the
+    first pass, then are decoded again without context, several chunks' spans
+    packed into one window (every window costs a whole 30 s encoder pass,
+    however little audio it holds) and ``batch_size`` windows at a time; what
+    still fails goes through Whisper's thorough decode (seek loop, temperature
+    fallback). Each time the version that accounts for more speech wins. The
+    chunk after a failing one in its stream is conditioned on the text before
+    the failing one.
     """
     results: list[ChunkResult] = []
     todo: list[Chunk] = []
@@ -302,19 +328,20 @@ def transcribe_shard(
     rates: list[tuple[int, float]] = []
     prompt = options.initial_prompt
     size = max(1, batch_size)
-    # B streams of consecutive chunks, decoded side by side: round k decodes the
-    # k-th chunk of every stream in one batch, each conditioned on the text of
-    # the chunk before it in its own stream (the guard catches what that costs).
-    streams = [todo[j * len(todo) // size : (j + 1) * len(todo) // size] for j in range(size)]
-    order = [s[k] for k in range(max((len(s) for s in streams), default=0)) for s in streams if k < len(s)]
-    texts: dict[int, str | None] = {}
+    lanes = max(1, streams or size)
+    # streams of consecutive chunks, decoded side by side: round k decodes the
+    # k-th chunk of every stream in one batch, each conditioned on the text
+    # before it in its own stream (the guard catches what that costs)
+    runs = [todo[j * len(todo) // lanes : (j + 1) * len(todo) // lanes] for j in range(lanes)]
+    order = [s[k] for k in range(max((len(s) for s in runs), default=0)) for s in runs if k < len(s)]
+    texts: dict[int, list[Segment]] = {}  # a chunk's index -> its stream's recent segments up to and with it
     failing: list[_Decoded] = []
-    previous_of = {c.index: prev.index for s in streams for prev, c in itertools.pairwise(s)} if context else {}
-    for i in range(0, len(order), size):
-        batch = order[i : i + size]
+    previous_of = {c.index: prev.index for s in runs for prev, c in itertools.pairwise(s)} if context else {}
+    for i in range(0, len(order), lanes):
+        batch = order[i : i + lanes]
         audio = [load(c) for c in batch]
         packings = [Packing(c) for c in batch]
-        contexts = [texts.get(previous_of.get(c.index, -1)) for c in batch]
+        contexts = [texts.get(previous_of.get(c.index, -1)) or None for c in batch]
         guesses = [languages(c, a) if languages is not None else None for c, a in zip(batch, audio, strict=True)]
         parts = transcriber.transcribe_batch([p.window(a, c.start) for p, a, c in zip(packings, audio, batch,
                                                                                        strict=True)],
@@ -329,13 +356,15 @@ def transcribe_shard(
             rates += guard.rate_samples(d.segments, d.chunk.speech)
         cps = guard.speaking_rate(rates)
         for d in decoded:
+            before = texts.get(previous_of.get(d.chunk.index, -1), [])
             if d.check(cps, prompt).ok:
-                texts[d.chunk.index] = " ".join(s.text for s in d.segments)[-CONTEXT_CHARS:] or None
+                texts[d.chunk.index] = _recent([*before, *d.segments])
                 result = d.result()
                 results.append(result)
                 if on_result(result) is False:
                     return results
-            else:  # re-decoded after the first pass; the next chunk in its stream goes without context
+            else:  # re-decoded after the first pass; the next chunk is conditioned on what came before this one
+                texts[d.chunk.index] = before
                 d.redecoded, d.reasons = True, list(d.review.reasons)
                 failing.append(d)
     cps = guard.speaking_rate(rates)
@@ -406,7 +435,8 @@ def transcribe_file(
 
     def run(shard_chunks: list[Chunk]) -> list[ChunkResult]:
         return transcribe_shard(engine, shard_chunks, lambda c: slice_audio(plan.samples, c), options,
-                                batch_size=whisper.batch_size, context=whisper.condition_on_previous_text,
+                                batch_size=whisper.batch_size, streams=choose_streams(whisper),
+                                context=whisper.condition_on_previous_text,
                                 languages=languages)
 
     results: list[ChunkResult] = []

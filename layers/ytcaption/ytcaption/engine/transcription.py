@@ -24,7 +24,8 @@ from ytcaption.engine.language_id import LanguageGuess
 from ytcaption.engine.model_store import resolve_model
 from ytcaption.settings import WhisperSettings
 
-__all__ = ["ChunkTranscript", "Transcriber", "WhisperTranscriber", "choose_device", "load_model", "resolve_model"]
+__all__ = ["ChunkTranscript", "Transcriber", "WhisperTranscriber", "choose_device", "choose_streams", "load_model",
+           "resolve_model"]
 
 @dataclass
 class ChunkTranscript:
@@ -46,15 +47,16 @@ class Transcriber(Protocol):
 
     def transcribe_batch(
         self, windows: Sequence[np.ndarray], options: JobOptions, *,
-        language: str | Sequence[str | None] | None = None, contexts: Sequence[str | None] | None = None,
+        language: str | Sequence[str | None] | None = None,
+        contexts: Sequence[Sequence[Segment] | None] | None = None,
     ) -> list[ChunkTranscript]:
         """Decode several windows (each at most 30 s) in one batched pass.
 
         ``language`` is one for all windows or one per window (None: detect it).
 
-        ``contexts[i]`` is text that came before window ``i`` (it conditions the
-        decode the way Whisper conditions on the previous window); it follows
-        the user's prompt.
+        ``contexts[i]`` are the segments that came before window ``i`` (they
+        condition the decode the way Whisper conditions a window on the ones
+        before it); they follow the user's prompt.
         """
         ...
 
@@ -75,6 +77,13 @@ def choose_device(settings: WhisperSettings) -> tuple[str, str]:
     if compute == "auto":
         compute = "float16" if device == "cuda" else "int8"
     return device, compute
+
+
+def choose_streams(settings: WhisperSettings) -> int:
+    """How many streams of chunks a shard is decoded in side by side (``WhisperSettings.streams``)."""
+    if settings.streams > 0:
+        return settings.streams
+    return max(1, settings.batch_size) if choose_device(settings)[0] == "cuda" else 1
 
 
 _models: dict[tuple[Any, ...], Any] = {}
@@ -150,7 +159,8 @@ class WhisperTranscriber:
 
     def transcribe_batch(
         self, windows: Sequence[np.ndarray], options: JobOptions, *,
-        language: str | Sequence[str | None] | None = None, contexts: Sequence[str | None] | None = None,
+        language: str | Sequence[str | None] | None = None,
+        contexts: Sequence[Sequence[Segment] | None] | None = None,
     ) -> list[ChunkTranscript]:
         if not windows:
             return []
@@ -164,7 +174,7 @@ class WhisperTranscriber:
 
     def _batch(
         self, windows: Sequence[np.ndarray], options: JobOptions, wanted: Sequence[str | None],
-        contexts: Sequence[str | None],
+        contexts: Sequence[Sequence[Segment] | None],
     ) -> list[ChunkTranscript]:
         from faster_whisper.audio import pad_or_trim
         from faster_whisper.tokenizer import Tokenizer
@@ -184,16 +194,14 @@ class WhisperTranscriber:
         # window's context to nothing.
         groups: dict[tuple[str, bool], list[int]] = {}
         for i, (code, _) in enumerate(langs):
-            context = contexts[i]
-            groups.setdefault((code, bool(context and context.strip())), []).append(i)
+            groups.setdefault((code, bool(contexts[i])), []).append(i)
         decoded: dict[int, ChunkTranscript] = {}
         for (code, _), items in groups.items():
             tokenizer = Tokenizer(m.hf_tokenizer, m.model.is_multilingual, task=options.task, language=code)
             # every window of the group keeps the same number of context tokens
             # (the most recent ones), as many as the shortest context has
             user = tokenizer.encode(" " + options.initial_prompt.strip()) if options.initial_prompt else []
-            before = [tokenizer.encode(" " + c.strip()) if c and c.strip() else [] for c in
-                      (contexts[i] for i in items)]
+            before = [_context_tokens(tokenizer, contexts[i] or ()) for i in items]
             keep = min(min(len(b) for b in before), m.max_length // 2 - 1 - len(user))
             prompts = [m.get_prompt(tokenizer, user + (b[len(b) - keep :] if keep > 0 else []),
                                     without_timestamps=False) for b in before]
@@ -264,6 +272,22 @@ class WhisperTranscriber:
         logprob = min((s.avg_logprob for s in raw), default=0.0)
         return ChunkTranscript(out, info.language, round(float(info.language_probability), 4),
                                no_speech_prob=round(float(worst), 4), avg_logprob=round(float(logprob), 4))
+
+
+def _context_tokens(tokenizer: Any, segments: Sequence[Segment]) -> list[int]:
+    """The tokens Whisper conditions a window on: the earlier segments' own, timestamps included.
+
+    Whisper's previous-text prompt keeps the timestamp tokens it wrote; given
+    the bare text instead, it drifts into writing a whole window as one
+    segment (measured: 21 segments of 23-27 s on a 12-minute case, against
+    none for plain ``transcribe``). A segment without tokens (another model's,
+    or a test's) gives its text.
+    """
+    out: list[int] = []
+    for s in segments:
+        tokens = s.stats.tokens if s.stats is not None else []
+        out += tokens if tokens else tokenizer.encode(" " + s.text.strip())
+    return out
 
 
 def _rows(encoded: Any, items: Sequence[int]) -> Any:

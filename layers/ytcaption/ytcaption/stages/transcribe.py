@@ -106,7 +106,7 @@ class TranscribeStage(Stage):
         from ytcaption.domain.stitching import ChunkResult
         from ytcaption.engine.engine import transcribe_shard
         from ytcaption.engine.language_id import chunk_languages
-        from ytcaption.engine.transcription import WhisperTranscriber
+        from ytcaption.engine.transcription import WhisperTranscriber, choose_streams
         from ytcaption.media.audio import read_wav
         from ytcaption.media.chunking import Chunk
 
@@ -182,6 +182,7 @@ class TranscribeStage(Stage):
         try:
             results = transcribe_shard(transcriber, chunks, load, options, done=done, on_result=on_result,
                                        batch_size=self.settings.whisper.batch_size,
+                                       streams=choose_streams(self.settings.whisper),
                                        context=self.settings.whisper.condition_on_previous_text,
                                        languages=chunk_languages(transcriber, every, load, options))
         except BaseException:
