@@ -383,7 +383,7 @@ class LocalRuntime:
             "WHISPER__NUM_WORKERS": str(self.options.batch_slots),
             # a local shard is 60 s, two or three chunks: decoded as one stream its chunks barely
             # share context (WER within 0.008 of batched on three long bench cases) and it took
-            # 10-40% longer, so the local workers batch their chunks as a GPU does (README, Performance)
+            # 1-47% longer, so the local workers batch their chunks as a GPU does (README, Performance)
             "WHISPER__STREAMS": "8",
             "MEDIA__SHARD_AUDIO_S": str(self.options.shard_audio_s),
             "POWERTOOLS_LOG_LEVEL": self.options.log_level,

@@ -95,8 +95,8 @@ class WhisperSettings(BaseModel):
     #: Streams of consecutive chunks a shard is decoded in side by side, each
     #: chunk conditioned on the text before it in its own stream (the first
     #: chunk of a stream has none). 0 = auto: ``batch_size`` on a GPU, one on a
-    #: CPU, where batching the first pass bought 20-40% speed and cost 0.01-0.04
-    #: WER on the long bench cases (README, Performance).
+    #: CPU, where 8 streams saved 0-27% wall time and cost 0.005-0.051 WER on
+    #: the bench cases (README, Performance).
     streams: int = 0
     #: Condition each chunk on the text before it in its stream (the fidelity
     #: guard re-decodes without it where it made Whisper skip speech).
