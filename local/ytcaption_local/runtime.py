@@ -86,8 +86,9 @@ class FunctionSpec:
 class RuntimeOptions:
     api_port: int = 3000
     moto_port: int = 0
-    #: Audio per Batch job locally: small shards keep both cores busy.
-    shard_audio_s: float = 60.0
+    #: Audio per Batch job locally, at most; a job gets a multiple of ``batch_slots`` shards of
+    #: equal audio, so the slots finish together. Long shards keep Whisper's context (README, Performance).
+    shard_audio_s: float = 600.0
     #: Batch jobs running at once (a compute environment of this many "GPUs").
     batch_slots: int = max(1, os.cpu_count() or 1)
     work_dir: str | None = None
@@ -381,11 +382,10 @@ class LocalRuntime:
             # one thread per Batch slot for the speaker embeddings too: two workers share two cores
             "DIARIZATION__THREADS": "1",
             "WHISPER__NUM_WORKERS": str(self.options.batch_slots),
-            # a local shard is 60 s, two or three chunks: decoded as one stream its chunks barely
-            # share context (WER within 0.008 of batched on three long bench cases) and it took
-            # 1-47% longer, so the local workers batch their chunks as a GPU does (README, Performance)
-            "WHISPER__STREAMS": "8",
+            # one stream of chunks per shard (the CPU default) and a shard per slot: each chunk is
+            # conditioned on the one before it, as in-process (README, Performance)
             "MEDIA__SHARD_AUDIO_S": str(self.options.shard_audio_s),
+            "MEDIA__PARALLEL_SHARDS": str(self.options.batch_slots),
             "POWERTOOLS_LOG_LEVEL": self.options.log_level,
             # the local runtime fetches from this machine (the demo, tests): allowed explicitly
             "ALLOW_LOOPBACK_URLS": "true",

@@ -84,6 +84,21 @@ def test_stages_take_a_url_job_to_captions(stages: Stages, server: LoopbackServe
     assert set(done.timings) == {"download", "normalize", "transcribe", "merge"}
 
 
+def test_normalize_plans_a_multiple_of_the_parallel_shards(moto_stack: dict[str, Any], tmp_path: Any,
+                                                            server: LoopbackServer, short_clip: SpeechClip) -> None:
+    """Two shards of 15 s would hold the clip; with three Batch jobs at once it is three of equal audio."""
+    settings = PipelineSettings(jobs_table=TABLE, bucket_name=BUCKET, work_dir=str(tmp_path / "work"),
+                                allow_loopback_urls=True,
+                                media=MediaSettings(chunk_max_s=10.0, shard_audio_s=15.0, parallel_shards=3))
+    stages = Stages(settings)
+    job = url_job(stages.repo, server.url("/talk.mp3"))
+    stages.download.run(job.job_id)
+    plan = stages.normalize.run(job.job_id)
+    manifest = stages.storage.get_json(keys.manifest_key(job.job_id))
+    assert plan["chunks"] >= 3 and plan["shards"] == [0, 1, 2] and manifest["shards"] == 3
+    assert sorted({c["shard"] for c in manifest["chunks"]}) == [0, 1, 2]
+
+
 def test_download_failure_is_final_and_cleans_up(stages: Stages, server: LoopbackServer) -> None:
     job = url_job(stages.repo, server.url("/nope.mp3"))
     with pytest.raises(SourceNotFound):

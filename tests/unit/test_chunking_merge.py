@@ -45,9 +45,35 @@ def test_no_speech_no_chunks() -> None:
 def test_shards_group_consecutive_chunks_by_audio_length() -> None:
     chunks = [Chunk(i, i * 30.0, i * 30.0 + 25.0) for i in range(10)]
     sharded = assign_shards(chunks, shard_audio_s=100.0)
-    assert [c.shard for c in sharded] == [0, 0, 0, 0, 1, 1, 1, 1, 2, 2]
+    # 250 s in the fewest shards of 100 s: three, of equal audio rather than 100 + 100 + 50
+    assert [c.shard for c in sharded] == [0, 0, 0, 1, 1, 1, 1, 2, 2, 2]
     assert shard_count(sharded) == 3
     assert [c.shard for c in assign_shards(chunks[:1], shard_audio_s=1.0)] == [0]
+
+
+@pytest.mark.parametrize(("shard_audio_s", "multiple", "expected"), [
+    (100.0, 2, 4),    # three rounded up to a multiple of the slots
+    (600.0, 2, 2),    # one shard would leave a slot idle
+    (600.0, 1, 1),
+    (10.0, 4, 10),    # never more shards than chunks
+    (100.0, 3, 3),
+])
+def test_shard_count_is_a_multiple_of_the_slots(shard_audio_s: float, multiple: int, expected: int) -> None:
+    chunks = [Chunk(i, i * 30.0, i * 30.0 + 25.0) for i in range(10)]
+    sharded = assign_shards(chunks, shard_audio_s=shard_audio_s, multiple=multiple)
+    assert shard_count(sharded) == expected
+    shards = [c.shard for c in sharded]
+    assert shards == sorted(shards) and set(shards) == set(range(expected))  # consecutive, numbered 0..n-1
+    audio = [sum(c.duration for c in sharded if c.shard == k) for k in range(expected)]
+    assert max(audio) - min(audio) <= 25.0  # equal to within a chunk
+
+
+def test_uneven_chunks_leave_no_shard_number_unused() -> None:
+    # one long chunk among short ones: the split by audio would skip a shard number
+    chunks = [Chunk(0, 0.0, 2.0), Chunk(1, 2.0, 30.0), Chunk(2, 30.0, 31.0), Chunk(3, 31.0, 32.0)]
+    for n in range(1, 5):
+        shards = [c.shard for c in balanced_shards(chunks, n)]
+        assert set(shards) == set(range(max(shards) + 1))
 
 
 @pytest.mark.parametrize("n", [1, 2, 3, 8])

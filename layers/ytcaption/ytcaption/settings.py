@@ -115,6 +115,9 @@ class MediaSettings(BaseModel):
     chunk_max_s: float = 30.0
     #: Audio per GPU Batch job (template parameter ShardAudioSeconds): one model load each.
     shard_audio_s: float = 3600.0
+    #: The shard count is rounded up to a multiple of this, in shards of equal audio: the
+    #: Batch jobs that run at once where that is fixed (the local runtime's slots). 1 on AWS.
+    parallel_shards: int = Field(1, ge=1, le=64)
     download_timeout_s: float = 30.0
 
 

@@ -182,8 +182,9 @@ def estimate(duration_s: float, settings: DiscoverySettings, model: str | None =
     """
     e, media = settings.estimate, settings.media
     shards = max(1, math.ceil(duration_s / media.shard_audio_s))
+    shards = -(-shards // media.parallel_shards) * media.parallel_shards  # as the normalize stage plans them
     waves = math.ceil(shards / e.max_parallel_shards)
-    per_shard = min(duration_s, media.shard_audio_s) / e.gpu_speed_x
+    per_shard = duration_s / shards / e.gpu_speed_x
     processing = duration_s / e.prepare_speed_x + e.startup_s + waves * per_shard
     gpu_seconds = duration_s / e.gpu_speed_x + shards * e.startup_s
     return Estimate(

@@ -212,16 +212,20 @@ def plan_chunks(
     ]
 
 
-def assign_shards(chunks: Sequence[Chunk], *, shard_audio_s: float) -> list[Chunk]:
-    """Consecutive chunks, up to ``shard_audio_s`` of audio per shard (at least one chunk each)."""
-    out: list[Chunk] = []
-    shard, acc = 0, 0.0
-    for c in chunks:
-        if acc and acc + c.duration > shard_audio_s:
-            shard, acc = shard + 1, 0.0
-        out.append(c.with_shard(shard))
-        acc += c.duration
-    return out
+def assign_shards(chunks: Sequence[Chunk], *, shard_audio_s: float, multiple: int = 1) -> list[Chunk]:
+    """Consecutive chunks in shards of about equal audio, each about ``shard_audio_s`` at most.
+
+    The count is the fewest shards of ``shard_audio_s`` that hold the audio,
+    rounded up to a ``multiple`` (the Batch jobs that run at once: equal shards
+    finish together instead of one long shard finishing alone), and never more
+    than the chunks. A shard can exceed ``shard_audio_s`` by part of one chunk.
+    """
+    if not chunks:
+        return []
+    total = sum(c.duration for c in chunks)
+    n = max(1, math.ceil(total / shard_audio_s)) if shard_audio_s > 0 else 1
+    n = min(len(chunks), -(-n // max(1, multiple)) * max(1, multiple))
+    return _numbered(balanced_shards(chunks, n))
 
 
 def balanced_shards(chunks: Sequence[Chunk], n: int) -> list[Chunk]:
@@ -235,7 +239,13 @@ def balanced_shards(chunks: Sequence[Chunk], n: int) -> list[Chunk]:
         middle = position + c.duration / 2
         out.append(c.with_shard(min(n - 1, int(middle * n / total))))
         position += c.duration
-    return out
+    return _numbered(out)
+
+
+def _numbered(chunks: list[Chunk]) -> list[Chunk]:
+    """Shards numbered 0, 1, 2... in order (an uneven split can skip a number)."""
+    number = {s: k for k, s in enumerate(sorted({c.shard for c in chunks}))}
+    return [c if number[c.shard] == c.shard else c.with_shard(number[c.shard]) for c in chunks]
 
 
 def shard_count(chunks: Sequence[Chunk]) -> int:

@@ -54,7 +54,8 @@ class NormalizeStage(Stage):
             plan = prepare(local, media_settings)
         finally:
             shutil.rmtree(work, ignore_errors=True)
-        chunks = assign_shards(plan.chunks, shard_audio_s=media_settings.shard_audio_s)
+        chunks = assign_shards(plan.chunks, shard_audio_s=media_settings.shard_audio_s,
+                               multiple=media_settings.parallel_shards)
         shards = shard_count(chunks)
 
         def put_chunk(c: Any) -> None:
