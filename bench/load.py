@@ -5,6 +5,11 @@ timed out: anything that is not an HTTP answer), job outcomes, and per-stage
 percentiles (from the stage metrics and the admin stats). The target from the issue:
 zero connection errors and submit p99 under 150 ms at 20 concurrent clients.
 
+Then it measures the floor the emulator sets, in the same run: a bare moto server in a process
+of its own, nothing else running, and N clients at once doing only what every submit must do
+(PutItem of a job record; then StartExecution of a one-state machine). No API, no Lambda, no
+pipeline: if that alone takes longer than the target, no submit on moto can meet it.
+
     python -m bench.load [--jobs 20] [--pollers 20] [--clip-s 8] [--api URL --api-key K --admin-key A]
 """
 
@@ -83,6 +88,72 @@ def clip_bytes(seconds: float) -> bytes:
         return path.read_bytes()
 
 
+def emulator_floor(clients: int, rounds: int = 8) -> dict[str, list[float]]:
+    """Latency of the AWS calls a submit makes, ``clients`` at once, against a bare moto server."""
+    import subprocess
+    import sys
+
+    import boto3
+
+    from ytcaption_local.runtime import free_port
+
+    port = free_port()
+    server = subprocess.Popen([sys.executable, "-m", "moto.server", "-p", str(port)],
+                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    kw = {"endpoint_url": f"http://127.0.0.1:{port}", "region_name": "us-east-1",
+          "aws_access_key_id": "floor", "aws_secret_access_key": "floor"}
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                boto3.client("dynamodb", **kw).list_tables()
+                break
+            except Exception:
+                if time.monotonic() > deadline:
+                    raise
+                time.sleep(0.2)
+        boto3.client("dynamodb", **kw).create_table(
+            TableName="jobs", KeySchema=[{"AttributeName": "pk", "KeyType": "HASH"}],
+            AttributeDefinitions=[{"AttributeName": "pk", "AttributeType": "S"}], BillingMode="PAY_PER_REQUEST")
+        role = boto3.client("iam", **kw).create_role(RoleName="floor", AssumeRolePolicyDocument="{}")["Role"]["Arn"]
+        machine = boto3.client("stepfunctions", **kw).create_state_machine(
+            name="floor", roleArn=role,
+            definition=json.dumps({"StartAt": "P", "States": {"P": {"Type": "Pass", "End": True}}}))["stateMachineArn"]
+        pool = [(boto3.client("dynamodb", **kw), boto3.client("stepfunctions", **kw)) for _ in range(clients)]
+        record = {"status": {"S": "QUEUED"}, "source": {"M": {"url": {"S": "https://example.com/a.mp3"}}},
+                  "options": {"M": {"model": {"S": "tiny.en"}, "formats": {"L": [{"S": "json"}, {"S": "srt"}]}}}}
+        out: dict[str, list[float]] = {"PutItem": [], "PutItem + StartExecution": []}
+        for what, lat in out.items():
+            for r in range(rounds + 1):
+                barrier, lock = threading.Barrier(clients), threading.Lock()
+                got: list[float] = []
+
+                def one(i: int, what: str = what, r: int = r, barrier: threading.Barrier = barrier,
+                        lock: threading.Lock = lock, got: list[float] = got) -> None:
+                    ddb, sfn = pool[i]
+                    barrier.wait()
+                    t = time.perf_counter()
+                    ddb.put_item(TableName="jobs", Item={**record, "pk": {"S": f"{what}-{r}-{i}"}},
+                                 ConditionExpression="attribute_not_exists(pk)")
+                    if what != "PutItem":
+                        sfn.start_execution(stateMachineArn=machine, name=f"{r}-{i}", input="{}")
+                    with lock:
+                        got.append(time.perf_counter() - t)
+
+                threads = [threading.Thread(target=one, args=(i,)) for i in range(clients)]
+                for t in threads:
+                    t.start()
+                for t in threads:
+                    t.join()
+                if r:  # round 0 warms up
+                    lat += got
+                time.sleep(0.5)
+        return out
+    finally:
+        server.terminate()
+        server.wait(10)
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--jobs", type=int, default=20, help="jobs submitted at the same moment (N)")
@@ -91,6 +162,7 @@ def main() -> int:
     ap.add_argument("--poll-s", type=float, default=0.2, help="pause between one poller's requests")
     ap.add_argument("--timeout-s", type=float, default=900.0)
     ap.add_argument("--api"), ap.add_argument("--api-key"), ap.add_argument("--admin-key")
+    ap.add_argument("--no-floor", action="store_true", help="skip the emulator's floor")
     args = ap.parse_args()
 
     from tests.servers import loopback_server
@@ -196,6 +268,12 @@ def main() -> int:
             f"{k} {v['p50']}/{v['p95']}/{v['p99']}" for k, v in stats["stages"].items() if v["count"]))
     ok = not client.conn_errors and bool(submit_lat) and _rank(sorted(submit_lat), 99) < 0.150
     print(f"  target (no connection errors, submit p99 < 150 ms): {'met' if ok else 'NOT met'}")
+    if not args.no_floor:
+        print(f"the emulator's floor: a bare moto server in its own process, nothing else running, "
+              f"{args.jobs} clients at once, each doing only what a submit must:")
+        for what, lat in emulator_floor(args.jobs).items():
+            below = _rank(sorted(lat), 99) >= 0.150
+            print(f"  {what:<25}{pct(lat)}" + ("   (p99 at or above the 150 ms target)" if below else ""))
     return 0
 
 
