@@ -23,6 +23,8 @@ import threading
 import time
 import urllib.error
 import urllib.request
+from concurrent.futures import ThreadPoolExecutor
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -119,34 +121,30 @@ def emulator_floor(clients: int, rounds: int = 8) -> dict[str, list[float]]:
         machine = boto3.client("stepfunctions", **kw).create_state_machine(
             name="floor", roleArn=role,
             definition=json.dumps({"StartAt": "P", "States": {"P": {"Type": "Pass", "End": True}}}))["stateMachineArn"]
-        pool = [(boto3.client("dynamodb", **kw), boto3.client("stepfunctions", **kw)) for _ in range(clients)]
+        clients_of = [(boto3.client("dynamodb", **kw), boto3.client("stepfunctions", **kw))
+                      for _ in range(clients)]
         record = {"status": {"S": "QUEUED"}, "source": {"M": {"url": {"S": "https://example.com/a.mp3"}}},
                   "options": {"M": {"model": {"S": "tiny.en"}, "formats": {"L": [{"S": "json"}, {"S": "srt"}]}}}}
-        out: dict[str, list[float]] = {"PutItem": [], "PutItem + StartExecution": []}
-        for what, lat in out.items():
+
+        def submit(barrier: threading.Barrier, key: str, start: bool, i: int) -> float:
+            ddb, sfn = clients_of[i]
+            barrier.wait()  # every client sends at the same moment
+            t = time.perf_counter()
+            ddb.put_item(TableName="jobs", Item={**record, "pk": {"S": f"{key}-{i}"}},
+                         ConditionExpression="attribute_not_exists(pk)")
+            if start:
+                sfn.start_execution(stateMachineArn=machine, name=f"{key}-{i}", input="{}")
+            return time.perf_counter() - t
+
+        out: dict[str, list[float]] = {}
+        for what, start in (("PutItem", False), ("PutItem + StartExecution", True)):
+            out[what] = []
             for r in range(rounds + 1):
-                barrier, lock = threading.Barrier(clients), threading.Lock()
-                got: list[float] = []
-
-                def one(i: int, what: str = what, r: int = r, barrier: threading.Barrier = barrier,
-                        lock: threading.Lock = lock, got: list[float] = got) -> None:
-                    ddb, sfn = pool[i]
-                    barrier.wait()
-                    t = time.perf_counter()
-                    ddb.put_item(TableName="jobs", Item={**record, "pk": {"S": f"{what}-{r}-{i}"}},
-                                 ConditionExpression="attribute_not_exists(pk)")
-                    if what != "PutItem":
-                        sfn.start_execution(stateMachineArn=machine, name=f"{r}-{i}", input="{}")
-                    with lock:
-                        got.append(time.perf_counter() - t)
-
-                threads = [threading.Thread(target=one, args=(i,)) for i in range(clients)]
-                for t in threads:
-                    t.start()
-                for t in threads:
-                    t.join()
+                with ThreadPoolExecutor(max_workers=clients) as ex:
+                    got = list(ex.map(partial(submit, threading.Barrier(clients), f"{int(start)}r{r}", start),
+                                      range(clients)))
                 if r:  # round 0 warms up
-                    lat += got
+                    out[what] += got
                 time.sleep(0.5)
         return out
     finally:

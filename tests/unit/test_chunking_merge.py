@@ -10,6 +10,7 @@ import pytest
 from ytcaption.domain.captions import Segment, Word
 from ytcaption.domain.stitching import ChunkResult, stitch
 from ytcaption.media.chunking import Chunk, assign_shards, balanced_shards, plan_chunks, shard_count
+from ytcaption.settings import MediaSettings
 
 
 def test_chunks_cut_mid_pause_and_respect_the_limit() -> None:
@@ -44,11 +45,11 @@ def test_no_speech_no_chunks() -> None:
 
 def test_shards_group_consecutive_chunks_by_audio_length() -> None:
     chunks = [Chunk(i, i * 30.0, i * 30.0 + 25.0) for i in range(10)]
-    sharded = assign_shards(chunks, shard_audio_s=100.0)
+    sharded = assign_shards(chunks, MediaSettings(shard_audio_s=100.0))
     # 250 s in the fewest shards of 100 s: three, of equal audio rather than 100 + 100 + 50
     assert [c.shard for c in sharded] == [0, 0, 0, 1, 1, 1, 1, 2, 2, 2]
     assert shard_count(sharded) == 3
-    assert [c.shard for c in assign_shards(chunks[:1], shard_audio_s=1.0)] == [0]
+    assert [c.shard for c in assign_shards(chunks[:1], MediaSettings(shard_audio_s=1.0))] == [0]
 
 
 @pytest.mark.parametrize(("shard_audio_s", "multiple", "expected"), [
@@ -60,7 +61,7 @@ def test_shards_group_consecutive_chunks_by_audio_length() -> None:
 ])
 def test_shard_count_is_a_multiple_of_the_slots(shard_audio_s: float, multiple: int, expected: int) -> None:
     chunks = [Chunk(i, i * 30.0, i * 30.0 + 25.0) for i in range(10)]
-    sharded = assign_shards(chunks, shard_audio_s=shard_audio_s, multiple=multiple)
+    sharded = assign_shards(chunks, MediaSettings(shard_audio_s=shard_audio_s, parallel_shards=multiple))
     assert shard_count(sharded) == expected
     shards = [c.shard for c in sharded]
     assert shards == sorted(shards) and set(shards) == set(range(expected))  # consecutive, numbered 0..n-1

@@ -7,6 +7,7 @@ through a cached ``get_*`` function called inside handlers, never at import.
 
 from __future__ import annotations
 
+import math
 from functools import lru_cache
 from typing import Literal
 
@@ -119,6 +120,12 @@ class MediaSettings(BaseModel):
     #: Batch jobs that run at once where that is fixed (the local runtime's slots). 1 on AWS.
     parallel_shards: int = Field(1, ge=1, le=64)
     download_timeout_s: float = 30.0
+
+    def shards_for(self, audio_s: float) -> int:
+        """The shards ``audio_s`` is planned in: the fewest of ``shard_audio_s`` that hold it,
+        rounded up to a multiple of ``parallel_shards`` (the normalize stage caps it at the chunk count)."""
+        n = max(1, math.ceil(audio_s / self.shard_audio_s)) if self.shard_audio_s > 0 else 1
+        return -(-n // self.parallel_shards) * self.parallel_shards
 
 
 class DiarizationSettings(BaseModel):

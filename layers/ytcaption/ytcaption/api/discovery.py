@@ -181,8 +181,7 @@ def estimate(duration_s: float, settings: DiscoverySettings, model: str | None =
     overhead once in GPU time too.
     """
     e, media = settings.estimate, settings.media
-    shards = max(1, math.ceil(duration_s / media.shard_audio_s))
-    shards = -(-shards // media.parallel_shards) * media.parallel_shards  # as the normalize stage plans them
+    shards = media.shards_for(duration_s)  # as the normalize stage plans them
     waves = math.ceil(shards / e.max_parallel_shards)
     per_shard = duration_s / shards / e.gpu_speed_x
     processing = duration_s / e.prepare_speed_x + e.startup_s + waves * per_shard

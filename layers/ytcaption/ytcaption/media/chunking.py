@@ -23,6 +23,7 @@ from typing import Any
 import numpy as np
 
 from ytcaption.media.audio import SAMPLE_RATE
+from ytcaption.settings import MediaSettings
 
 #: A pause at least this long ends a chunk even when more would fit.
 SKIP_GAP_S = 3.0
@@ -212,20 +213,18 @@ def plan_chunks(
     ]
 
 
-def assign_shards(chunks: Sequence[Chunk], *, shard_audio_s: float, multiple: int = 1) -> list[Chunk]:
-    """Consecutive chunks in shards of about equal audio, each about ``shard_audio_s`` at most.
+def assign_shards(chunks: Sequence[Chunk], media: MediaSettings) -> list[Chunk]:
+    """Consecutive chunks in shards of about equal audio, each about ``media.shard_audio_s`` at most.
 
-    The count is the fewest shards of ``shard_audio_s`` that hold the audio,
-    rounded up to a ``multiple`` (the Batch jobs that run at once: equal shards
-    finish together instead of one long shard finishing alone), and never more
-    than the chunks. A shard can exceed ``shard_audio_s`` by part of one chunk.
+    The count is ``media.shards_for`` the chunks' audio: the fewest shards of
+    ``shard_audio_s``, rounded up to a multiple of ``parallel_shards`` (the
+    Batch jobs that run at once: equal shards finish together instead of one
+    long shard finishing alone), and never more than the chunks. A shard can
+    exceed ``shard_audio_s`` by part of one chunk.
     """
     if not chunks:
         return []
-    total = sum(c.duration for c in chunks)
-    n = max(1, math.ceil(total / shard_audio_s)) if shard_audio_s > 0 else 1
-    n = min(len(chunks), -(-n // max(1, multiple)) * max(1, multiple))
-    return _numbered(balanced_shards(chunks, n))
+    return balanced_shards(chunks, min(len(chunks), media.shards_for(sum(c.duration for c in chunks))))
 
 
 def balanced_shards(chunks: Sequence[Chunk], n: int) -> list[Chunk]:

@@ -54,8 +54,7 @@ class NormalizeStage(Stage):
             plan = prepare(local, media_settings)
         finally:
             shutil.rmtree(work, ignore_errors=True)
-        chunks = assign_shards(plan.chunks, shard_audio_s=media_settings.shard_audio_s,
-                               multiple=media_settings.parallel_shards)
+        chunks = assign_shards(plan.chunks, media_settings)
         shards = shard_count(chunks)
 
         def put_chunk(c: Any) -> None:
