@@ -385,7 +385,8 @@ class LocalRuntime:
             # one stream of chunks per shard (the CPU default) and a shard per slot: each chunk is
             # conditioned on the one before it, as in-process (README, Performance)
             "MEDIA__SHARD_AUDIO_S": str(self.options.shard_audio_s),
-            "MEDIA__PARALLEL_SHARDS": str(self.options.batch_slots),
+            # (the setting's bound is 64: a machine with more cores still gets shards a multiple of 64)
+            "MEDIA__PARALLEL_SHARDS": str(min(self.options.batch_slots, 64)),
             "POWERTOOLS_LOG_LEVEL": self.options.log_level,
             # the local runtime fetches from this machine (the demo, tests): allowed explicitly
             "ALLOW_LOOPBACK_URLS": "true",
