@@ -57,6 +57,18 @@ MIN_CLUSTER_WINDOWS = 3
 #: than this fraction of the median of the first MAX_SPEAKERS: on the bench 0.5-0.7 gave the same
 #: labels; a 70 s three-voice file (12 segments) has its third at 0.58
 SMALL_EIGEN = 0.7
+#: pitch separates voices CAM++ hears as one: two espeak-ng voices sat at a cosine as close as one
+#: voice's own segments (bench f-three, h-no-gaps: 2 speakers for 3) while their pitch (median of a
+#: window's voiced frames) differed by 2-3 semitones, against 0.5-1.3 within one voice (a real voice
+#: actor's prompts: 1.3). A cluster whose segments' pitch falls in two groups at least
+#: PITCH_SPLIT_ST apart and PITCH_SPLIT_RATIO times their spread, each of PITCH_SPLIT_WINDOWS
+#: windows or more, is two speakers. A segment is also cut where a window's pitch is PITCH_JUMP_ST
+#: or more from the segment's median so far (turns without a pause). Chosen on the bench: every
+#: value of the grid around these met the same cases (README)
+PITCH_SPLIT_ST = 2.0
+PITCH_SPLIT_RATIO = 4.0
+PITCH_SPLIT_WINDOWS = 10
+PITCH_JUMP_ST = 3.0
 #: spectral clustering on more segments than this pre-groups them with k-means first
 MAX_SPECTRAL = 2000
 MAX_SPEAKERS = 32
@@ -152,6 +164,7 @@ class SpeakerEmbedder:
             starts=np.array([a + offset for a, _ in spans], np.float64),
             ends=np.array([b + offset for _, b in spans], np.float64),
             vectors=vectors,
+            pitch=window_pitch(pitch_track(samples), spans) if spans else np.zeros(0),
         )
 
     def reference(self, samples: np.ndarray) -> np.ndarray:
@@ -217,6 +230,56 @@ def fbank(samples: np.ndarray) -> np.ndarray:
     return (mel - mel.mean(axis=0, keepdims=True)).astype(np.float32)
 
 
+#: pitch is read at 8 kHz from 40 ms frames every 20 ms, between these frequencies; a frame is voiced
+#: where its normalised autocorrelation peaks above VOICED, and a window needs MIN_VOICED voiced frames
+PITCH_RATE = 8000
+PITCH_FRAME_S = 0.04
+PITCH_HOP_S = 0.02
+PITCH_LOW_HZ = 60.0
+PITCH_HIGH_HZ = 400.0
+VOICED = 0.6
+MIN_VOICED = 3
+
+
+def pitch_track(samples: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(centre time in s, pitch in semitones above 1 Hz or NaN where unvoiced) of each 40 ms frame.
+    Autocorrelation pitch at 8 kHz (pairs of samples averaged), one batched FFT over the chunk;
+    frames quieter than 1/1000 of the chunk's loudest frame are unvoiced. About 0.03 CPU-s a
+    minute of audio, against about 0.8 for the embeddings."""
+    x = np.asarray(samples, np.float64)
+    x = 0.5 * (x[0: len(x) - 1: 2] + x[1::2])
+    size, hop = round(PITCH_FRAME_S * PITCH_RATE), round(PITCH_HOP_S * PITCH_RATE)
+    if len(x) < size:
+        return np.zeros(0), np.zeros(0)
+    n = 1 + (len(x) - size) // hop
+    frames = x[np.arange(size)[None, :] + hop * np.arange(n)[:, None]]
+    frames = frames - frames.mean(axis=1, keepdims=True)
+    energy = (frames**2).sum(axis=1)
+    times = (np.arange(n) * hop + size / 2) / PITCH_RATE
+    out = np.full(n, np.nan)
+    loud = energy > 1e-3 * energy.max() if energy.max() > 0 else np.zeros(n, bool)
+    if loud.any():
+        ac = np.fft.irfft(np.abs(np.fft.rfft(frames[loud], 2 * size)) ** 2)[:, :size]
+        ac /= ac[:, :1] + 1e-12
+        lo, hi = int(PITCH_RATE / PITCH_HIGH_HZ), int(PITCH_RATE / PITCH_LOW_HZ)
+        lag = ac[:, lo:hi].argmax(axis=1) + lo
+        peak = ac[:, lo:hi].max(axis=1)
+        out[np.flatnonzero(loud)] = np.where(peak > VOICED, 12.0 * np.log2(PITCH_RATE / lag), np.nan)
+    return times, out
+
+
+def window_pitch(track: tuple[np.ndarray, np.ndarray], spans: Sequence[tuple[float, float]]) -> np.ndarray:
+    """The median pitch (semitones) of the voiced frames centred in each span; NaN with too few."""
+    times, values = track
+    out = np.full(len(spans), np.nan)
+    for i, (a, b) in enumerate(spans):
+        v = values[(times >= a) & (times <= b)]
+        v = v[~np.isnan(v)]
+        if len(v) >= MIN_VOICED:
+            out[i] = float(np.median(v))
+    return out
+
+
 # --- where the speech is -----------------------------------------------------------------
 
 
@@ -255,17 +318,24 @@ def windows(regions: Sequence[tuple[float, float]], window: float = WINDOW_S,
 
 @dataclass
 class ChunkEmbeddings:
-    """The windows of one chunk and their embeddings (absolute times)."""
+    """The windows of one chunk, their embeddings (absolute times) and their pitch (semitones above
+    1 Hz, NaN where unvoiced; NaN throughout for windows stored before pitch was)."""
 
     starts: np.ndarray
     ends: np.ndarray
     vectors: np.ndarray
+    pitch: np.ndarray | None = None
+
+    def __post_init__(self) -> None:
+        if self.pitch is None:
+            self.pitch = np.full(len(self.starts), np.nan)
 
     def to_bytes(self) -> bytes:
         import io
 
         buf = io.BytesIO()
-        np.savez_compressed(buf, starts=self.starts, ends=self.ends, vectors=self.vectors.astype(np.float16))
+        np.savez_compressed(buf, starts=self.starts, ends=self.ends, vectors=self.vectors.astype(np.float16),
+                            pitch=np.asarray(self.pitch, np.float16))
         return buf.getvalue()
 
     @classmethod
@@ -274,7 +344,8 @@ class ChunkEmbeddings:
 
         with np.load(io.BytesIO(data)) as z:
             return cls(z["starts"].astype(np.float64), z["ends"].astype(np.float64),
-                       normalise(z["vectors"].astype(np.float32)))
+                       normalise(z["vectors"].astype(np.float32)),
+                       z["pitch"].astype(np.float64) if "pitch" in z.files else None)
 
     @classmethod
     def concat(cls, parts: Sequence[ChunkEmbeddings]) -> ChunkEmbeddings:
@@ -282,7 +353,8 @@ class ChunkEmbeddings:
             return cls(np.zeros(0), np.zeros(0), np.zeros((0, EMBEDDING_DIM), np.float32))
         order = np.argsort(np.concatenate([p.starts for p in parts]), kind="stable")
         return cls(np.concatenate([p.starts for p in parts])[order], np.concatenate([p.ends for p in parts])[order],
-                   np.concatenate([p.vectors for p in parts])[order])
+                   np.concatenate([p.vectors for p in parts])[order],
+                   np.concatenate([np.asarray(p.pitch, np.float64) for p in parts])[order])
 
     def __len__(self) -> int:
         return len(self.starts)
@@ -349,11 +421,13 @@ def _spectral(x: np.ndarray, lo: int, hi: int, fixed: int | None, pval: float = 
     return _kmeans(vecs[:, :k], k)
 
 
-def segments(starts: np.ndarray, ends: np.ndarray, x: np.ndarray, *, change: float = CHANGE_COSINE,
-             max_windows: int = MAX_SEGMENT_WINDOWS) -> np.ndarray:
+def segments(starts: np.ndarray, ends: np.ndarray, x: np.ndarray, *, pitch: np.ndarray | None = None,
+             change: float = CHANGE_COSINE, max_windows: int = MAX_SEGMENT_WINDOWS,
+             jump: float = PITCH_JUMP_ST) -> np.ndarray:
     """A segment index per window: runs of touching windows (one speech region), cut where a
     window's cosine to the nearest earlier window it shares less than half its audio with falls
-    below ``change``, and after ``max_windows``. Windows must be in time order."""
+    below ``change``, where its pitch is ``jump`` semitones or more from the median of the
+    segment's voiced windows so far, and after ``max_windows``. Windows must be in time order."""
     n = len(starts)
     seg = np.zeros(n, int)
     current, first = 0, 0
@@ -362,6 +436,9 @@ def segments(starts: np.ndarray, ends: np.ndarray, x: np.ndarray, *, change: flo
         shared = ends[i - 1] - starts[i]
         j = i - 1 if shared < (ends[i] - starts[i]) / 2 - 1e-6 else i - 2
         turned = same_region and j >= first and float(x[i] @ x[j]) < change
+        if pitch is not None and not turned and not np.isnan(pitch[i]):
+            before = pitch[first:i][~np.isnan(pitch[first:i])]
+            turned = len(before) > 0 and abs(pitch[i] - float(np.median(before))) >= jump
         if not same_region or turned or i - first >= max_windows:
             current, first = current + 1, i
         seg[i] = current
@@ -427,8 +504,50 @@ def _spherical_kmeans(s: np.ndarray, w: np.ndarray, k: int, *, restarts: int = 2
     return best
 
 
+def _pitch_groups(p: np.ndarray, w: np.ndarray) -> tuple[float, float, float, float]:
+    """The weighted two-group split of ``p`` with the most variance between the groups (Otsu):
+    (threshold, distance between the groups' means, pooled spread, weight of the smaller group)."""
+    order = np.argsort(p)
+    p, w = p[order], w[order]
+    cw, cpw, cppw = np.cumsum(w), np.cumsum(p * w), np.cumsum(p * p * w)
+    total, best, best_i = cw[-1], -1.0, 1
+    for i in range(1, len(p)):
+        wa, wb = cw[i - 1], total - cw[i - 1]
+        between = wa * wb * (cpw[i - 1] / wa - (cpw[-1] - cpw[i - 1]) / wb) ** 2
+        if between > best:
+            best, best_i = between, i
+    i = best_i
+    wa, wb = cw[i - 1], total - cw[i - 1]
+    ma, mb = cpw[i - 1] / wa, (cpw[-1] - cpw[i - 1]) / wb
+    within = (cppw[-1] - wa * ma * ma - wb * mb * mb) / total
+    return (float(p[i - 1] + p[i]) / 2, float(mb - ma), float(np.sqrt(max(within, 0.0))), float(min(wa, wb)))
+
+
+def _split_by_pitch(labels: np.ndarray, s: np.ndarray, w: np.ndarray, pitch: np.ndarray, most: int) -> np.ndarray:
+    """Each cluster whose voiced segments' pitch falls in two clear groups becomes two (up to
+    ``most`` clusters); its unvoiced segments go to the nearer half by embedding."""
+    out = labels.copy()
+    queue = [int(c) for c in np.unique(out)]
+    while queue and len(np.unique(out)) < most:
+        c = queue.pop()
+        voiced = (out == c) & ~np.isnan(pitch)
+        if w[voiced].sum() < 2 * PITCH_SPLIT_WINDOWS or voiced.sum() < 4:
+            continue
+        threshold, apart, spread, smaller = _pitch_groups(pitch[voiced], w[voiced])
+        if smaller < PITCH_SPLIT_WINDOWS or apart < PITCH_SPLIT_ST or apart < PITCH_SPLIT_RATIO * spread:
+            continue
+        new = int(out.max()) + 1
+        out[voiced & (pitch > threshold)] = new
+        rest = (out == c) & np.isnan(pitch)
+        if rest.any():
+            centres = _weighted_centres(s, w, out, np.array([c, new]))
+            out[rest] = np.where(np.argmax(s[rest] @ centres.T, axis=1) == 0, c, new)
+        queue += [c, new]
+    return out
+
+
 def cluster(vectors: np.ndarray, *, starts: np.ndarray | None = None, ends: np.ndarray | None = None,
-            num_speakers: int | None = None, min_speakers: int | None = None,
+            pitch: np.ndarray | None = None, num_speakers: int | None = None, min_speakers: int | None = None,
             max_speakers: int | None = None, merge_cosine: float = MERGE_COSINE) -> np.ndarray:
     """A speaker index (0..k-1, in order of first appearance) for each embedding.
 
@@ -437,14 +556,17 @@ def cluster(vectors: np.ndarray, *, starts: np.ndarray | None = None, ends: np.n
     window's; without times each window is its own segment). Spectral clustering on the segments
     estimates the count (eigen-gap, unless given), weighted spherical k-means makes the cut, then
     clusters under MIN_CLUSTER_WINDOWS windows fold into the nearest and clusters whose centres
-    are at ``merge_cosine`` or above merge.
+    are at ``merge_cosine`` or above merge. With the windows' ``pitch`` (semitones, NaN where
+    unvoiced), segments are also cut at a jump in pitch, and a cluster whose segments' pitch falls
+    in two clear groups is split in two (:func:`_split_by_pitch`; not when the count is given).
     """
     n = len(vectors)
     if n == 0:
         return np.zeros(0, int)
     x = normalise(np.asarray(vectors, np.float32))
     timed = starts is not None and ends is not None
-    seg = segments(np.asarray(starts), np.asarray(ends), x) if timed else np.arange(n)
+    p = None if pitch is None else np.asarray(pitch, np.float64)
+    seg = segments(np.asarray(starts), np.asarray(ends), x, pitch=p) if timed else np.arange(n)
     k_segs = int(seg.max()) + 1
     w = np.bincount(seg, minlength=k_segs).astype(np.float64)
     s = normalise(np.stack([x[seg == j].mean(0) for j in range(k_segs)])) if k_segs < n else x
@@ -470,6 +592,10 @@ def cluster(vectors: np.ndarray, *, starts: np.ndarray | None = None, ends: np.n
         k = len(np.unique(labels))
         if k > 1:
             labels = tidy(_spherical_kmeans(s, w, k))
+        if p is not None and num_speakers is None:
+            voiced = [p[seg == j][~np.isnan(p[seg == j])] for j in range(k_segs)]
+            seg_pitch = np.array([float(np.median(v)) if len(v) else np.nan for v in voiced])
+            labels = _split_by_pitch(labels, s, w, seg_pitch, hi)
     labels = labels[seg]
     # relabel in order of first appearance
     order: dict[int, int] = {}

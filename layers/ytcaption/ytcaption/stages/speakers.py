@@ -104,7 +104,8 @@ def label_speakers(storage: Storage, settings: DiarizationSettings, job_id: str,
             raise TranscriptionFailed(f"chunk {r.index} has no speaker embeddings")
         parts.append(d.ChunkEmbeddings.from_bytes(data))
     emb = d.ChunkEmbeddings.concat(parts)
-    labels = d.cluster(emb.vectors, starts=emb.starts, ends=emb.ends, num_speakers=options.num_speakers,
+    labels = d.cluster(emb.vectors, starts=emb.starts, ends=emb.ends, pitch=emb.pitch,
+                       num_speakers=options.num_speakers,
                        min_speakers=options.min_speakers,
                        max_speakers=options.max_speakers)
     turn_list = d.turns(emb, labels)
@@ -135,7 +136,7 @@ def diarize_samples(samples: Any, transcript: Any, settings: DiarizationSettings
     step = 30 * d.RATE
     e = d.ChunkEmbeddings.concat([emb.embed_chunk(samples[i: i + step], i / d.RATE)
                                   for i in range(0, len(samples), step)])
-    turn_list = d.turns(e, d.cluster(e.vectors, starts=e.starts, ends=e.ends))
+    turn_list = d.turns(e, d.cluster(e.vectors, starts=e.starts, ends=e.ends, pitch=e.pitch))
     speakers = [Speaker(label=d.label_name(k), speaking_time=t) for k, t in sorted(d.speaking_time(turn_list).items())]
     return transcript.model_copy(update={"segments": d.assign(transcript.segments, turn_list), "speakers": speakers})
 
